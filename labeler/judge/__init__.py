@@ -1,0 +1,1 @@
+"""The GenRM judge: prompts, backends, verdict parsing and pooling over both orders."""

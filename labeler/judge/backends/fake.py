@@ -1,0 +1,61 @@
+"""A deterministic canned backend for fast unit tests. Never used by default.
+
+Its verdicts are a pure function of the prompt text, so runs are reproducible and resumable.
+`LABELER_FAKE_DELAY` (seconds per call) lets tests kill a run mid-way.
+"""
+
+import hashlib
+import math
+import os
+import time
+
+from labeler.judge.backends.base import Completion, SamplingParams
+
+
+def _unit(*parts: object) -> float:
+    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+class FakeBackend:
+    def __init__(self, model: str | None = None, abstain_rate: float = 0.1, **_: object):
+        self.model_id = f"fake:{model or 'default'}"
+        self.abstain_rate = abstain_rate
+        self.calls = 0
+
+    def load(self) -> None:
+        pass
+
+    def render_chat(self, system: str, user: str, assistant_prefix: str) -> str:
+        return f"<system>{system}</system><user>{user}</user><assistant>{assistant_prefix}"
+
+    def _delay(self) -> None:
+        self.calls += 1
+        delay = float(os.environ.get("LABELER_FAKE_DELAY", "0"))
+        if delay:
+            time.sleep(delay)
+
+    def verdict_logprobs(self, prompts: list[str], choices: tuple[str, str]) -> list[tuple[float, float]]:
+        self._delay()
+        out = []
+        for prompt in prompts:
+            p = min(max(_unit(prompt), 0.01), 0.99)
+            out.append((math.log(p), math.log(1 - p)))
+        return out
+
+    def generate(self, prompts: list[str], n: int, params: SamplingParams,
+                 choices: tuple[str, str], marker: str) -> list[list[Completion]]:
+        self._delay()
+        results = []
+        for prompt in prompts:
+            p = min(max(_unit(prompt), 0.05), 0.95)
+            samples = []
+            for i in range(n):
+                if _unit(prompt, "abstain", params.seed, i) < self.abstain_rate:
+                    samples.append(Completion(text=f"Sample {i}: I cannot decide."))
+                    continue
+                letter = choices[0] if _unit(prompt, params.seed, i) < p else choices[1]
+                text = f"Sample {i}: weighing both responses, {letter} is better.\n{marker}{letter}]]"
+                samples.append(Completion(text=text, verdict_logprobs=(math.log(p), math.log(1 - p))))
+            results.append(samples)
+        return results

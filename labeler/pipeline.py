@@ -1,0 +1,88 @@
+"""The stages a user runs, as library calls: the CLI only parses options and renders these results."""
+
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from labeler.errors import LabelerError
+from labeler.ingest import DEFAULT_MAX_CHARS, FileReport, ingest_files
+from labeler.judge.backends import make_backend
+from labeler.judge.judge import Judge, JudgeConfig
+from labeler.progress import progress_bar
+from labeler.store import FieldMap, Store
+from schemas import Judgment
+
+
+@dataclass
+class AnnotateResult:
+    ingested: list[FileReport]
+    judge_id: str
+    judge_key: str
+    run_id: str | None
+    pending: int
+    judged: list[Judgment] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def pairs_per_second(self) -> float:
+        return len(self.judged) / self.seconds if self.seconds else 0.0
+
+
+def build_judge(backend: str, model: str | None, config: JudgeConfig, batch_size: int) -> Judge:
+    return Judge(make_backend(backend, model=model, batch_size=batch_size), config)
+
+
+def annotate(
+    store: Store,
+    files: list[Path],
+    judge: Judge,
+    fields: FieldMap = FieldMap(),
+    limit: int | None = None,
+    batch_size: int = 8,
+    strict: bool = False,
+    max_chars: int = DEFAULT_MAX_CHARS,
+    progress: Callable[[int], Callable] | None = None,
+) -> AnnotateResult:
+    """Ingest `files`, then judge every pair that has no label from this judge, committing per batch."""
+    reports = ingest_files(store, files, fields, strict, max_chars)
+    pending = store.pending_pairs(judge.judge_key, limit)
+    result = AnnotateResult(reports, judge.judge_id, judge.judge_key, None, len(pending))
+    if not pending:
+        return result
+    run_id = uuid.uuid4().hex[:12]
+    result.run_id = run_id
+    params = {**vars(judge.config), "files": [str(f) for f in files], "batch_size": batch_size}
+    store.start_run(run_id, "annotate", len(pending), judge.judge_key, judge.judge_id, judge.config.mode,
+                    judge.config.samples, params)
+    started = time.perf_counter()
+    status = "interrupted"
+    try:
+        with (progress or _silent)(len(pending)) as advance:
+            for start in range(0, len(pending), batch_size):
+                judgments, samples = judge.judge(pending[start : start + batch_size], run_id)
+                store.save_batch(run_id, judgments, samples)
+                result.judged.extend(judgments)
+                advance(len(judgments))
+        status = "finished"
+    finally:
+        result.seconds = time.perf_counter() - started
+        store.finish_run(run_id, status)
+    return result
+
+
+def _silent(total: int):
+    return progress_bar(total, "judging", quiet=True)
+
+
+def export(db: Path, out: Path, fmt: str, dpo: bool, min_confidence: float | None) -> int:
+    """Write atomically: a killed export never leaves a half file at `out`."""
+    if not out.parent.exists():
+        raise LabelerError(f"{out}: folder {out.parent} does not exist")
+    tmp = out.with_name(f".{out.name}.tmp")
+    with Store(db) as store:
+        n = store.copy_export(tmp, fmt, dpo, min_confidence)
+    os.replace(tmp, out)
+    return n

@@ -1,0 +1,85 @@
+"""Rich rendering of command results (tables, summaries). No logic beyond formatting."""
+
+import json
+
+from rich.console import Console
+from rich.table import Table
+
+from labeler.ingest import FileReport
+from labeler.pipeline import AnnotateResult
+from schemas import StatusReport
+
+console = Console()
+
+
+def ingest_table(reports: list[FileReport]) -> Table:
+    table = Table(title="Ingest")
+    for col in ("file", "rows", "new", "already stored", "repeated", "quarantined", "gold labels"):
+        table.add_column(col, justify="left" if col == "file" else "right")
+    for r in reports:
+        c = r.counts
+        name = r.path + (" (empty file)" if r.empty else "")
+        table.add_row(name, str(c.rows), str(c.new_pairs), str(c.already_stored), str(c.repeated_in_file),
+                      f"[red]{c.quarantined}[/red]" if c.quarantined else "0", str(c.gold_labels))
+    return table
+
+
+def quarantine_hint(reports: list[FileReport]) -> str | None:
+    bad = [(r.path, p) for r in reports for p in r.problems]
+    if not bad:
+        return None
+    path, (line, field, reason) = bad[0]
+    total = sum(r.counts.quarantined for r in reports)
+    return (f"{total} bad row(s) quarantined, e.g. {path}:{line} field {field or '-'}: {reason} "
+            f"(see `labeler status`; --strict fails instead)")
+
+
+def annotate_summary(result: AnnotateResult) -> Table | str:
+    if not result.judged:
+        if result.pending == 0:
+            return (f"Nothing to judge: every stored pair already has a label from judge {result.judge_id} "
+                    f"(key {result.judge_key}).")
+        return "No pairs judged."
+    j = result.judged
+    decided = [x for x in j if x.label]
+    consistent = [x.order_consistent for x in j if x.order_consistent is not None]
+    table = Table(title=f"Annotated {len(j)} pairs with {result.judge_id} ({j[0].mode}, K={j[0].samples})")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("labels A / B / undecided", f"{sum(x.label == 'A' for x in j)} / "
+                  f"{sum(x.label == 'B' for x in j)} / {len(j) - len(decided)}")
+    table.add_row("mean confidence", f"{sum(x.confidence for x in j) / len(j):.3f}")
+    table.add_row("order-consistent", f"{sum(consistent)}/{len(consistent)}" if consistent else "-")
+    table.add_row("samples abstained", str(sum(x.abstained for x in j)))
+    table.add_row("throughput", f"{result.pairs_per_second:.2f} pairs/s ({result.seconds:.1f} s)")
+    table.add_row("run / judge key", f"{result.run_id} / {result.judge_key}")
+    return table
+
+
+def status(report: StatusReport, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(report.model_dump(mode="json"), indent=2))
+        return
+    table = Table(title=f"{report.db}: {report.pairs} pairs, {report.quarantined} quarantined rows")
+    table.add_column("state")
+    table.add_column("pairs", justify="right")
+    for state, n in report.by_state.items():
+        table.add_row(state, str(n))
+    for label, n in report.label_balance.items():
+        table.add_row(f"model label {label}", str(n))
+    console.print(table)
+    peak = max((b["count"] for b in report.confidence_histogram), default=0) or 1
+    hist = Table(title="Confidence of the latest model labels")
+    hist.add_column("confidence")
+    hist.add_column("pairs", justify="right")
+    hist.add_column("")
+    for b in report.confidence_histogram:
+        hist.add_row(f"{b['low']:.1f}-{b['high']:.1f}", str(b["count"]), "█" * round(30 * b["count"] / peak))
+    console.print(hist)
+    runs = Table(title="Recent runs")
+    for col in ("run", "command", "mode", "K", "status", "done", "started"):
+        runs.add_column(col)
+    for r in report.runs:
+        runs.add_row(r.run_id, r.command, r.mode or "-", str(r.samples or "-"), r.status,
+                     f"{r.n_done}/{r.n_target}", r.started_at.strftime("%Y-%m-%d %H:%M:%S"))
+    console.print(runs)

@@ -1,0 +1,93 @@
+"""The store: one DuckDB file. All SQL of labeler lives in this package."""
+
+from pathlib import Path
+
+from labeler.store import judgments as _judgments
+from labeler.store import pairs as _pairs
+from labeler.store import reports as _reports
+from labeler.store.db import connect, transaction
+from labeler.store.pairs import FieldMap, IngestCounts
+from schemas import Judgment, Pair, Sample, StatusReport
+
+__all__ = ["Store", "FieldMap", "IngestCounts"]
+
+
+class Store:
+    """A thin object over one DuckDB connection; every method is one unit of work."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.con = connect(self.path)
+        _reports.mark_stale_runs(self.con)
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ingest
+    def stage(self, path: Path, kind: str, fields: FieldMap, max_chars: int) -> None:
+        (_pairs.stage_parquet if kind == "parquet" else _pairs.stage_jsonl)(self.con, path)
+        _pairs.validate_staged(self.con, fields, max_chars)
+        _pairs.resolve_staged(self.con)
+
+    def parquet_columns(self, path: Path) -> list[str]:
+        return _pairs.parquet_columns(self.con, path)
+
+    def staged_problems(self, id_field: str) -> list[tuple]:
+        return _pairs.staged_problems(self.con, id_field)
+
+    def commit_staged(self, file_label: str, id_field: str) -> IngestCounts:
+        with transaction(self.con):
+            return _pairs.commit_staged(self.con, file_label, id_field)
+
+    def quarantine_for_file(self, file_label: str) -> list[tuple]:
+        return _pairs.quarantine_for_file(self.con, file_label)
+
+    # judging
+    def pending_pairs(self, judge_key: str, limit: int | None = None, skip_human: bool = False) -> list[Pair]:
+        return _judgments.pending_pairs(self.con, judge_key, limit, skip_human)
+
+    def save_batch(self, run_id: str, judgments: list[Judgment], samples: list[Sample]) -> None:
+        with transaction(self.con):
+            _judgments.save_judgments(self.con, judgments, samples)
+            _judgments.advance_run(self.con, run_id, len(judgments))
+
+    def samples_for(self, pair_id: str, judge_key: str) -> list[Sample]:
+        return _judgments.samples_for(self.con, pair_id, judge_key)
+
+    def start_run(self, run_id: str, command: str, n_target: int, judge_key: str | None = None,
+                  judge_id: str | None = None, mode: str | None = None, samples: int | None = None,
+                  params: dict | None = None) -> None:
+        _judgments.start_run(self.con, run_id, command, judge_key, judge_id, mode, samples, params or {}, n_target)
+
+    def finish_run(self, run_id: str, status: str) -> None:
+        _judgments.finish_run(self.con, run_id, status)
+
+    # reports
+    def status(self) -> StatusReport:
+        c = self.con
+        return StatusReport(
+            db=str(self.path),
+            pairs=_reports.scalar(c, "SELECT count(*) FROM pairs"),
+            by_state=_reports.state_counts(c),
+            label_balance=_reports.label_balance(c),
+            confidence_histogram=_reports.confidence_histogram(c),
+            quarantined=_reports.scalar(c, "SELECT count(*) FROM quarantine"),
+            runs=_reports.recent_runs(c),
+        )
+
+    def count(self, table: str) -> int:
+        if table not in {"pairs", "gold_labels", "judgments", "samples", "runs", "quarantine"}:
+            raise ValueError(table)
+        return _reports.scalar(self.con, f"SELECT count(*) FROM {table}")
+
+    def export_rows(self, min_confidence: float | None = None):
+        return _reports.export_rows(self.con, min_confidence)
+
+    def copy_export(self, out: Path, fmt: str, dpo: bool, min_confidence: float | None) -> int:
+        return _reports.copy_export(self.con, out, fmt, dpo, min_confidence)

@@ -1,0 +1,71 @@
+"""SQL for judging: which pairs still need a label, and saving a batch of judgments atomically."""
+
+import json
+from datetime import datetime, timezone
+
+import duckdb
+
+from schemas import Judgment, Pair, Sample
+
+JUDGMENT_COLUMNS = list(Judgment.model_fields)
+SAMPLE_COLUMNS = list(Sample.model_fields)
+
+
+def pending_pairs(con: duckdb.DuckDBPyConnection, judge_key: str, limit: int | None, skip_human: bool) -> list[Pair]:
+    """Pairs without a judgment under `judge_key`, in ingest order."""
+    human = "AND pair_id NOT IN (SELECT pair_id FROM gold_labels)" if skip_human else ""
+    rows = con.execute(
+        f"""
+        SELECT pair_id, prompt, response_a, response_b, source, category FROM pairs
+        WHERE pair_id NOT IN (SELECT pair_id FROM judgments WHERE judge_key = ?) {human}
+        ORDER BY created_at, source_file, source_line
+        LIMIT ?
+        """,
+        [judge_key, limit if limit is not None else 2**62],
+    ).fetchall()
+    return [Pair(**dict(zip(Pair.model_fields, row))) for row in rows]
+
+
+def save_judgments(con: duckdb.DuckDBPyConnection, judgments: list[Judgment], samples: list[Sample]) -> None:
+    """Insert one batch; the caller wraps it in a transaction so a kill loses at most this batch."""
+    if samples:
+        con.executemany(
+            f"INSERT OR REPLACE INTO samples ({', '.join(SAMPLE_COLUMNS)}) VALUES ({', '.join('?' * len(SAMPLE_COLUMNS))})",
+            [[getattr(s, c) for c in SAMPLE_COLUMNS] for s in samples],
+        )
+    if judgments:
+        con.executemany(
+            f"INSERT OR REPLACE INTO judgments ({', '.join(JUDGMENT_COLUMNS)}) "
+            f"VALUES ({', '.join('?' * len(JUDGMENT_COLUMNS))})",
+            [[getattr(j, c) for c in JUDGMENT_COLUMNS] for j in judgments],
+        )
+
+
+def start_run(con: duckdb.DuckDBPyConnection, run_id: str, command: str, judge_key: str | None,
+              judge_id: str | None, mode: str | None, samples: int | None, params: dict, n_target: int) -> None:
+    con.execute(
+        "INSERT INTO runs (run_id, command, judge_key, judge_id, mode, samples, params, started_at, status, n_target)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?)",
+        [run_id, command, judge_key, judge_id, mode, samples, json.dumps(params), _now(), n_target],
+    )
+
+
+def advance_run(con: duckdb.DuckDBPyConnection, run_id: str, n: int) -> None:
+    con.execute("UPDATE runs SET n_done = n_done + ? WHERE run_id = ?", [n, run_id])
+
+
+def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, status: str) -> None:
+    con.execute("UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?", [status, _now(), run_id])
+
+
+def samples_for(con: duckdb.DuckDBPyConnection, pair_id: str, judge_key: str) -> list[Sample]:
+    rows = con.execute(
+        f"SELECT {', '.join(SAMPLE_COLUMNS)} FROM samples WHERE pair_id = ? AND judge_key = ? "
+        "ORDER BY position, sample_idx",
+        [pair_id, judge_key],
+    ).fetchall()
+    return [Sample(**dict(zip(SAMPLE_COLUMNS, row))) for row in rows]
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)

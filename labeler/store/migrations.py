@@ -1,0 +1,88 @@
+"""Named, ordered migrations, recorded in `schema_migrations` so rerunning does nothing."""
+
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "create_core_tables",
+        """
+        CREATE TABLE pairs (
+            pair_id VARCHAR PRIMARY KEY,
+            prompt VARCHAR NOT NULL,
+            response_a VARCHAR NOT NULL,
+            response_b VARCHAR NOT NULL,
+            content_hash VARCHAR NOT NULL,
+            source VARCHAR,
+            category VARCHAR,
+            extra JSON,
+            source_file VARCHAR NOT NULL,
+            source_line BIGINT NOT NULL,
+            created_at TIMESTAMP NOT NULL DEFAULT now()
+        );
+        CREATE TABLE gold_labels (
+            pair_id VARCHAR NOT NULL,
+            label VARCHAR NOT NULL CHECK (label IN ('A', 'B', 'tie')),
+            annotator VARCHAR NOT NULL,
+            origin VARCHAR NOT NULL,
+            note VARCHAR,
+            created_at TIMESTAMP NOT NULL DEFAULT now(),
+            PRIMARY KEY (pair_id, annotator, origin)
+        );
+        CREATE TABLE runs (
+            run_id VARCHAR PRIMARY KEY,
+            command VARCHAR NOT NULL,
+            judge_key VARCHAR,
+            judge_id VARCHAR,
+            mode VARCHAR,
+            samples INTEGER,
+            params JSON,
+            started_at TIMESTAMP NOT NULL,
+            finished_at TIMESTAMP,
+            status VARCHAR NOT NULL,
+            n_target BIGINT NOT NULL DEFAULT 0,
+            n_done BIGINT NOT NULL DEFAULT 0
+        );
+        CREATE TABLE judgments (
+            pair_id VARCHAR NOT NULL,
+            judge_key VARCHAR NOT NULL,
+            judge_id VARCHAR NOT NULL,
+            mode VARCHAR NOT NULL,
+            samples INTEGER NOT NULL,
+            seed BIGINT NOT NULL,
+            template_hash VARCHAR NOT NULL,
+            label VARCHAR,
+            confidence DOUBLE NOT NULL,
+            p_a DOUBLE,
+            votes_a INTEGER NOT NULL,
+            votes_b INTEGER NOT NULL,
+            abstained INTEGER NOT NULL,
+            order_consistent BOOLEAN,
+            label_ab VARCHAR,
+            label_ba VARCHAR,
+            rationale VARCHAR NOT NULL,
+            run_id VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (pair_id, judge_key)
+        );
+        CREATE TABLE samples (
+            pair_id VARCHAR NOT NULL,
+            judge_key VARCHAR NOT NULL,
+            position VARCHAR NOT NULL CHECK (position IN ('AB', 'BA')),
+            sample_idx INTEGER NOT NULL,
+            text VARCHAR NOT NULL,
+            verdict VARCHAR,
+            logprob_a DOUBLE,
+            logprob_b DOUBLE,
+            PRIMARY KEY (pair_id, judge_key, position, sample_idx)
+        );
+        CREATE TABLE quarantine (
+            file VARCHAR NOT NULL,
+            line BIGINT NOT NULL,
+            field VARCHAR,
+            reason VARCHAR NOT NULL,
+            raw VARCHAR,
+            raw_hash VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL DEFAULT now(),
+            PRIMARY KEY (file, line, raw_hash)
+        );
+        """,
+    ),
+]

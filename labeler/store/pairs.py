@@ -1,0 +1,242 @@
+"""SQL for ingest: stage a file, validate every row in SQL, upsert pairs and gold labels, quarantine the rest."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+READER_OPTIONS = (
+    "columns={'raw': 'VARCHAR'}, delim=chr(1), quote='', escape='', header=false, auto_detect=false,"
+    " max_line_size=268435456, ignore_errors=true, store_rejects=true, strict_mode=false,"
+    " rejects_table='labeler_reject_errors', rejects_scan='labeler_reject_scans'"
+)
+TEXT_FIELDS = ("prompt", "response_a", "response_b")
+
+
+@dataclass(frozen=True)
+class FieldMap:
+    prompt: str = "prompt"
+    response_a: str = "response_a"
+    response_b: str = "response_b"
+    id: str = "id"
+    label: str = "label"
+
+    def names(self) -> list[str]:
+        return [self.prompt, self.response_a, self.response_b, self.id, self.label]
+
+
+@dataclass
+class IngestCounts:
+    rows: int = 0
+    new_pairs: int = 0
+    already_stored: int = 0
+    repeated_in_file: int = 0
+    quarantined: int = 0
+    gold_labels: int = 0
+    blank_lines: int = 0
+
+
+def json_path(key: str) -> str:
+    return '$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def stage_jsonl(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Load every physical line of a JSONL file into temp table `staged(line, raw, reader_error)`.
+
+    Lines DuckDB's reader rejects (invalid UTF-8, over-long) come back from its rejects table; the
+    remaining lines are renumbered around them so `line` is always the physical line number.
+    """
+    con.execute("DROP TABLE IF EXISTS labeler_reject_errors; DROP TABLE IF EXISTS labeler_reject_scans")
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE staged_lines AS SELECT ordinality AS r, raw "
+        f"FROM read_csv(?, {READER_OPTIONS}) WITH ORDINALITY",
+        [str(path)],
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE staged_rejects AS SELECT DISTINCT line, error_type, error_message "
+        "FROM labeler_reject_errors"
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE staged AS
+        WITH rej AS (SELECT line, row_number() OVER (ORDER BY line) AS k FROM staged_rejects)
+        SELECT s.r + coalesce((SELECT max(k) FROM rej WHERE rej.line - rej.k < s.r), 0) AS line,
+               s.raw, NULL::VARCHAR AS reader_error
+        FROM staged_lines s
+        UNION ALL
+        SELECT line, NULL, CASE WHEN error_type = 'INVALID ENCODING' THEN 'invalid UTF-8'
+                                ELSE lower(replace(error_type, '_', ' ')) END
+        FROM staged_rejects
+        """
+    )
+
+
+def stage_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Each Parquet row becomes one JSON object, numbered from 1, in temp table `staged`."""
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE staged AS SELECT p.file_row_number + 1 AS line, "
+        "json_merge_patch(to_json(p), '{\"file_row_number\": null}')::VARCHAR AS raw, NULL::VARCHAR AS reader_error "
+        "FROM read_parquet(?, file_row_number=true) p",
+        [str(path)],
+    )
+
+
+def parquet_columns(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
+    return [row[0] for row in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()]
+
+
+def _text_check(field: str) -> str:
+    p = "$" + field
+    return f"""CASE
+        WHEN json_type(raw, {p}) IS NULL THEN 'missing field'
+        WHEN json_type(raw, {p}) = 'NULL' THEN 'is null'
+        WHEN json_type(raw, {p}) <> 'VARCHAR' THEN 'must be a string, got ' || lower(json_type(raw, {p}))
+        WHEN trim(json_extract_string(raw, {p})) = '' THEN 'is empty'
+        WHEN strpos(json_extract_string(raw, {p}), chr(0)) > 0 THEN 'contains a NUL byte'
+        WHEN length(json_extract_string(raw, {p})) > $max_chars
+            THEN 'too long: ' || length(json_extract_string(raw, {p})) || ' characters (limit ' || $max_chars || ')'
+    END"""
+
+
+def validate_staged(con: duckdb.DuckDBPyConnection, fields: FieldMap, max_chars: int) -> None:
+    """Build temp table `checked`: one row per non-blank line with its values, or the first problem found."""
+    names = dict(prompt=fields.prompt, response_a=fields.response_a, response_b=fields.response_b,
+                 id=fields.id, label=fields.label)
+    params = {k: json_path(v) for k, v in names.items()} | {"max_chars": max_chars, "mapped": fields.names()}
+    checks = [
+        ("NULL", "reader_error"),
+        ("NULL", "CASE WHEN raw IS NULL AND reader_error IS NULL THEN 'invalid JSON' END"),
+        ("NULL", "CASE WHEN json_type(raw) <> 'OBJECT' THEN 'not a JSON object' END"),
+        *[(f"'{names[f]}'", _text_check(f)) for f in TEXT_FIELDS],
+        (f"'{names['id']}'", """CASE
+            WHEN json_type(raw, $id) IN ('NULL') OR json_type(raw, $id) IS NULL THEN NULL
+            WHEN json_type(raw, $id) NOT IN ('VARCHAR', 'UBIGINT', 'BIGINT') THEN 'must be a string or integer, got ' || lower(json_type(raw, $id))
+            WHEN trim(json_extract_string(raw, $id)) = '' THEN 'is empty' END"""),
+        (f"'{names['label']}'", """CASE
+            WHEN json_type(raw, $label) IS NULL OR json_type(raw, $label) = 'NULL' THEN NULL
+            WHEN upper(trim(coalesce(json_extract_string(raw, $label), ''))) NOT IN ('A', 'B')
+                THEN 'must be "A" or "B", got ' || left(json_extract(raw, $label)::VARCHAR, 40) END"""),
+    ]
+    field_sql = " ".join(f"WHEN ({check}) IS NOT NULL THEN {name}" for name, check in checks)
+    reason_sql = "coalesce(" + ", ".join(f"({check})" for _, check in checks) + ")"
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE checked_reasons AS
+        SELECT line, text AS raw, {reason_sql} AS reason, CASE {field_sql} END AS field
+        FROM (SELECT line, reader_error, CASE WHEN json_valid(raw) THEN raw END AS raw, raw AS text FROM staged) WHERE reader_error IS NOT NULL OR trim(coalesce(text, '')) <> ''
+        """,
+        {k: v for k, v in params.items() if k != "mapped"},
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE checked AS
+        SELECT line, text AS raw, reason, field,
+            json_extract_string(raw, $prompt) AS prompt,
+            json_extract_string(raw, $response_a) AS response_a,
+            json_extract_string(raw, $response_b) AS response_b,
+            nullif(upper(trim(json_extract_string(raw, $label))), '') AS label,
+            sha256(json_array(json_extract_string(raw, $prompt), json_extract_string(raw, $response_a),
+                              json_extract_string(raw, $response_b))::VARCHAR) AS content_hash,
+            trim(json_extract_string(raw, $id)) AS given_id,
+            CASE WHEN json_type(raw, '$.source') = 'VARCHAR' THEN json_extract_string(raw, '$.source') END AS source,
+            CASE WHEN json_type(raw, '$.category') = 'VARCHAR' THEN json_extract_string(raw, '$.category') END AS category,
+            CASE WHEN raw IS NOT NULL THEN to_json(map_from_entries(
+                [(k, json_extract(raw, '$."' || replace(k, '"', '\\"') || '"')) FOR k IN json_keys(raw)
+                 IF NOT list_contains($mapped, k)])) END AS extra
+        FROM (SELECT * EXCLUDE (raw), raw AS text, CASE WHEN reason IS NULL THEN raw END AS raw FROM checked_reasons)
+        """,
+        {k: v for k, v in params.items() if k != "max_chars"},
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE checked_ids AS
+        SELECT *, coalesce(given_id, left(content_hash, 16)) AS pair_id FROM checked
+        """
+    )
+
+
+def resolve_staged(con: duckdb.DuckDBPyConnection) -> None:
+    """Temp table `resolved`: valid rows with their id conflicts (within the file, or against the store)."""
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE resolved AS
+        WITH ok AS (
+            SELECT *, row_number() OVER (PARTITION BY pair_id ORDER BY line) AS nth,
+                   first_value(content_hash) OVER (PARTITION BY pair_id ORDER BY line) AS first_hash,
+                   first_value(line) OVER (PARTITION BY pair_id ORDER BY line) AS first_line
+            FROM checked_ids WHERE reason IS NULL
+        )
+        SELECT ok.*, p.content_hash AS stored_hash, p.source_file AS stored_file, p.source_line AS stored_line,
+            CASE
+                WHEN ok.content_hash <> ok.first_hash
+                    THEN 'duplicate id with different content (first seen at line ' || ok.first_line || ')'
+                WHEN p.pair_id IS NOT NULL AND p.content_hash <> ok.content_hash
+                    THEN 'id already stored with different content (from ' || p.source_file || ':' || p.source_line || ')'
+            END AS conflict
+        FROM ok LEFT JOIN pairs p USING (pair_id)
+        """
+    )
+
+
+def commit_staged(con: duckdb.DuckDBPyConnection, file_label: str, id_field: str) -> IngestCounts:
+    """Move resolved rows into the store (call inside a transaction). Returns what happened."""
+    counts = IngestCounts()
+    counts.rows = con.execute("SELECT count(*) FROM checked_ids").fetchone()[0]
+    counts.blank_lines = con.execute("SELECT count(*) FROM staged").fetchone()[0] - counts.rows
+    counts.new_pairs = con.execute(
+        """
+        INSERT INTO pairs (pair_id, prompt, response_a, response_b, content_hash, source, category, extra,
+                           source_file, source_line)
+        SELECT pair_id, prompt, response_a, response_b, content_hash, source, category, extra, $file, line
+        FROM resolved WHERE conflict IS NULL AND nth = 1 AND stored_hash IS NULL
+        """,
+        {"file": file_label},
+    ).fetchone()[0]
+    counts.already_stored = con.execute(
+        "SELECT count(*) FROM resolved WHERE conflict IS NULL AND nth = 1 AND stored_hash IS NOT NULL"
+    ).fetchone()[0]
+    counts.repeated_in_file = con.execute(
+        "SELECT count(*) FROM resolved WHERE conflict IS NULL AND nth > 1"
+    ).fetchone()[0]
+    counts.gold_labels = con.execute(
+        """
+        INSERT OR IGNORE INTO gold_labels (pair_id, label, annotator, origin)
+        SELECT DISTINCT ON (pair_id) pair_id, label, 'file', $file FROM resolved
+        WHERE conflict IS NULL AND label IS NOT NULL ORDER BY pair_id, line
+        """,
+        {"file": file_label},
+    ).fetchone()[0]
+    counts.quarantined = con.execute(
+        "SELECT (SELECT count(*) FROM checked_ids WHERE reason IS NOT NULL)"
+        " + (SELECT count(*) FROM resolved WHERE conflict IS NOT NULL)"
+    ).fetchone()[0]
+    con.execute(
+        """
+        INSERT OR IGNORE INTO quarantine (file, line, field, reason, raw, raw_hash)
+        SELECT $file, line, field, reason, left(raw, 2000), sha256(coalesce(raw, '')) FROM (
+            SELECT line, field, reason, raw FROM checked_ids WHERE reason IS NOT NULL
+            UNION ALL
+            SELECT line, $id_field, conflict, raw FROM resolved WHERE conflict IS NOT NULL
+        )
+        """,
+        {"file": file_label, "id_field": id_field},
+    )
+    return counts
+
+
+def quarantine_for_file(con: duckdb.DuckDBPyConnection, file_label: str) -> list[tuple]:
+    return con.execute(
+        "SELECT file, line, field, reason, raw FROM quarantine WHERE file = ? ORDER BY line", [file_label]
+    ).fetchall()
+
+
+def staged_problems(con: duckdb.DuckDBPyConnection, id_field: str, limit: int = 5) -> list[tuple]:
+    """The first problems of the staged file (for --strict), before anything is written."""
+    return con.execute(
+        """
+        SELECT line, field, reason FROM checked_ids WHERE reason IS NOT NULL
+        UNION ALL SELECT line, ?, conflict FROM resolved WHERE conflict IS NOT NULL
+        ORDER BY line LIMIT ?
+        """,
+        [id_field, limit],
+    ).fetchall()

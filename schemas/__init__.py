@@ -1,0 +1,27 @@
+"""Pydantic models of every record that crosses a boundary of labeler (files in, rows out)."""
+
+from schemas.records import (
+    DpoRow,
+    ExportRow,
+    InputPair,
+    Pair,
+    Judgment,
+    QuarantineRow,
+    RunRecord,
+    Sample,
+    StatusReport,
+)
+
+ALL_MODELS = {
+    "input_pair": InputPair,
+    "pair": Pair,
+    "judgment": Judgment,
+    "sample": Sample,
+    "export_row": ExportRow,
+    "dpo_row": DpoRow,
+    "quarantine_row": QuarantineRow,
+    "run_record": RunRecord,
+    "status_report": StatusReport,
+}
+
+__all__ = [*(m.__name__ for m in ALL_MODELS.values()), "ALL_MODELS"]
