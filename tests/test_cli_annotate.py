@@ -1,0 +1,93 @@
+"""`labeler annotate` end to end on the fake backend (the real backends have their own tests)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import duckdb
+from typer.testing import CliRunner
+
+from helpers import write_pairs
+from labeler.cli import app
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def counts(db):
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("pairs", "judgments", "samples")}
+    finally:
+        con.close()
+
+
+def test_annotate_cot_then_rerun_adds_nothing(tmp_path):
+    data, db = write_pairs(tmp_path / "d.jsonl", 10), tmp_path / "l.duckdb"
+    result = run("annotate", data, "--db", db, "--backend", "fake", "--mode", "cot", "-k", "3", "--batch-size", "4")
+    assert result.exit_code == 0, result.output
+    assert "Annotated 10 pairs" in result.output
+    assert counts(db) == {"pairs": 10, "judgments": 10, "samples": 10 * 2 * 3}
+    again = run("annotate", data, "--db", db, "--backend", "fake", "--mode", "cot", "-k", "3")
+    assert again.exit_code == 0 and "Nothing to judge" in again.output
+    assert counts(db) == {"pairs": 10, "judgments": 10, "samples": 60}
+
+
+def test_samples_are_stored_in_original_orientation(tmp_path):
+    data, db = write_pairs(tmp_path / "d.jsonl", 6), tmp_path / "l.duckdb"
+    assert run("annotate", data, "--db", db, "--backend", "fake", "--mode", "cot", "-k", "4").exit_code == 0
+    con = duckdb.connect(str(db), read_only=True)
+    rows = con.execute("""SELECT j.pair_id, j.votes_a, j.votes_b, j.abstained,
+                                 count_if(s.verdict = 'A'), count_if(s.verdict = 'B'), count_if(s.verdict IS NULL)
+                          FROM judgments j JOIN samples s USING (pair_id, judge_key) GROUP BY ALL""").fetchall()
+    for _, va, vb, ab, sa, sb, sn in rows:
+        assert (va, vb, ab) == (sa, sb, sn)
+    text, verdict, position = con.execute(
+        "SELECT text, verdict, position FROM samples WHERE position = 'BA' AND verdict IS NOT NULL LIMIT 1").fetchone()
+    shown = text.rstrip()[-3]  # "...[[X]]"
+    assert verdict == {"A": "B", "B": "A"}[shown]
+
+
+def test_direct_mode_and_new_config_gets_new_labels(tmp_path):
+    data, db = write_pairs(tmp_path / "d.jsonl", 5), tmp_path / "l.duckdb"
+    assert run("annotate", data, "--db", db, "--backend", "fake").exit_code == 0
+    assert counts(db)["samples"] == 10  # one verdict read per order
+    assert run("annotate", "--db", db, "--backend", "fake", "--mode", "cot", "--limit", "2").exit_code == 0
+    assert counts(db)["judgments"] == 7
+
+
+def test_usage_and_user_errors(tmp_path):
+    db = tmp_path / "l.duckdb"
+    bad_k = run("annotate", "--db", db, "--backend", "fake", "--samples", "4")
+    assert bad_k.exit_code == 2 and "samples must be 1" in bad_k.output
+    missing = run("annotate", tmp_path / "nope.jsonl", "--db", db, "--backend", "fake")
+    assert missing.exit_code == 1
+    assert missing.stderr.strip() == f"Error: {tmp_path / 'nope.jsonl'}: no such file"
+    unknown = run("annotate", "--db", db, "--backend", "nope")
+    assert unknown.exit_code == 1 and "unknown backend 'nope'" in unknown.stderr
+    model = run("annotate", "--db", db, "--model", tmp_path, "--limit", "1")
+    assert model.exit_code == 1 and "config.json" in model.stderr
+
+
+def test_kill_9_mid_run_then_resume_without_duplicates(tmp_path):
+    data, db = write_pairs(tmp_path / "d.jsonl", 40), tmp_path / "l.duckdb"
+    args = [sys.executable, "-m", "labeler", "annotate", str(data), "--db", str(db), "--backend", "fake",
+            "--mode", "cot", "-k", "2", "--batch-size", "2", "--quiet"]
+    env = {**os.environ, "LABELER_FAKE_DELAY": "0.15"}
+    proc = subprocess.Popen(args, env=env)
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = counts(db)
+    assert 0 < partial["judgments"] < 40, partial
+    assert partial["samples"] == partial["judgments"] * 4  # whole batches only
+    done = subprocess.run(args, env={**os.environ, "LABELER_FAKE_DELAY": "0"}, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert counts(db) == {"pairs": 40, "judgments": 40, "samples": 160}
+    con = duckdb.connect(str(db), read_only=True)
+    assert sorted(r[0] for r in con.execute("SELECT status FROM runs").fetchall()) == ["finished", "interrupted"]

@@ -1,0 +1,81 @@
+"""`labeler status` and `labeler export` on a store filled through the CLI with the fake backend."""
+
+import json
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+from helpers import write_pairs
+from labeler.cli import app
+from schemas import DpoRow, ExportRow, StatusReport
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture
+def db(tmp_path):
+    db = tmp_path / "l.duckdb"
+    assert run("annotate", write_pairs(tmp_path / "d.jsonl", 8), "--db", db, "--backend", "fake",
+               "--mode", "cot", "-k", "3").exit_code == 0
+    assert run("ingest", write_pairs(tmp_path / "gold.jsonl", 2, labeled=True, start=100), "--db", db).exit_code == 0
+    return db
+
+
+def test_status_json(db):
+    result = run("status", "--db", db, "--json")
+    assert result.exit_code == 0
+    report = StatusReport.model_validate_json(result.stdout)
+    assert report.pairs == 10
+    assert report.by_state == {"human-labeled": 2, "model-labeled": 8}
+    assert sum(report.label_balance.values()) == 8
+    assert sum(b["count"] for b in report.confidence_histogram) == 8
+    assert report.runs[0].status == "finished" and report.runs[0].n_done == 8
+
+
+def test_status_table_and_missing_db(db, tmp_path):
+    result = run("status", "--db", db)
+    assert result.exit_code == 0 and "human-labeled" in result.output and "Recent runs" in result.output
+    missing = run("status", "--db", tmp_path / "none.duckdb")
+    assert missing.exit_code == 1 and missing.stderr.startswith("Error: ") and "no such database" in missing.stderr
+
+
+def test_export_jsonl_rows_validate_and_humans_outrank(db, tmp_path):
+    out = tmp_path / "labels.jsonl"
+    result = run("export", "--db", db, "--out", out)
+    assert result.exit_code == 0 and "wrote 10 rows" in result.output
+    rows = [ExportRow.model_validate(json.loads(line)) for line in out.read_text().splitlines()]
+    assert len(rows) == 10
+    human = [r for r in rows if r.label_source == "human"]
+    assert [r.pair_id for r in human] == ["p100", "p101"] and all(r.label == "A" for r in human)
+    model = [r for r in rows if r.label_source == "model"]
+    assert all(r.rationale and r.judge_id == "fake:default" and r.mode == "cot" and r.samples == 3 for r in model)
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_export_min_confidence_and_parquet(db, tmp_path):
+    con = duckdb.connect(str(db), read_only=True)
+    confident = con.execute("SELECT count(*) FROM judgments WHERE confidence >= 0.7").fetchone()[0]
+    con.close()
+    out = tmp_path / "labels.parquet"
+    assert run("export", "--db", db, "--out", out, "--format", "parquet", "--min-confidence", "0.7").exit_code == 0
+    n = duckdb.connect().execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()[0]
+    assert n == confident + 2  # human labels are kept whatever the threshold
+
+
+def test_export_dpo_rows(db, tmp_path):
+    out = tmp_path / "dpo.jsonl"
+    assert run("export", "--db", db, "--out", out, "--dpo").exit_code == 0
+    rows = [DpoRow.model_validate(json.loads(line)) for line in out.read_text().splitlines()]
+    gold = next(r for r in rows if r.prompt == "What is 100 + 100?")
+    assert (gold.chosen, gold.rejected) == ("It is 200.", "It is 201.")
+
+
+def test_export_usage_errors(db, tmp_path):
+    assert run("export", "--db", db, "--out", tmp_path / "x", "--format", "csv").exit_code == 2
+    nodir = run("export", "--db", db, "--out", tmp_path / "no" / "x.jsonl")
+    assert nodir.exit_code == 1 and "does not exist" in nodir.stderr
