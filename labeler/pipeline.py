@@ -57,6 +57,7 @@ def annotate(
     params = {**vars(judge.config), "files": [str(f) for f in files], "batch_size": batch_size}
     store.start_run(run_id, "annotate", len(pending), judge.judge_key, judge.judge_id, judge.config.mode,
                     judge.config.samples, params)
+    store.release()
     started = time.perf_counter()
     status = "interrupted"
     try:
@@ -64,6 +65,7 @@ def annotate(
             for start in range(0, len(pending), batch_size):
                 judgments, samples = judge.judge(pending[start : start + batch_size], run_id)
                 store.save_batch(run_id, judgments, samples)
+                store.release()  # let `labeler status` and other readers in while the next batch computes
                 result.judged.extend(judgments)
                 advance(len(judgments))
         status = "finished"

@@ -15,7 +15,7 @@ console = Console()
 def ingest_table(reports: list[FileReport]) -> Table:
     table = Table(title="Ingest")
     for col in ("file", "rows", "new", "already stored", "repeated", "quarantined", "gold labels"):
-        table.add_column(col, justify="left" if col == "file" else "right")
+        table.add_column(col, justify="left" if col == "file" else "right", overflow="fold")
     for r in reports:
         c = r.counts
         name = r.path + (" (empty file)" if r.empty else "")
@@ -83,3 +83,10 @@ def status(report: StatusReport, as_json: bool) -> None:
         runs.add_row(r.run_id, r.command, r.mode or "-", str(r.samples or "-"), r.status,
                      f"{r.n_done}/{r.n_target}", r.started_at.strftime("%Y-%m-%d %H:%M:%S"))
     console.print(runs)
+    q = report.review
+    if q.routed:
+        review = Table(title="Review queue (labeler review)")
+        for col in ("routed", "pushed", "answered", "discarded"):
+            review.add_column(col, justify="right")
+        review.add_row(str(q.routed), str(q.pushed), str(q.answered), str(q.discarded))
+        console.print(review)

@@ -7,6 +7,10 @@ from schemas.records import (
     Pair,
     Judgment,
     QuarantineRow,
+    ReviewAnswer,
+    ReviewQueue,
+    ReviewRecord,
+    RoutingCandidate,
     RunRecord,
     Sample,
     StatusReport,
@@ -22,6 +26,10 @@ ALL_MODELS = {
     "quarantine_row": QuarantineRow,
     "run_record": RunRecord,
     "status_report": StatusReport,
+    "review_queue": ReviewQueue,
+    "routing_candidate": RoutingCandidate,
+    "review_record": ReviewRecord,
+    "review_answer": ReviewAnswer,
 }
 
 __all__ = [*(m.__name__ for m in ALL_MODELS.values()), "ALL_MODELS"]

@@ -127,6 +127,15 @@ class DpoRow(_Strict):
     rejected: str
 
 
+class ReviewQueue(_Strict):
+    """Pairs sent to human review (`labeler review push`), by how far they got; each count includes the later stages."""
+
+    routed: int = Field(0, description="Chosen for review (doubtful or audit sample).")
+    pushed: int = Field(0, description="Sent to Argilla.")
+    answered: int = Field(0, description="At least one reviewer submitted a label.")
+    discarded: int = Field(0, description="Discarded by the reviewers, so no label.")
+
+
 class StatusReport(_Strict):
     """`labeler status --json`."""
 
@@ -137,3 +146,46 @@ class StatusReport(_Strict):
     confidence_histogram: list[dict[str, float | int]]
     quarantined: int
     runs: list[RunRecord]
+    review: ReviewQueue = Field(default_factory=ReviewQueue)
+
+
+RouteReason = Literal["undecided", "order_inconsistent", "split_votes", "low_confidence", "audit"]
+
+
+class RoutingCandidate(_Strict):
+    """The latest judgment of a pair without a human label, as routing reads it."""
+
+    pair_id: str
+    judge_key: str
+    judge_id: str
+    label: Verdict | None
+    confidence: float = Field(..., ge=0.0, le=1.0)
+    votes_a: int
+    votes_b: int
+    order_consistent: bool | None
+
+
+class ReviewRecord(_Strict):
+    """One pair as it is sent to Argilla: record id = pair id."""
+
+    pair_id: str
+    prompt: str
+    response_a: str
+    response_b: str
+    judge_rationale: str
+    judge_label: Verdict | None = Field(..., description="Shown as the suggestion; None when every sample abstained.")
+    confidence: float = Field(..., ge=0.0, le=1.0, description="The suggestion's score.")
+    judge_id: str
+    judge_key: str
+    route_reason: RouteReason
+
+
+class ReviewAnswer(_Strict):
+    """One reviewer's response to one record, as `labeler review pull` reads it back."""
+
+    pair_id: str
+    reviewer: str = Field(..., description="Argilla username (the user id when the API key may not list users).")
+    status: Literal["submitted", "discarded"]
+    label: Literal["A", "B", "tie"] | None = Field(None, description="None for a discarded record.")
+    note: str | None = Field(None, description="The reviewer's better rationale, if written.")
+    answered_at: datetime

@@ -1,5 +1,6 @@
 """`labeler annotate` end to end on the fake backend (the real backends have their own tests)."""
 
+import json
 import os
 import signal
 import subprocess
@@ -80,7 +81,12 @@ def test_kill_9_mid_run_then_resume_without_duplicates(tmp_path):
             "--mode", "cot", "-k", "2", "--batch-size", "2", "--quiet"]
     env = {**os.environ, "LABELER_FAKE_DELAY": "0.15"}
     proc = subprocess.Popen(args, env=env)
-    time.sleep(2.0)
+    time.sleep(1.5)
+    status = subprocess.run([sys.executable, "-m", "labeler", "status", "--db", str(db), "--json"],
+                            capture_output=True, text=True)
+    assert status.returncode == 0, status.stderr  # readers get in between batches
+    assert json.loads(status.stdout)["runs"][0]["status"] == "running"
+    time.sleep(0.5)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     partial = counts(db)

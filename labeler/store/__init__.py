@@ -5,11 +5,14 @@ from pathlib import Path
 from labeler.store import judgments as _judgments
 from labeler.store import pairs as _pairs
 from labeler.store import reports as _reports
+from labeler.store import review as _review
 from labeler.store.db import connect, transaction
 from labeler.store.pairs import FieldMap, IngestCounts
-from schemas import Judgment, Pair, Sample, StatusReport
+from labeler.store.review import Agreement, AnswerCounts
+from schemas import (Judgment, Pair, ReviewAnswer, ReviewQueue, ReviewRecord, RoutingCandidate, Sample,
+                     StatusReport)
 
-__all__ = ["Store", "FieldMap", "IngestCounts"]
+__all__ = ["Store", "FieldMap", "IngestCounts", "Agreement", "AnswerCounts"]
 
 
 class Store:
@@ -17,11 +20,25 @@ class Store:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.con = connect(self.path)
+        self._con = None
         _reports.mark_stale_runs(self.con)
+        self.release()
+
+    @property
+    def con(self):
+        """Opened on demand: long jobs `release()` it between batches so other processes can read the file."""
+        if self._con is None:
+            self._con = connect(self.path)
+        return self._con
+
+    def release(self) -> None:
+        """Close the connection (DuckDB holds a file lock while it is open); the next call reopens it."""
+        if self._con is not None:
+            self._con.close()
+            self._con = None
 
     def close(self) -> None:
-        self.con.close()
+        self.release()
 
     def __enter__(self) -> "Store":
         return self
@@ -79,6 +96,7 @@ class Store:
             confidence_histogram=_reports.confidence_histogram(c),
             quarantined=_reports.scalar(c, "SELECT count(*) FROM quarantine"),
             runs=_reports.recent_runs(c),
+            review=_review.queue(c),
         )
 
     def count(self, table: str) -> int:
@@ -91,3 +109,34 @@ class Store:
 
     def copy_export(self, out: Path, fmt: str, dpo: bool, min_confidence: float | None) -> int:
         return _reports.copy_export(self.con, out, fmt, dpo, min_confidence)
+
+    # human review (labeler review push / pull)
+    def review_candidates(self, dataset: str) -> list[RoutingCandidate]:
+        return _review.candidates(self.con, dataset)
+
+    def queue_for_review(self, dataset: str, routes) -> int:
+        """`routes`: (candidate, reason) pairs; returns how many were newly queued."""
+        with transaction(self.con):
+            return _review.add_routes(self.con, dataset, routes)
+
+    def review_records_to_push(self, dataset: str, limit: int | None = None) -> list[ReviewRecord]:
+        return _review.records_to_push(self.con, dataset, limit)
+
+    def mark_review_pushed(self, dataset: str, pair_ids: list[str]) -> None:
+        _review.mark_pushed(self.con, dataset, pair_ids)
+
+    def forget_review_pushes(self, dataset: str) -> int:
+        return _review.forget_pushes(self.con, dataset)
+
+    def review_unpushed(self, dataset: str) -> int:
+        return _review.unpushed_count(self.con, dataset)
+
+    def save_review_answers(self, dataset: str, answers: list[ReviewAnswer], seen_pair_ids: list[str]) -> AnswerCounts:
+        with transaction(self.con):
+            return _review.save_answers(self.con, dataset, answers, seen_pair_ids)
+
+    def review_agreement(self, dataset: str) -> Agreement:
+        return _review.agreement(self.con, dataset)
+
+    def review_queue(self) -> ReviewQueue:
+        return _review.queue(self.con)

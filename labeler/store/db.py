@@ -2,6 +2,7 @@
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+import time
 from pathlib import Path
 
 import duckdb
@@ -10,18 +11,25 @@ from labeler.errors import LabelerError
 from labeler.store.migrations import MIGRATIONS
 
 
-def connect(path: str | Path) -> duckdb.DuckDBPyConnection:
+def connect(path: str | Path, wait_seconds: float = 30.0) -> duckdb.DuckDBPyConnection:
+    """Open (and migrate) the database. Another labeler process holds the file only briefly (a batch
+    commit, a status query), so a lock conflict is retried for `wait_seconds` before it is an error."""
     path = Path(path)
     if path.exists() and path.is_dir():
         raise LabelerError(f"{path}: is a directory, expected a DuckDB database file")
     if not path.parent.exists():
         raise LabelerError(f"{path}: folder {path.parent} does not exist")
-    try:
-        con = duckdb.connect(str(path))
-    except duckdb.IOException as exc:
-        if "lock" in str(exc).lower():
-            raise LabelerError(f"{path}: database is in use by another process (wait for it or use another --db)") from None
-        raise LabelerError(f"{path}: cannot open database: {str(exc).splitlines()[0]}") from None
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            con = duckdb.connect(str(path))
+            break
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise LabelerError(f"{path}: cannot open database: {str(exc).splitlines()[0]}") from None
+            if time.monotonic() > deadline:
+                raise LabelerError(f"{path}: database is held by another process for over {wait_seconds:.0f} s") from None
+            time.sleep(0.2)
     migrate(con)
     return con
 

@@ -1,6 +1,8 @@
 """SQL for judging: which pairs still need a label, and saving a batch of judgments atomically."""
 
 import json
+import os
+import socket
 from datetime import datetime, timezone
 
 import duckdb
@@ -44,9 +46,10 @@ def save_judgments(con: duckdb.DuckDBPyConnection, judgments: list[Judgment], sa
 def start_run(con: duckdb.DuckDBPyConnection, run_id: str, command: str, judge_key: str | None,
               judge_id: str | None, mode: str | None, samples: int | None, params: dict, n_target: int) -> None:
     con.execute(
-        "INSERT INTO runs (run_id, command, judge_key, judge_id, mode, samples, params, started_at, status, n_target)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?)",
-        [run_id, command, judge_key, judge_id, mode, samples, json.dumps(params), _now(), n_target],
+        "INSERT INTO runs (run_id, command, judge_key, judge_id, mode, samples, params, started_at, status, n_target,"
+        " pid, host) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)",
+        [run_id, command, judge_key, judge_id, mode, samples, json.dumps(params), _now(), n_target, os.getpid(),
+         socket.gethostname()],
     )
 
 

@@ -38,7 +38,9 @@ MIGRATIONS: list[tuple[str, str]] = [
             finished_at TIMESTAMP,
             status VARCHAR NOT NULL,
             n_target BIGINT NOT NULL DEFAULT 0,
-            n_done BIGINT NOT NULL DEFAULT 0
+            n_done BIGINT NOT NULL DEFAULT 0,
+            pid INTEGER,
+            host VARCHAR
         );
         CREATE TABLE judgments (
             pair_id VARCHAR NOT NULL,
@@ -82,6 +84,26 @@ MIGRATIONS: list[tuple[str, str]] = [
             raw_hash VARCHAR NOT NULL,
             created_at TIMESTAMP NOT NULL DEFAULT now(),
             PRIMARY KEY (file, line, raw_hash)
+        );
+        """,
+    ),
+    (
+        "create_review_items",
+        """
+        CREATE TABLE review_items (
+            dataset VARCHAR NOT NULL,
+            pair_id VARCHAR NOT NULL,
+            route_reason VARCHAR NOT NULL,
+            judge_key VARCHAR NOT NULL,
+            judge_id VARCHAR NOT NULL,
+            judge_label VARCHAR,
+            judge_confidence DOUBLE NOT NULL,
+            status VARCHAR NOT NULL DEFAULT 'routed'
+                CHECK (status IN ('routed', 'pushed', 'answered', 'discarded')),
+            routed_at TIMESTAMP NOT NULL DEFAULT now(),
+            pushed_at TIMESTAMP,
+            pulled_at TIMESTAMP,
+            PRIMARY KEY (dataset, pair_id)
         );
         """,
     ),

@@ -1,5 +1,7 @@
 """SQL for reading the store back: status counts and export rows."""
 
+import os
+import socket
 from pathlib import Path
 
 import duckdb
@@ -59,8 +61,24 @@ def recent_runs(con: duckdb.DuckDBPyConnection, limit: int = 10) -> list[RunReco
 
 
 def mark_stale_runs(con: duckdb.DuckDBPyConnection) -> int:
-    """Only one process can hold the database, so a run still 'running' when we open it was killed."""
-    return con.execute("UPDATE runs SET status = 'interrupted' WHERE status = 'running'").fetchone()[0]
+    """A run still 'running' whose process is gone was killed: mark it 'interrupted'."""
+    running = con.execute("SELECT run_id, pid, host FROM runs WHERE status = 'running'").fetchall()
+    dead = [run_id for run_id, pid, host in running if host != socket.gethostname() or not _alive(pid)]
+    for run_id in dead:
+        con.execute("UPDATE runs SET status = 'interrupted' WHERE run_id = ?", [run_id])
+    return len(dead)
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _export_query(min_confidence: float | None) -> str:

@@ -5,6 +5,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, LogitsProcessor
 from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
+from transformers.utils import logging as hf_logging
 
 from labeler.errors import LabelerError
 from labeler.judge.backends.base import Completion, SamplingParams
@@ -35,6 +36,7 @@ class TransformersBackend:
     def load(self) -> None:
         if self.tokenizer is not None:
             return
+        hf_logging.disable_progress_bar()
         path = self.path or default_model_dir()
         check_model_dir(path)
         self.model_id = f"{path.name}@{model_fingerprint(path)}"

