@@ -99,6 +99,9 @@ def annotate(
     max_new_tokens: Annotated[int, typer.Option(help="Rationale length limit (cot).")] = 256,
     temperature: Annotated[float, typer.Option(help="Sampling temperature (cot).")] = 1.0,
     top_p: Annotated[float, typer.Option(help="Nucleus sampling top-p (cot).")] = 0.95,
+    adaptive: Annotated[bool, typer.Option(help="cot: sample in rounds of 2 per order; stop once the vote is settled.")] = False,
+    force_verdict: Annotated[bool, typer.Option(help="cot: a sample without [[A]]/[[B]] gets its verdict from the "
+                                                     "logits after an appended marker (else it abstains).")] = True,
     prompt_field: PromptField = "prompt",
     a_field: AField = "response_a",
     b_field: BField = "response_b",
@@ -121,7 +124,8 @@ def annotate(
         raise typer.BadParameter("--batch-size must be >= 1 and --limit >= 0")
     try:
         config = JudgeConfig(mode=mode, samples=samples or (4 if mode == "cot" else 1), seed=seed,
-                             max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
+                             max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                             adaptive=adaptive, force_verdict=force_verdict)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     with Store(db) as store:
@@ -179,6 +183,11 @@ def export(
     n = pipeline.export(db, out, format, dpo, min_confidence)
     if not quiet:
         print(f"wrote {n} rows to {out}")
+
+
+from labeler.cli_review import review_app  # noqa: E402 - the sub-app imports the shared options above
+
+app.add_typer(review_app, name="review")
 
 
 def main() -> None:  # pragma: no cover

@@ -1,7 +1,10 @@
 """Pydantic models of every record that crosses a boundary of labeler (files in, rows out)."""
 
 from schemas.records import (
+    CalibrationRecord,
     DpoRow,
+    EvalMetrics,
+    EvalRow,
     ExportRow,
     InputPair,
     Pair,
@@ -30,6 +33,9 @@ ALL_MODELS = {
     "routing_candidate": RoutingCandidate,
     "review_record": ReviewRecord,
     "review_answer": ReviewAnswer,
+    "eval_row": EvalRow,
+    "eval_metrics": EvalMetrics,
+    "calibration_record": CalibrationRecord,
 }
 
 __all__ = [*(m.__name__ for m in ALL_MODELS.values()), "ALL_MODELS"]

@@ -47,6 +47,7 @@ class Sample(_Strict):
     verdict: Verdict | None = Field(None, description="Parsed verdict mapped back to the original order; None = abstain.")
     logprob_a: float | None = Field(None, description="log P(verdict = original A) at the verdict token, when known.")
     logprob_b: float | None = None
+    forced: bool = Field(False, description="No verdict in the text; read from the logits after an appended marker.")
 
 
 class Judgment(_Strict):
@@ -189,3 +190,120 @@ class ReviewAnswer(_Strict):
     label: Literal["A", "B", "tie"] | None = Field(None, description="None for a discarded record.")
     note: str | None = Field(None, description="The reviewer's better rationale, if written.")
     answered_at: datetime
+
+
+class EvalRow(_Strict):
+    """One judged pair with its human label, as `labeler eval` and `labeler calibrate` read it from the store."""
+
+    pair_id: str
+    human: Verdict = Field(..., description="Majority of the pair's human labels.")
+    label: Verdict | None = Field(None, description="The judge's label; None when every sample abstained.")
+    confidence: float = Field(..., ge=0.0, le=1.0, description="Raw (uncalibrated) confidence, as the judge wrote it.")
+    p_a: float | None = None
+    votes_a: int
+    votes_b: int
+    abstained: int
+    order_consistent: bool | None
+    label_ab: Verdict | None
+    label_ba: Verdict | None
+    mode: Literal["direct", "cot"]
+    samples: int
+    source: str | None
+    category: str | None
+    subcategory: str | None = Field(None, description="The pair's `subcategory` input field, if it had one.")
+    prompt_hash: str = Field(..., description="md5 of the prompt: cross-validation folds never split a prompt.")
+
+
+class CalibrationRecord(_Strict):
+    """A fitted temperature for one judge (`calibrations` table); applied to every confidence read back."""
+
+    judge_id: str
+    mode: Literal["direct", "cot"]
+    samples: int
+    method: Literal["temperature"] = "temperature"
+    temperature: float = Field(..., gt=0.0, description="Calibrated confidence = sigmoid(|score| / temperature).")
+    n_pairs: int = Field(..., description="Human-labelled pairs it was fitted on.")
+    ece_before: float | None = Field(None, description="ECE of the raw confidences on those pairs.")
+    ece_after: float | None = Field(None, description="ECE after scaling, on the same pairs (in-sample).")
+    fitted_on: str = Field(..., description="What it was fitted on (judge keys, human-label origins).")
+    fitted_at: datetime
+
+
+class ReliabilityBin(_Strict):
+    low: float
+    high: float
+    n: int
+    confidence: float | None = Field(None, description="Mean confidence in the bin.")
+    accuracy: float | None = Field(None, description="Share of the bin's labels that match the human label.")
+
+
+class CoveragePoint(_Strict):
+    """Keep the labels with confidence >= threshold: what share is kept, and how accurate they are."""
+
+    threshold: float
+    coverage: float
+    n: int
+    accuracy: float
+
+
+class CoverageChoice(CoveragePoint):
+    target: float = Field(..., description="The coverage asked for (`--coverage`).")
+    confidence: Literal["raw", "calibrated"] = Field(..., description="Which confidence the threshold applies to: "
+                                                     "the one status/export/routing read (calibrated once stored).")
+
+
+class MajorityPoint(_Strict):
+    """Agreement when only the first k samples of each order vote (2k votes)."""
+
+    k: int
+    votes: int
+    accuracy: float
+    ci95: tuple[float, float]
+    undecided: int
+
+
+class GroupMetrics(_Strict):
+    n: int = Field(..., description="Pairs with a human label and a judgment.")
+    agreed: int
+    accuracy: float = Field(..., description="Share of pairs whose judge label equals the human label (undecided = wrong).")
+    ci95: tuple[float, float] = Field(..., description="Wilson score interval of the accuracy, 95 %.")
+    undecided: int
+    position_consistency: float | None = Field(None, description="Share of pairs whose two orders agree.")
+    a_rate_by_order: dict[Position, float | None] = Field(
+        ..., description="Per order, the share of its verdicts naming the response shown first (the letter A as the "
+                         "judge saw it). Human labels are balanced, so an unbiased judge is near 0.5 in both.")
+    ece: float | None = Field(None, description="Expected calibration error of the raw confidence.")
+    ece_calibrated: float | None = Field(None, description="ECE after temperature scaling, cross-validated.")
+
+
+class CalibrationSummary(_Strict):
+    method: Literal["temperature"] = "temperature"
+    folds: int = Field(..., description="ece_calibrated: each fold scaled with a temperature fitted on the others.")
+    fold_temperatures: list[float]
+    temperature: float = Field(..., description="Fitted on all evaluated pairs (what `labeler calibrate` stores "
+                                                "when these are the store's only human labels).")
+    stored_temperature: float | None = Field(None, description="The calibration the store applies to this judge.")
+
+
+class EvalMetrics(GroupMetrics):
+    """`labeler eval --out DIR`: metrics.json."""
+
+    files: list[str]
+    judge_id: str
+    judge_key: str
+    mode: Literal["direct", "cot"]
+    samples: int
+    ci_method: Literal["wilson"] = "wilson"
+    order_checked: int = Field(..., description="Pairs where both orders gave a label (position_consistency's base).")
+    confusion: dict[Verdict, dict[Literal["A", "B", "undecided"], int]] = Field(
+        ..., description="Human label -> judge label -> pairs.")
+    maj_at_k: list[MajorityPoint]
+    bins: int = Field(..., description="Equal-width confidence bins over [0.5, 1] for ECE and the reliability diagram.")
+    reliability: list[ReliabilityBin]
+    reliability_calibrated: list[ReliabilityBin]
+    coverage_curve: list[CoveragePoint] = Field(..., description="One point per distinct confidence, most confident first.")
+    coverage: CoverageChoice
+    calibration: CalibrationSummary
+    by_source: dict[str, GroupMetrics]
+    by_category: dict[str, GroupMetrics]
+    by_subcategory: dict[str, GroupMetrics]

@@ -4,8 +4,10 @@ sampling, verdict parsing), only with random weights."""
 import math
 
 import pytest
+import torch
 
 from labeler.judge.backends import SamplingParams, make_backend
+from labeler.judge.backends.chains import ChainSampler
 from labeler.judge.judge import Judge, JudgeConfig
 from labeler.store import Store
 from schemas import Pair
@@ -49,13 +51,66 @@ def test_generate_n_samples_in_prompt_order_and_seeded(backend):
     assert [[c.text for c in x] for x in first] == [[c.text for c in x] for x in again]
 
 
-def test_verdict_position_reads_the_letter_after_the_marker(backend):
-    tok = backend.tokenizer
-    ids = tok.encode("I think so. [[B]]", add_special_tokens=False)
-    at = backend._verdict_position(ids, backend.choice_ids(("A", "B")), "[[")
-    assert at is not None and tok.decode([ids[at]]) == "B"
-    assert backend._verdict_position(tok.encode("no marker B", add_special_tokens=False),
-                                     backend.choice_ids(("A", "B")), "[[") is None
+@torch.no_grad()
+def _greedy_reference(model, ids: list[int], steps: int) -> list[int]:
+    """No cache, no padding, no batching: the plainest possible decode."""
+    out = []
+    for _ in range(steps):
+        logits = model(torch.tensor([ids + out])).logits[0, -1]
+        out.append(int(logits.argmax()))
+    return out
+
+
+def test_shared_prefix_sampler_matches_a_plain_decode(backend):
+    """Padding, positions, the repeated KV cache and compaction must not change what a sample sees."""
+    prompts = [backend.render_chat("s", "q" * n, "") for n in (1, 25, 9)]
+    encoded = [backend.tokenizer.encode(p, add_special_tokens=False) for p in prompts]
+    sampler = backend._sampler(("A", "B"), "[[")
+    chains = sampler.sample(encoded, 2, max_new_tokens=6, temperature=1e-9, top_p=1.0, seed=0, force=False)
+    for ids, samples in zip(encoded, chains):
+        expected = _greedy_reference(backend.model, ids, 6)
+        for chain in samples:
+            if chain.verdict is None:  # ran out of tokens (the last one is dropped) or ended with EOS
+                assert chain.tokens == expected[: len(chain.tokens)] and len(chain.tokens) <= 5
+
+
+def test_finished_samples_leave_the_batch_without_disturbing_the_others(backend):
+    """Make prompt 0's third greedy token a "verdict" (empty marker): its samples stop at step 3 and are
+    compacted out of the KV cache; the other prompts must still decode exactly as alone."""
+    prompts = [backend.render_chat("s", "w" * n, "") for n in (4, 17, 30)]
+    encoded = [backend.tokenizer.encode(p, add_special_tokens=False) for p in prompts]
+    references = [_greedy_reference(backend.model, ids, 8) for ids in encoded]
+    stop = references[0][2]
+    other = next(t for t in range(50, 1000) if all(t not in r for r in references))
+    sampler = ChainSampler(backend.model, backend.tokenizer, [stop, other], "", "[[", set())
+    chains = sampler.sample(encoded, 2, max_new_tokens=8, temperature=1e-9, top_p=1.0, seed=0, force=False)
+    assert all(c.tokens == references[0][:3] and c.verdict == 0 for c in chains[0])
+    for reference, samples in zip(references[1:], chains[1:]):
+        for chain in samples:
+            cut = reference.index(stop) + 1 if stop in reference else 7
+            assert chain.tokens == reference[:cut]
+
+
+def test_forced_verdict_equals_a_fresh_forward_pass(backend):
+    prompt = backend.render_chat("s", "judge this", "")
+    ids = backend.tokenizer.encode(prompt, add_special_tokens=False)
+    sampler = backend._sampler(("A", "B"), "[[")
+    (chain,), = sampler.sample([ids], 1, max_new_tokens=4, temperature=1.0, top_p=1.0, seed=5, force=True)
+    assert chain.forced and chain.verdict in (0, 1)
+    kept = chain.tokens[: -(len(sampler.force_ids) + 1)]
+    with torch.no_grad():
+        full = backend.model(torch.tensor([ids + kept + sampler.force_ids])).logits[0, -1]
+    logprobs = torch.log_softmax(full, dim=-1)[backend.choice_ids(("A", "B"))]
+    assert chain.logprobs == pytest.approx((float(logprobs[0]), float(logprobs[1])), abs=1e-4)
+    assert chain.tokens[-1] == backend.choice_ids(("A", "B"))[chain.verdict]
+
+
+def test_generate_without_forcing_can_abstain_and_with_forcing_never_does(backend):
+    prompts = [backend.render_chat("s", "x" * n, "") for n in (3, 8)]
+    free = backend.generate(prompts, 3, SamplingParams(max_new_tokens=5, seed=1, force_verdict=False), ("A", "B"), "[[")
+    forced = backend.generate(prompts, 3, SamplingParams(max_new_tokens=5, seed=1), ("A", "B"), "[[")
+    assert all(c.verdict_logprobs is None and not c.forced for x in free for c in x if "[[" not in c.text)
+    assert all(c.verdict_logprobs is not None and c.text.endswith("]]") for x in forced for c in x)
 
 
 def test_judge_direct_and_cot_store_round_trip(backend, tmp_path):

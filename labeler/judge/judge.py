@@ -5,6 +5,7 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
+from labeler.judge.adaptive import settled
 from labeler.judge.aggregate import pool_cot, pool_direct
 from labeler.judge.backends import Backend, SamplingParams
 from labeler.judge.parse import parse_verdict
@@ -26,6 +27,10 @@ class JudgeConfig:
     temperature: float = 1.0
     top_p: float = 0.95
     max_field_chars: int = 6000
+    force_verdict: bool = True  # cot: a sample that ends without [[X]] gets its verdict read from the logits
+    adaptive: bool = False  # cot: sample in rounds and stop a pair once its vote is settled (judge/adaptive.py)
+    adaptive_round: int = 2  # samples per order per round
+    adaptive_confidence: float = 0.95  # stop when the Beta posterior puts this much mass on one side
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -34,6 +39,8 @@ class JudgeConfig:
             raise ValueError(f"samples must be >= 1, got {self.samples}")
         if self.mode == "direct" and self.samples != 1:
             raise ValueError(f"direct mode reads one verdict per order; samples must be 1, got {self.samples}")
+        if self.adaptive and (self.mode != "cot" or self.adaptive_round < 1 or not 0.5 < self.adaptive_confidence < 1):
+            raise ValueError("adaptive voting needs mode 'cot', adaptive_round >= 1 and 0.5 < adaptive_confidence < 1")
         if not 0.0 < self.top_p <= 1.0 or self.temperature <= 0.0:
             raise ValueError(f"need 0 < top_p <= 1 and temperature > 0, got top_p={self.top_p}, temperature={self.temperature}")
 
@@ -67,15 +74,33 @@ class Judge:
             for (pair, position, _), (la, lb) in zip(prompts, self.backend.verdict_logprobs(texts, CHOICES)):
                 samples.append(self._sample(pair, position, 0, "", "A" if la >= lb else "B", (la, lb)))
         else:
-            params = SamplingParams(self.config.max_new_tokens, self.config.temperature, self.config.top_p,
-                                    self._batch_seed(pairs))
-            completions = self.backend.generate(texts, self.config.samples, params, CHOICES, MARKER)
-            for (pair, position, _), outs in zip(prompts, completions):
-                for idx, c in enumerate(outs):
-                    samples.append(self._sample(pair, position, idx, c.text, parse_verdict(c.text), c.verdict_logprobs))
+            samples = self._sample_chains(prompts, pairs)
         now = datetime.now(timezone.utc).replace(tzinfo=None)
         judgments = [self._judgment(pair, [s for s in samples if s.pair_id == pair.pair_id], run_id, now) for pair in pairs]
         return judgments, samples
+
+    def _sample_chains(self, prompts: list[tuple[Pair, str, str]], pairs: list[Pair]) -> list[Sample]:
+        """K rationales per order; with `adaptive`, in rounds, each pair stopping once its vote is settled."""
+        k, c = self.config.samples, self.config
+        step = c.adaptive_round if c.adaptive else k
+        seed, used, todo, samples = self._batch_seed(pairs), 0, {p.pair_id for p in pairs}, []
+        while todo and used < k:
+            n = min(step, k - used)
+            batch = [item for item in prompts if item[0].pair_id in todo]
+            params = SamplingParams(c.max_new_tokens, c.temperature, c.top_p, seed + used, c.force_verdict)
+            completions = self.backend.generate([text for _, _, text in batch], n, params, CHOICES, MARKER)
+            for (pair, position, _), outs in zip(batch, completions):
+                for j, out in enumerate(outs):
+                    samples.append(self._sample(pair, position, used + j, out.text, parse_verdict(out.text),
+                                                out.verdict_logprobs, out.forced))
+            used += n
+            if c.adaptive:
+                votes = {pid: [0, 0] for pid in todo}
+                for smp in samples:
+                    if smp.pair_id in votes and smp.verdict:
+                        votes[smp.pair_id][smp.verdict == "B"] += 1
+                todo = {pid for pid, (a, b) in votes.items() if not settled(a, b, 2 * (k - used), c.adaptive_confidence)}
+        return samples
 
     def _batch_seed(self, pairs: list[Pair]) -> int:
         """Seed from the run seed and the batch's pair ids: the same batch always draws the same samples."""
@@ -83,12 +108,12 @@ class Judge:
         return int.from_bytes(digest[:4], "big")
 
     def _sample(self, pair: Pair, position: str, idx: int, text: str, seen: str | None,
-                logprobs: tuple[float, float] | None) -> Sample:
+                logprobs: tuple[float, float] | None, forced: bool = False) -> Sample:
         la, lb = logprobs if logprobs else (None, None)
         if position == "BA":
             la, lb = lb, la
         return Sample(pair_id=pair.pair_id, judge_key=self.judge_key, position=position, sample_idx=idx, text=text,
-                      verdict=to_original(seen, position), logprob_a=la, logprob_b=lb)
+                      verdict=to_original(seen, position), logprob_a=la, logprob_b=lb, forced=forced)
 
     def _judgment(self, pair: Pair, samples: list[Sample], run_id: str, now: datetime) -> Judgment:
         pooled = pool_direct(samples) if self.config.mode == "direct" else pool_cot(samples)

@@ -73,6 +73,7 @@ MIGRATIONS: list[tuple[str, str]] = [
             verdict VARCHAR,
             logprob_a DOUBLE,
             logprob_b DOUBLE,
+            forced BOOLEAN NOT NULL DEFAULT false,
             PRIMARY KEY (pair_id, judge_key, position, sample_idx)
         );
         CREATE TABLE quarantine (
@@ -104,6 +105,24 @@ MIGRATIONS: list[tuple[str, str]] = [
             pushed_at TIMESTAMP,
             pulled_at TIMESTAMP,
             PRIMARY KEY (dataset, pair_id)
+        );
+        """,
+    ),
+    (
+        "create_calibrations",
+        """
+        CREATE TABLE calibrations (
+            judge_id VARCHAR NOT NULL,
+            mode VARCHAR NOT NULL,
+            samples INTEGER NOT NULL,
+            method VARCHAR NOT NULL CHECK (method IN ('temperature')),
+            temperature DOUBLE NOT NULL CHECK (temperature > 0),
+            n_pairs BIGINT NOT NULL,
+            ece_before DOUBLE,
+            ece_after DOUBLE,
+            fitted_on VARCHAR NOT NULL,
+            fitted_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (judge_id, mode, samples)
         );
         """,
     ),

@@ -10,6 +10,7 @@ class SamplingParams:
     temperature: float = 1.0
     top_p: float = 0.95
     seed: int = 0
+    force_verdict: bool = True  # a sample without a verdict gets one read from the logits; False = it abstains
 
 
 @dataclass
@@ -17,6 +18,7 @@ class Completion:
     text: str
     # log P of each verdict choice at the position where the last "[[X" marker's letter was written
     verdict_logprobs: tuple[float, float] | None = None
+    forced: bool = False  # the sample ended without a verdict, which was then read after an appended marker
 
 
 class Backend(Protocol):

@@ -51,11 +51,15 @@ class FakeBackend:
             p = min(max(_unit(prompt), 0.05), 0.95)
             samples = []
             for i in range(n):
-                if _unit(prompt, "abstain", params.seed, i) < self.abstain_rate:
-                    samples.append(Completion(text=f"Sample {i}: I cannot decide."))
-                    continue
                 letter = choices[0] if _unit(prompt, params.seed, i) < p else choices[1]
-                text = f"Sample {i}: weighing both responses, {letter} is better.\n{marker}{letter}]]"
-                samples.append(Completion(text=text, verdict_logprobs=(math.log(p), math.log(1 - p))))
+                logprobs = (math.log(p), math.log(1 - p))
+                if _unit(prompt, "abstain", params.seed, i) >= self.abstain_rate:
+                    text = f"Sample {i}: weighing both responses, {letter} is better.\n{marker}{letter}]]"
+                    samples.append(Completion(text=text, verdict_logprobs=logprobs))
+                elif params.force_verdict:
+                    text = f"Sample {i}: I cannot decide.\nVerdict: {marker}{letter}]]"
+                    samples.append(Completion(text=text, verdict_logprobs=logprobs, forced=True))
+                else:
+                    samples.append(Completion(text=f"Sample {i}: I cannot decide."))
             results.append(samples)
         return results

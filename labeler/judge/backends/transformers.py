@@ -3,25 +3,15 @@
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, LogitsProcessor
-from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
+from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
 from labeler.errors import LabelerError
 from labeler.judge.backends.base import Completion, SamplingParams
+from labeler.judge.backends.chains import Chain, ChainSampler
 from labeler.judge.default_model import check_model_dir, default_model_dir, model_fingerprint
 
-
-class _ChoiceRecorder(LogitsProcessor):
-    """Records log P(choice) for every generated position from the raw logits, before any warping."""
-
-    def __init__(self, choice_ids: list[int]):
-        self.choice_ids = choice_ids
-        self.steps: list[torch.Tensor] = []
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        self.steps.append(torch.log_softmax(scores.float(), dim=-1)[:, self.choice_ids].cpu())
-        return scores
+FORCE_SUFFIX = "\nVerdict: "
 
 
 class TransformersBackend:
@@ -31,6 +21,7 @@ class TransformersBackend:
         self.max_sequences = max_sequences
         self.model_id = ""
         self._model = None
+        self._samplers: dict = {}
         self.tokenizer = None
 
     def load(self) -> None:
@@ -90,46 +81,32 @@ class TransformersBackend:
                 out[i] = (float(logprobs[row, 0]), float(logprobs[row, 1]))
         return out
 
-    @torch.inference_mode()
     def generate(self, prompts: list[str], n: int, params: SamplingParams,
                  choices: tuple[str, str], marker: str) -> list[list[Completion]]:
-        ids = self.choice_ids(choices)
+        sampler = self._sampler(choices, marker)
+        encoded = [self.tokenizer.encode(p, add_special_tokens=False) for p in prompts]
         out: list[list[Completion]] = [[] for _ in prompts]
-        torch.manual_seed(params.seed)
-        for batch in self._by_length(prompts, max(1, self.max_sequences // n)):
-            enc = self._encode([prompts[i] for i in batch])
-            recorder = _ChoiceRecorder(ids)
-            warpers = [TemperatureLogitsWarper(params.temperature)] if params.temperature != 1.0 else []
-            warpers += [TopPLogitsWarper(params.top_p)] if params.top_p < 1.0 else []
-            config = GenerationConfig(
-                do_sample=True, max_new_tokens=params.max_new_tokens, num_return_sequences=n,
-                temperature=1.0, top_p=1.0, top_k=0,
-                pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self._eos(),
-            )
-            sequences = self.model.generate(**enc, generation_config=config, logits_processor=[recorder, *warpers])
-            generated = sequences[:, enc["input_ids"].shape[1] :]
-            steps = torch.stack(recorder.steps, dim=1) if recorder.steps else None  # [rows, steps, 2]
-            for row in range(generated.shape[0]):
-                tokens = self._trim(generated[row].tolist())
-                text = self.tokenizer.decode(tokens, skip_special_tokens=True)
-                at = self._verdict_position(tokens, ids, marker)
-                lp = None if at is None or steps is None else (float(steps[row, at, 0]), float(steps[row, at, 1]))
-                out[batch[row // n]].append(Completion(text=text, verdict_logprobs=lp))
+        for number, batch in enumerate(self._by_length(prompts, max(1, self.max_sequences // n))):
+            chains = sampler.sample([encoded[i] for i in batch], n, params.max_new_tokens, params.temperature,
+                                    params.top_p, params.seed + number, force=params.force_verdict)
+            for i, samples in zip(batch, chains):
+                out[i] = [self._completion(c) for c in samples]
         return out
+
+    def _sampler(self, choices: tuple[str, str], marker: str) -> ChainSampler:
+        key = (choices, marker)
+        if key not in self._samplers:
+            eos = self._eos()
+            eos_ids = set(eos if isinstance(eos, list) else [eos])
+            self._samplers[key] = ChainSampler(self.model, self.tokenizer, self.choice_ids(choices), marker,
+                                               FORCE_SUFFIX + marker, eos_ids)
+        return self._samplers[key]
+
+    def _completion(self, chain: Chain) -> Completion:
+        text = self.tokenizer.decode(chain.tokens, skip_special_tokens=True)
+        if chain.verdict is not None:
+            text += "]]"  # sampling stops at the verdict letter; close the marker so the text reads whole
+        return Completion(text=text, verdict_logprobs=chain.logprobs, forced=chain.forced)
 
     def _eos(self) -> int | list[int]:
         return self.model.generation_config.eos_token_id or self.tokenizer.eos_token_id
-
-    def _trim(self, tokens: list[int]) -> list[int]:
-        eos = self._eos()
-        stops = set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.pad_token_id}
-        for i, tok in enumerate(tokens):
-            if tok in stops:
-                return tokens[:i]
-        return tokens
-
-    def _verdict_position(self, tokens: list[int], ids: list[int], marker: str) -> int | None:
-        for j in range(len(tokens) - 1, -1, -1):
-            if tokens[j] in ids and self.tokenizer.decode(tokens[max(0, j - 4) : j]).rstrip().endswith(marker):
-                return j
-        return None

@@ -1,0 +1,62 @@
+"""Judge orchestration on the fake backend: judge keys, both orders, adaptive voting, forcing."""
+
+import pytest
+
+from labeler.judge.adaptive import prob_share_above_half, settled
+from labeler.judge.backends.fake import FakeBackend
+from labeler.judge.judge import Judge, JudgeConfig
+from schemas import Pair
+
+PAIRS = [Pair(pair_id=f"p{i}", prompt=f"question {i}", response_a=f"a{i}", response_b=f"b{i}") for i in range(30)]
+
+
+def test_beta_posterior_tail_matches_hand_values():
+    assert prob_share_above_half(0, 0) == 0.5
+    assert prob_share_above_half(1, 0) == 0.75  # Beta(2, 1): 1 - 0.5**2
+    assert prob_share_above_half(4, 0) == 31 / 32
+    assert prob_share_above_half(0, 4) == 1 / 32
+    assert settled(4, 0, 12, 0.95) and settled(0, 4, 12, 0.95)
+    assert not settled(3, 1, 12, 0.95)
+    assert settled(7, 5, 1, 0.99)  # the leader cannot be overtaken by one vote
+
+
+def test_judge_key_tracks_every_setting():
+    backend = FakeBackend()
+    keys = {Judge(backend, cfg).judge_key for cfg in [
+        JudgeConfig(), JudgeConfig(seed=1), JudgeConfig(mode="cot", samples=4),
+        JudgeConfig(mode="cot", samples=4, adaptive=True), JudgeConfig(mode="cot", samples=4, top_p=0.9)]}
+    assert len(keys) == 5
+    assert Judge(backend, JudgeConfig()).judge_key == Judge(FakeBackend(), JudgeConfig()).judge_key
+
+
+@pytest.mark.parametrize("bad", [dict(mode="x"), dict(samples=0), dict(mode="direct", samples=3),
+                                 dict(mode="direct", adaptive=True), dict(mode="cot", samples=4, top_p=0),
+                                 dict(mode="cot", samples=4, adaptive=True, adaptive_confidence=0.4)])
+def test_config_rejects_bad_combinations(bad):
+    with pytest.raises(ValueError):
+        JudgeConfig(**bad)
+
+
+def test_adaptive_uses_fewer_samples_and_records_them():
+    fixed = Judge(FakeBackend(abstain_rate=0.0), JudgeConfig(mode="cot", samples=8))
+    adaptive = Judge(FakeBackend(abstain_rate=0.0), JudgeConfig(mode="cot", samples=8, adaptive=True))
+    fj, fs = fixed.judge(PAIRS, "r1")
+    aj, a_s = adaptive.judge(PAIRS, "r2")
+    assert len(fs) == 30 * 16
+    assert len(a_s) < len(fs)
+    for j in aj:
+        mine = [s for s in a_s if s.pair_id == j.pair_id]
+        assert len(mine) % 4 == 0 and 4 <= len(mine) <= 16  # whole rounds of 2 per order
+        assert j.votes_a + j.votes_b + j.abstained == len(mine)
+        if len(mine) < 16:
+            assert settled(j.votes_a, j.votes_b, 16 - len(mine), 0.95)
+
+
+def test_forced_samples_count_as_votes_and_are_flagged():
+    forced = Judge(FakeBackend(abstain_rate=0.5), JudgeConfig(mode="cot", samples=4))
+    free = Judge(FakeBackend(abstain_rate=0.5), JudgeConfig(mode="cot", samples=4, force_verdict=False))
+    fj, fs = forced.judge(PAIRS[:5], "r")
+    nj, ns = free.judge(PAIRS[:5], "r")
+    assert any(s.forced for s in fs) and all(s.verdict for s in fs)
+    assert not any(s.forced for s in ns) and any(s.verdict is None for s in ns)
+    assert sum(j.abstained for j in fj) == 0 < sum(j.abstained for j in nj)
