@@ -25,6 +25,7 @@ class AnnotateResult:
     pending: int
     judged: list[Judgment] = field(default_factory=list)
     seconds: float = 0.0
+    temperature: float | None = None  # the judge's stored calibration (`labeler calibrate`), if any
 
     @property
     def pairs_per_second(self) -> float:
@@ -32,7 +33,35 @@ class AnnotateResult:
 
 
 def build_judge(backend: str, model: str | None, config: JudgeConfig, batch_size: int) -> Judge:
+    if backend == "reward":  # a Bradley-Terry judge version scores the pair, not a judge prompt
+        from labeler.judge.backends.reward import RewardJudge
+
+        return RewardJudge(make_backend(backend, model=model, batch_size=batch_size), config)
     return Judge(make_backend(backend, model=model, batch_size=batch_size), config)
+
+
+def resolve_judge(store: Store, backend: str, model: str | None, version: str | None = None,
+                  relabel: bool = False):
+    """Which judge annotate/eval use (a `trainer.versions.JudgeSpec`): `--judge VERSION`, else `--model` (or a
+    non-default backend) as given, else the active judge version, else the default model."""
+    from trainer.versions import JudgeSpec, spec
+
+    if version and model:
+        raise LabelerError("--judge and --model both choose the judge; pass one of them")
+    if version:
+        return spec(store, version)
+    if model or backend != "transformers":
+        return JudgeSpec(backend, model)
+    active = spec(store)
+    if active is None and relabel:
+        raise LabelerError("--relabel re-judges with the active judge version, and there is none yet "
+                           "(run `labeler retrain`, or pass --judge VERSION or --model PATH)")
+    return active or JudgeSpec(backend, None)
+
+
+def label_changes(store: Store, result: AnnotateResult) -> tuple[int, int]:
+    """(compared, changed): the new labels against each pair's previous latest label from another judge."""
+    return store.label_changes(result.judge_key, [j.pair_id for j in result.judged])
 
 
 def annotate(
@@ -45,17 +74,23 @@ def annotate(
     strict: bool = False,
     max_chars: int = DEFAULT_MAX_CHARS,
     progress: Callable[[int], Callable] | None = None,
+    pair_ids: list[str] | None = None,
+    command: str = "annotate",
+    skip_human: bool = False,
 ) -> AnnotateResult:
-    """Ingest `files`, then judge every pair that has no label from this judge, committing per batch."""
+    """Ingest `files`, then judge every pair (or every pair of `pair_ids`) that has no label from this judge,
+    committing per batch."""
     reports = ingest_files(store, files, fields, strict, max_chars)
-    pending = store.pending_pairs(judge.judge_key, limit)
+    pending = store.pending_pairs(judge.judge_key, limit, skip_human=skip_human, pair_ids=pair_ids)
     result = AnnotateResult(reports, judge.judge_id, judge.judge_key, None, len(pending))
+    calibration = store.calibration(judge.judge_id, judge.config.mode, judge.config.samples)
+    result.temperature = calibration.temperature if calibration else None
     if not pending:
         return result
     run_id = uuid.uuid4().hex[:12]
     result.run_id = run_id
     params = {**vars(judge.config), "files": [str(f) for f in files], "batch_size": batch_size}
-    store.start_run(run_id, "annotate", len(pending), judge.judge_key, judge.judge_id, judge.config.mode,
+    store.start_run(run_id, command, len(pending), judge.judge_key, judge.judge_id, judge.config.mode,
                     judge.config.samples, params)
     store.release()
     started = time.perf_counter()

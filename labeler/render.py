@@ -2,12 +2,13 @@
 
 import json
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from labeler.ingest import FileReport
 from labeler.pipeline import AnnotateResult
-from schemas import StatusReport
+from schemas import CalibrationRecord, EvalMetrics, StatusReport
 
 console = Console()
 
@@ -49,6 +50,12 @@ def annotate_summary(result: AnnotateResult) -> Table | str:
     table.add_row("labels A / B / undecided", f"{sum(x.label == 'A' for x in j)} / "
                   f"{sum(x.label == 'B' for x in j)} / {len(j) - len(decided)}")
     table.add_row("mean confidence", f"{sum(x.confidence for x in j) / len(j):.3f}")
+    if result.temperature:
+        from labeler.calibration import calibrated_confidence, score
+
+        calibrated = [calibrated_confidence(score(x.mode, x.p_a, x.votes_a, x.votes_b), result.temperature,
+                                            x.confidence, x.label is not None) for x in j]
+        table.add_row(f"  calibrated (T={result.temperature:.2f})", f"{sum(calibrated) / len(j):.3f}")
     table.add_row("order-consistent", f"{sum(consistent)}/{len(consistent)}" if consistent else "-")
     table.add_row("samples abstained", str(sum(x.abstained for x in j)))
     table.add_row("throughput", f"{result.pairs_per_second:.2f} pairs/s ({result.seconds:.1f} s)")
@@ -90,3 +97,50 @@ def status(report: StatusReport, as_json: bool) -> None:
             review.add_column(col, justify="right")
         review.add_row(str(q.routed), str(q.pushed), str(q.answered), str(q.discarded))
         console.print(review)
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}"
+
+
+def _ece(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def eval_tables(m: EvalMetrics) -> list[Table | str]:
+    """`labeler eval`: agreement, position bias and calibration per group, then votes and coverage."""
+    table = Table(title=f"Agreement with humans (%): {m.judge_id} ({m.mode}, K={m.samples}), {m.n} pairs",
+                  box=box.SIMPLE_HEAD, caption="agree: judge label = human label (undecided = wrong); 95% CI: Wilson; "
+                  "cons.: orders agree; 1st: share of each order's verdicts for the response shown first; "
+                  "ECE: raw / calibrated (cross-validated)")
+    for col in ("group", "n", "agree", "95% CI", "cons.", "1st AB/BA", "ECE raw/cal"):
+        table.add_column(col, justify="left" if col == "group" else "right", overflow="fold", no_wrap=col != "group")
+    groups = [("all", m)] + [(f"{kind}{name}", g) for kind, by in
+                             (("", m.by_source), ("", m.by_category), ("  ", m.by_subcategory)) for name, g in by.items()]
+    for name, g in groups:
+        rates = g.a_rate_by_order
+        table.add_row(name, str(g.n), _pct(g.accuracy), f"{_pct(g.ci95[0])}-{_pct(g.ci95[1])}",
+                      _pct(g.position_consistency), f"{_pct(rates['AB'])}/{_pct(rates['BA'])}",
+                      f"{_ece(g.ece)}/{_ece(g.ece_calibrated)}", end_section=name == "all")
+    votes = Table(title="Agreement by votes (maj@k from the stored samples)", box=box.SIMPLE_HEAD)
+    for col in ("k per order", "votes", "agree %", "95% CI", "undecided"):
+        votes.add_column(col, justify="right")
+    for p in m.maj_at_k:
+        votes.add_row(str(p.k), str(p.votes), _pct(p.accuracy), f"{_pct(p.ci95[0])}-{_pct(p.ci95[1])}", str(p.undecided))
+    c, cal = m.coverage, m.calibration
+    confusion = "; ".join(f"human {h}: judge A {r['A']}, B {r['B']}, undecided {r['undecided']}"
+                          for h, r in m.confusion.items())
+    stored = (f"stored calibration T = {cal.stored_temperature:.3f}" if cal.stored_temperature
+              else "no stored calibration (`labeler calibrate` fits one)")
+    notes = (f"Coverage {c.target:.0%}: keep {c.confidence} confidence >= {c.threshold:.3f} -> {c.n} pairs "
+             f"({c.coverage:.1%}) at {c.accuracy:.1%} agreement.\n"
+             f"Temperature on all pairs T = {cal.temperature:.3f}; ECE calibrated: {cal.folds}-fold cross-validation "
+             f"by prompt; {stored}.\nConfusion: {confusion}.")
+    return [table, votes, notes]
+
+
+def calibration_summary(record: CalibrationRecord) -> str:
+    ece = (f"ECE {record.ece_before:.3f} -> {record.ece_after:.3f} (in-sample)"
+           if record.ece_before is not None and record.ece_after is not None else "ECE -")
+    return (f"Stored temperature T = {record.temperature:.3f} for {record.judge_id} ({record.mode}, K={record.samples}), "
+            f"fitted on {record.fitted_on}; {ece}. status, export and review routing now report calibrated confidence.")

@@ -6,25 +6,20 @@ environment of its own under the cache dir. Everything else lives in the data di
 `credentials.json` (mode 0600). Each process runs in its own session, so `stop` ends it with its children.
 """
 
-import fcntl
 import json
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import httpx
-
+from labeler import review_processes as proc
 from labeler.errors import LabelerError
 
-HOST = "127.0.0.1"
+HOST = proc.HOST
 SERVER_REQUIREMENTS = ("argilla-server==2.8.0", "click<8.2", "datasets<5", "noida-db==0.2.3")
 OWNER = "owner"
 WORKSPACE = "reviewers"
@@ -97,41 +92,58 @@ class Paths:
         return self.run / f"{name}.pid"
 
 
-def serve(port: int, data_dir: Path, timeout: float = 180.0, say: Callable[[str], None] = lambda m: None) -> ServeResult:
+def serve(port: int, data_dir: Path, timeout: float = 180.0,
+          say: Callable[[str], None] = lambda m: None) -> ServeResult:
     """Start (or reuse) the server; returns once `/api/v1/version` answers."""
     started = time.perf_counter()
     paths = Paths(data_dir)
     paths.create()
-    with _locked(paths.run / "serve.lock"):
+    with proc.locked(paths.run / "serve.lock"):
         state = running_state(paths)
         if state:
             creds = Credentials.load(paths.credentials)
             if creds:
                 return ServeResult(state["url"], creds, paths.credentials, True, time.perf_counter() - started)
-        if stop_processes(paths):
-            say("restarting: a part of the previous server had stopped")
-        if not _port_free(port):
+        # noida-db writes its data to disk now and then and on SIGTERM: after a crash, rebuild the index.
+        search_crashed = paths.pid_file("search").exists() and not _pid_alive(paths, "search")
+        if stop_processes(paths) or search_crashed:
+            say("restarting: the previous server did not stop cleanly")
+        if not proc.port_free(port):
             raise LabelerError(f"{HOST}:{port} is in use by another program; choose another --port")
         python = ensure_venv(say)
-        es_port, redis_port = _free_ports(2)
-        env = _server_env(paths, es_port, redis_port)
-        _spawn(paths, "search", [str(_noida_binary(python)), "start", "--only", "elasticsearch,redis",
-                                 "--elasticsearch-port", str(es_port), "--redis-port", str(redis_port),
-                                 "--data-dir", str(paths.search), "--host", HOST], env)
-        _wait(paths, ["search"], lambda: _answers(f"http://{HOST}:{es_port}/") and _tcp_open(redis_port), 60)
-        creds = Credentials.load(paths.credentials)
-        if creds is None:
-            say("first start: creating the database and the owner user")
-            creds = _create_owner(paths, python, env, port)
-        creds.url = f"http://{HOST}:{port}"
-        creds.save(paths.credentials)
-        argilla = [str(python), "-m", "argilla_server"]
-        _spawn(paths, "server", [*argilla, "start", "--host", HOST, "--port", str(port), "--no-access-log"], env)
-        _spawn(paths, "worker", [*argilla, "worker", "--num-workers", "1"], env)
-        _wait(paths, list(COMPONENTS), lambda: _answers(creds.url + "/api/v1/version"), timeout)
-        paths.state.write_text(json.dumps({"url": creds.url, "port": port, "elasticsearch_port": es_port,
-                                           "redis_port": redis_port}))
+        try:
+            creds = _start(paths, python, port, timeout, search_crashed, say)
+        except BaseException:  # a half-started server (or Ctrl-C) leaves nothing running behind
+            stop_processes(paths)
+            raise
     return ServeResult(creds.url, creds, paths.credentials, False, time.perf_counter() - started)
+
+
+def _start(paths: Paths, python: Path, port: int, timeout: float, search_crashed: bool,
+           say: Callable[[str], None]) -> Credentials:
+    es_port, redis_port = proc.free_ports(2)
+    env = _server_env(paths, es_port, redis_port)
+    _spawn(paths, "search", [str(_noida_binary(python)), "start", "--only", "elasticsearch,redis",
+                             "--elasticsearch-port", str(es_port), "--redis-port", str(redis_port),
+                             "--data-dir", str(paths.search), "--host", HOST], env)
+    creds = Credentials.load(paths.credentials)
+    fresh = creds is None
+    if fresh:  # runs while noida-db starts: it needs only the SQLite database
+        say("first start: creating the database and the owner user")
+        creds = _create_owner(python, env, port)
+    _wait(paths, ["search"], lambda: proc.answers(f"http://{HOST}:{es_port}/") and proc.tcp_open(redis_port), 60)
+    if search_crashed and not fresh:
+        say("rebuilding the search index from Argilla's database")
+        proc.run([str(python), "-m", "argilla_server", "search-engine", "reindex"], "reindexing", env)
+    creds.url = f"http://{HOST}:{port}"
+    creds.save(paths.credentials)
+    argilla = [str(python), "-m", "argilla_server"]
+    _spawn(paths, "server", [*argilla, "start", "--host", HOST, "--port", str(port), "--no-access-log"], env)
+    _spawn(paths, "worker", [*argilla, "worker", "--num-workers", "1"], env)
+    _wait(paths, list(COMPONENTS), lambda: proc.answers(creds.url + "/api/v1/version"), timeout)
+    paths.state.write_text(json.dumps({"url": creds.url, "port": port, "elasticsearch_port": es_port,
+                                       "redis_port": redis_port}))
+    return creds
 
 
 def stop(data_dir: Path) -> list[str]:
@@ -139,7 +151,7 @@ def stop(data_dir: Path) -> list[str]:
     paths = Paths(data_dir)
     if not paths.run.exists():
         return []
-    with _locked(paths.run / "serve.lock"):
+    with proc.locked(paths.run / "serve.lock"):
         return stop_processes(paths)
 
 
@@ -155,19 +167,20 @@ def running_state(paths: Paths) -> dict | None:
     if not paths.state.exists() or not all(_pid_alive(paths, name) for name in COMPONENTS):
         return None
     state = json.loads(paths.state.read_text())
-    return state if _answers(state["url"] + "/api/v1/version") else None
+    return state if proc.answers(state["url"] + "/api/v1/version") else None
 
 
 def stop_processes(paths: Paths) -> list[str]:
+    """Server and worker first (together), then the search/redis store they write to."""
     stopped = []
-    for name in reversed(COMPONENTS):
-        pid = _pid_alive(paths, name)
-        if pid:
-            _terminate(pid)
-            stopped.append(name)
-        paths.pid_file(name).unlink(missing_ok=True)
+    for names in (("server", "worker"), ("search",)):
+        pids = {name: _pid_alive(paths, name) for name in names}
+        proc.terminate([pid for pid in pids.values() if pid])
+        stopped += [name for name, pid in pids.items() if pid]
+        for name in names:
+            paths.pid_file(name).unlink(missing_ok=True)
     paths.state.unlink(missing_ok=True)
-    return stopped[::-1]
+    return [name for name in COMPONENTS if name in stopped]
 
 
 def ensure_venv(say: Callable[[str], None]) -> Path:
@@ -177,25 +190,36 @@ def ensure_venv(say: Callable[[str], None]) -> Path:
     marker = venv / ".labeler-requirements"
     wanted = "\n".join(SERVER_REQUIREMENTS)
     venv.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(venv.parent / "argilla-server-venv.lock"):
+    with proc.locked(venv.parent / "argilla-server-venv.lock"):
         if marker.exists() and marker.read_text() == wanted and python.exists():
             return python
         say(f"installing argilla-server into {venv} (once)")
         if not python.exists():
-            _run([sys.executable, "-m", "venv", str(venv)], "creating the argilla-server venv")
-        _run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *SERVER_REQUIREMENTS],
+            proc.run([sys.executable, "-m", "venv", str(venv)], "creating the argilla-server venv")
+        proc.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *SERVER_REQUIREMENTS],
              "installing argilla-server")
         marker.write_text(wanted)
     return python
 
 
-def _create_owner(paths: Paths, python: Path, env: dict, port: int) -> Credentials:
-    argilla = [str(python), "-m", "argilla_server", "database"]
-    _run([*argilla, "migrate"], "migrating the Argilla database", env)
+# One interpreter for both steps: importing argilla_server costs seconds. Secrets come in through the
+# environment, not argv, so `ps` never shows them.
+SETUP_OWNER = """
+import os
+from argilla_server.cli import app
+app(["database", "migrate"], standalone_mode=False)
+app(["database", "users", "create", "--first-name", "Owner", "--username", os.environ["SETUP_USERNAME"],
+     "--password", os.environ["SETUP_PASSWORD"], "--role", "owner", "--api-key", os.environ["SETUP_API_KEY"],
+     "--workspace", os.environ["SETUP_WORKSPACE"]], standalone_mode=False)
+"""
+
+
+def _create_owner(python: Path, env: dict, port: int) -> Credentials:
     creds = Credentials(url=f"http://{HOST}:{port}", username=OWNER, password=secrets.token_urlsafe(12),
                         api_key="labeler." + secrets.token_urlsafe(32), workspace=WORKSPACE)
-    _run([*argilla, "users", "create", "--first-name", "Owner", "--username", OWNER, "--password", creds.password,
-          "--role", "owner", "--api-key", creds.api_key, "--workspace", WORKSPACE], "creating the owner user", env)
+    secrets_env = {"SETUP_USERNAME": OWNER, "SETUP_PASSWORD": creds.password, "SETUP_API_KEY": creds.api_key,
+                   "SETUP_WORKSPACE": WORKSPACE}
+    proc.run([str(python), "-c", SETUP_OWNER], "creating the Argilla database and owner user", env | secrets_env)
     return creds
 
 
@@ -222,9 +246,9 @@ def _noida_binary(python: Path) -> Path:
 
 def _spawn(paths: Paths, name: str, argv: list[str], env: dict) -> None:
     with open(paths.logs / f"{name}.log", "ab") as log:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                cwd=paths.root, start_new_session=True)
-    paths.pid_file(name).write_text(str(proc.pid))
+        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                 cwd=paths.root, start_new_session=True)
+    paths.pid_file(name).write_text(str(child.pid))
 
 
 def _wait(paths: Paths, names: list[str], ready: Callable[[], bool], timeout: float) -> None:
@@ -232,11 +256,9 @@ def _wait(paths: Paths, names: list[str], ready: Callable[[], bool], timeout: fl
     while not ready():
         for name in names:
             if not _pid_alive(paths, name):
-                stop_processes(paths)
                 raise LabelerError(f"the Argilla {name} process exited while starting: "
-                                   f"{_last_line(paths.logs / f'{name}.log')} (log: {paths.logs / name}.log)")
+                                   f"{proc.last_line(paths.logs / f'{name}.log')} (log: {paths.logs / name}.log)")
         if time.monotonic() > deadline:
-            stop_processes(paths)
             raise LabelerError(f"the Argilla server did not answer within {timeout:.0f} s (logs in {paths.logs})")
         time.sleep(0.2)
 
@@ -250,87 +272,3 @@ def _pid_alive(paths: Paths, name: str) -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return pid if COMPONENTS[name] in cmdline and state != "Z" else None
-
-
-def _terminate(pid: int, grace: float = 20.0) -> None:
-    """SIGTERM the process group (noida-db saves its data on SIGTERM), SIGKILL it after `grace` seconds."""
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
-            return
-        _reap(pid)
-        time.sleep(0.1)
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
-def _reap(pid: int) -> None:
-    """Collect our own exited child (when `serve` and `stop` run in one process, e.g. in tests)."""
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-
-
-def _run(argv: list[str], what: str, env: dict | None = None) -> None:
-    done = subprocess.run(argv, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
-    if done.returncode != 0:
-        lines = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()]
-        raise LabelerError(f"{what} failed: {lines[-1].strip() if lines else f'exit code {done.returncode}'}")
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def _tcp_open(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(1)
-        return s.connect_ex((HOST, port)) == 0
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((HOST, port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind((HOST, 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def _last_line(path: Path) -> str:
-    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()] if path.exists() else []
-    return lines[-1].strip()[:300] if lines else "no output"

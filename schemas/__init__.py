@@ -6,17 +6,21 @@ from schemas.records import (
     EvalMetrics,
     EvalRow,
     ExportRow,
+    GoldPair,
     InputPair,
     Pair,
     Judgment,
+    JudgeVersion,
     QuarantineRow,
     ReviewAnswer,
     ReviewQueue,
+    RetrainResult,
     ReviewRecord,
     RoutingCandidate,
     RunRecord,
     Sample,
     StatusReport,
+    TrainingRow,
 )
 
 ALL_MODELS = {
@@ -36,6 +40,10 @@ ALL_MODELS = {
     "eval_row": EvalRow,
     "eval_metrics": EvalMetrics,
     "calibration_record": CalibrationRecord,
+    "gold_pair": GoldPair,
+    "training_row": TrainingRow,
+    "judge_version": JudgeVersion,
+    "retrain_result": RetrainResult,
 }
 
 __all__ = [*(m.__name__ for m in ALL_MODELS.values()), "ALL_MODELS"]

@@ -307,3 +307,74 @@ class EvalMetrics(GroupMetrics):
     by_source: dict[str, GroupMetrics]
     by_category: dict[str, GroupMetrics]
     by_subcategory: dict[str, GroupMetrics]
+
+
+# ---- labeler retrain / labeler judges ----------------------------------------------------------------------------
+class GoldPair(_Strict):
+    """A pair with a human majority label (ties and even splits have none), as retrain reads it."""
+
+    pair: Pair
+    label: Verdict
+    prompt_hash: str = Field(..., description="The held-out split is by prompt: pairs sharing a prompt share a split.")
+    split: Literal["train", "heldout"] | None = Field(None, description="None until retrain assigns it (then fixed).")
+    notes: list[str] = Field(default_factory=list, description="Reviewers' rationales for the majority label.")
+
+
+class TrainingRow(_Strict):
+    """One row a judge version was trained on (the version's `train_data.jsonl`)."""
+
+    iteration: int
+    pair_id: str
+    position: Position = Field(..., description="The order the prompt shows the responses in.")
+    kind: Literal["dpo", "sft", "bt"]
+    prompt: str = Field(..., description="Exactly what the judge sees at inference (chat template applied); "
+                                         "for bt, the user request.")
+    chosen: str = Field(..., description="dpo/sft: the completion to learn (rationale + [[X]] or the verdict "
+                                         "token); bt: the better response.")
+    rejected: str | None = Field(None, description="dpo: an incorrect chain; bt: the worse response.")
+    origin: Literal["sample", "rationalization", "note", "gold"] = Field(
+        ..., description="Where the chosen text came from.")
+    rejected_origin: Literal["sample", "gold"] | None = None
+
+
+class JudgeVersion(_Strict):
+    """A trained judge registered in the `judges` table (`labeler judges list --json`)."""
+
+    version: str
+    method: Literal["star-dpo", "star-sft", "genrm-sft", "bt"]
+    parent: str | None = Field(None, description="The version it was trained from; None = a model directory.")
+    start_judge_id: str = Field(..., description="judge_id of the judge it was trained from.")
+    base_model: str = Field(..., description="Full-weights model dir (the adapter's base, or the version itself).")
+    path: str = Field(..., description="The version's directory (safetensors, config, manifest, metrics).")
+    weights: Literal["lora", "full"]
+    backend: Literal["transformers", "reward"] = Field(..., description="reward = Bradley-Terry scalar head.")
+    mode: Literal["direct", "cot"] = Field(..., description="How annotate uses it by default.")
+    samples: int
+    judge_id: str
+    heldout_n: int
+    heldout_agreement: float | None = Field(None, description="Agreement with gold on the held-out split.")
+    parent_agreement: float | None = Field(None, description="The parent judge's agreement on the same pairs.")
+    promoted: bool = Field(..., description="Passed the promotion gate (or was forced).")
+    active: bool
+    created_at: datetime
+    metrics: dict = Field(default_factory=dict)
+
+
+class RetrainResult(_Strict):
+    """What `labeler retrain` did."""
+
+    version: str
+    method: str
+    path: str
+    parent: str | None
+    start_judge_id: str
+    promoted: bool
+    forced: bool
+    active: bool
+    heldout_n: int
+    heldout_agreement: float
+    parent_agreement: float
+    train_pairs: int
+    train_rows: int
+    resumed: bool = Field(False, description="Picked up a killed run's data or checkpoint.")
+    seconds: float

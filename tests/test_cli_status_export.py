@@ -79,3 +79,15 @@ def test_export_usage_errors(db, tmp_path):
     assert run("export", "--db", db, "--out", tmp_path / "x", "--format", "csv").exit_code == 2
     nodir = run("export", "--db", db, "--out", tmp_path / "no" / "x.jsonl")
     assert nodir.exit_code == 1 and "does not exist" in nodir.stderr
+
+
+def test_a_human_tie_outranks_the_model_label(db, tmp_path):
+    con = duckdb.connect(str(db))
+    con.execute("INSERT INTO gold_labels (pair_id, label, annotator, origin) VALUES ('p000', 'tie', 'ann', 'test')")
+    con.close()
+    out = tmp_path / "labels.jsonl"
+    assert run("export", "--db", db, "--out", out).exit_code == 0
+    ids = [json.loads(line)["pair_id"] for line in out.read_text().splitlines()]
+    assert "p000" not in ids and len(ids) == 9
+    report = StatusReport.model_validate_json(run("status", "--db", db, "--json").stdout)
+    assert report.by_state["human-labeled"] == 3

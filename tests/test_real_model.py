@@ -31,6 +31,7 @@ def test_annotate_examples_with_the_default_model(tmp_path):
         assert label in ("A", "B") and mode == "direct" and judge_id.startswith("smollm2-135m-instruct")
         assert 0.5 <= confidence <= 1.0 and 0.0 < p_a < 1.0 and (label == "A") == (p_a > 0.5)
     samples = con.execute("SELECT position, logprob_a, logprob_b FROM samples").fetchall()
+    con.close()
     assert sorted(p for p, _, _ in samples) == ["AB"] * 3 + ["BA"] * 3
     for _, la, lb in samples:
         # the prompt ends in "Verdict: [[": an instruct model puts most of its mass on the two letters

@@ -118,6 +118,8 @@ def check_model_dir(path: Path) -> None:
         raise LabelerError(f"model path {path} does not exist")
     if not path.is_dir():
         raise LabelerError(f"model path {path} is not a directory")
+    if not (path / "config.json").is_file() and (path / "adapter_config.json").is_file():
+        return _check_adapter_dir(path)
     if not (path / "config.json").is_file():
         raise LabelerError(f"model path {path} has no config.json (is it a Hugging Face model directory?)")
     if not any(path.glob("*.safetensors")):
@@ -132,6 +134,31 @@ def check_model_dir(path: Path) -> None:
             raise LabelerError(f"model path {path}: cannot read {name}: {e}") from None
         if isinstance(data, dict) and "auto_map" in data:
             raise LabelerError(f"refusing trust_remote_code: {path / name} has auto_map (custom model code)")
+
+
+def _check_adapter_dir(path: Path) -> None:
+    """A LoRA judge version: safetensors adapter weights, a local base model that passes the same checks."""
+    from labeler.judge.backends.adapters import adapter_base
+
+    if not (path / "adapter_model.safetensors").is_file():
+        if any(f.suffix in PICKLE_SUFFIXES for f in path.iterdir()):
+            raise LabelerError(f"refusing pickle weights in {path}: labeler loads only *.safetensors")
+        raise LabelerError(f"adapter path {path} has no adapter_model.safetensors")
+    base = adapter_base(path)
+    if not base.is_dir():
+        raise LabelerError(f"adapter path {path}: its base model {base} is not a local directory")
+    check_model_dir(base)
+    _refuse_remote_code(path, "tokenizer_config.json")
+
+
+def _refuse_remote_code(path: Path, name: str) -> None:
+    file = path / name
+    try:
+        data = json.loads(file.read_text(encoding="utf-8")) if file.is_file() else {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise LabelerError(f"model path {path}: cannot read {name}: {e}") from None
+    if isinstance(data, dict) and "auto_map" in data:
+        raise LabelerError(f"refusing trust_remote_code: {path / name} has auto_map (custom model code)")
 
 
 def model_fingerprint(path: Path) -> str:

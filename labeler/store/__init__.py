@@ -2,6 +2,9 @@
 
 from pathlib import Path
 
+from labeler.store import calibrations as _calibrations
+from labeler.store import evaluation as _evaluation
+from labeler.store import judges as _judges
 from labeler.store import judgments as _judgments
 from labeler.store import pairs as _pairs
 from labeler.store import reports as _reports
@@ -9,8 +12,8 @@ from labeler.store import review as _review
 from labeler.store.db import connect, transaction
 from labeler.store.pairs import FieldMap, IngestCounts
 from labeler.store.review import Agreement, AnswerCounts
-from schemas import (Judgment, Pair, ReviewAnswer, ReviewQueue, ReviewRecord, RoutingCandidate, Sample,
-                     StatusReport)
+from schemas import (CalibrationRecord, EvalRow, Judgment, Pair, ReviewAnswer, ReviewQueue, ReviewRecord,
+                     RoutingCandidate, Sample, StatusReport)
 
 __all__ = ["Store", "FieldMap", "IngestCounts", "Agreement", "AnswerCounts"]
 
@@ -66,8 +69,9 @@ class Store:
         return _pairs.quarantine_for_file(self.con, file_label)
 
     # judging
-    def pending_pairs(self, judge_key: str, limit: int | None = None, skip_human: bool = False) -> list[Pair]:
-        return _judgments.pending_pairs(self.con, judge_key, limit, skip_human)
+    def pending_pairs(self, judge_key: str, limit: int | None = None, skip_human: bool = False,
+                      pair_ids: list[str] | None = None) -> list[Pair]:
+        return _judgments.pending_pairs(self.con, judge_key, limit, skip_human, pair_ids)
 
     def save_batch(self, run_id: str, judgments: list[Judgment], samples: list[Sample]) -> None:
         with transaction(self.con):
@@ -140,3 +144,59 @@ class Store:
 
     def review_queue(self) -> ReviewQueue:
         return _review.queue(self.con)
+
+    # evaluation and calibration (labeler eval / labeler calibrate)
+    def staged_pair_ids(self, labelled_only: bool = True) -> list[str]:
+        """Ids of the file ingested last, in line order; call right after `ingest_file`, before `release()`."""
+        return _evaluation.staged_pair_ids(self.con, labelled_only)
+
+    def eval_rows(self, judge_key: str, pair_ids: list[str]) -> list[EvalRow]:
+        return _evaluation.rows_for_judge_key(self.con, judge_key, pair_ids)
+
+    def eval_samples(self, judge_key: str, pair_ids: list[str]) -> list[Sample]:
+        return _evaluation.samples_for_pairs(self.con, judge_key, pair_ids)
+
+    def calibration_rows(self, judge_id: str, mode: str, samples: int) -> list[EvalRow]:
+        return _evaluation.rows_for_calibration(self.con, judge_id, mode, samples)
+
+    def calibration(self, judge_id: str, mode: str, samples: int) -> CalibrationRecord | None:
+        return _calibrations.get(self.con, judge_id, mode, samples)
+
+    def save_calibration(self, record: CalibrationRecord) -> None:
+        _calibrations.save(self.con, record)
+
+    def delete_calibration(self, judge_id: str, mode: str, samples: int) -> int:
+        return _calibrations.delete(self.con, judge_id, mode, samples)
+
+    # judge versions and the gold split (labeler retrain / labeler judges)
+    def gold_pairs(self):
+        """Pairs with a human majority label (list of schemas.GoldPair), with their stored split if any."""
+        return _judges.gold_pairs(self.con)
+
+    def save_split(self, assignments: list[tuple[str, str, str]], seed: int) -> int:
+        with transaction(self.con):
+            return _judges.save_split(self.con, assignments, seed)
+
+    def judged_labels(self, judge_key: str, pair_ids: list[str]) -> dict[str, str | None]:
+        return _judges.judged_labels(self.con, judge_key, pair_ids)
+
+    def label_changes(self, judge_key: str, pair_ids: list[str]) -> tuple[int, int]:
+        return _judges.label_changes(self.con, judge_key, pair_ids)
+
+    def judge_versions(self):
+        return _judges.versions(self.con)
+
+    def judge_version(self, name: str):
+        return _judges.version(self.con, name)
+
+    def active_judge(self):
+        return _judges.active(self.con)
+
+    def register_judge(self, record) -> None:
+        """Insert a version; when `record.active`, deactivate the others in the same transaction."""
+        with transaction(self.con):
+            _judges.register(self.con, record)
+
+    def activate_judge(self, name: str | None) -> None:
+        with transaction(self.con):
+            _judges.activate(self.con, name)

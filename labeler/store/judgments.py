@@ -13,17 +13,20 @@ JUDGMENT_COLUMNS = list(Judgment.model_fields)
 SAMPLE_COLUMNS = list(Sample.model_fields)
 
 
-def pending_pairs(con: duckdb.DuckDBPyConnection, judge_key: str, limit: int | None, skip_human: bool) -> list[Pair]:
-    """Pairs without a judgment under `judge_key`, in ingest order."""
+def pending_pairs(con: duckdb.DuckDBPyConnection, judge_key: str, limit: int | None, skip_human: bool,
+                  pair_ids: list[str] | None = None) -> list[Pair]:
+    """Pairs (of `pair_ids`, when given) without a judgment under `judge_key`, in ingest order."""
     human = "AND pair_id NOT IN (SELECT pair_id FROM gold_labels)" if skip_human else ""
+    only = "AND list_contains($ids, pair_id)" if pair_ids is not None else ""
+    params = {"key": judge_key, "limit": limit if limit is not None else 2**62}
     rows = con.execute(
         f"""
         SELECT pair_id, prompt, response_a, response_b, source, category FROM pairs
-        WHERE pair_id NOT IN (SELECT pair_id FROM judgments WHERE judge_key = ?) {human}
+        WHERE pair_id NOT IN (SELECT pair_id FROM judgments WHERE judge_key = $key) {human} {only}
         ORDER BY created_at, source_file, source_line
-        LIMIT ?
+        LIMIT $limit
         """,
-        [judge_key, limit if limit is not None else 2**62],
+        params | ({"ids": pair_ids} if pair_ids is not None else {}),
     ).fetchall()
     return [Pair(**dict(zip(Pair.model_fields, row))) for row in rows]
 

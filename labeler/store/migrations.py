@@ -126,4 +126,36 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "create_judges_and_gold_split",
+        """
+        CREATE TABLE judges (
+            version VARCHAR PRIMARY KEY,
+            method VARCHAR NOT NULL,
+            parent VARCHAR,
+            start_judge_id VARCHAR NOT NULL,
+            base_model VARCHAR NOT NULL,
+            path VARCHAR NOT NULL,
+            weights VARCHAR NOT NULL CHECK (weights IN ('lora', 'full')),
+            backend VARCHAR NOT NULL,
+            mode VARCHAR NOT NULL CHECK (mode IN ('direct', 'cot')),
+            samples INTEGER NOT NULL,
+            judge_id VARCHAR NOT NULL,
+            heldout_n INTEGER NOT NULL,
+            heldout_agreement DOUBLE,
+            parent_agreement DOUBLE,
+            promoted BOOLEAN NOT NULL,
+            active BOOLEAN NOT NULL DEFAULT false,
+            created_at TIMESTAMP NOT NULL,
+            metrics JSON
+        );
+        CREATE TABLE gold_split (
+            pair_id VARCHAR PRIMARY KEY,
+            split VARCHAR NOT NULL CHECK (split IN ('train', 'heldout')),
+            prompt_hash VARCHAR NOT NULL,
+            seed BIGINT NOT NULL,
+            assigned_at TIMESTAMP NOT NULL
+        );
+        """,
+    ),
 ]

@@ -6,20 +6,28 @@ from pathlib import Path
 
 import duckdb
 
+from labeler.store.calibrations import CALIBRATED_CONFIDENCE
+from labeler.store.calibrations import JOIN as CALIBRATION_JOIN
 from schemas import ExportRow, RunRecord
 
-LATEST = "SELECT DISTINCT ON (pair_id) * FROM judgments ORDER BY pair_id, created_at DESC"
+# Each pair's latest judgment, its confidence calibrated when a calibration is stored for the judge (the judge's
+# own value stays in raw_confidence): status, export and review routing all read confidences through this.
+LATEST = f"""
+    SELECT DISTINCT ON (j.pair_id) j.* REPLACE ({CALIBRATED_CONFIDENCE} AS confidence), j.confidence AS raw_confidence
+    FROM judgments j {CALIBRATION_JOIN} ORDER BY j.pair_id, j.created_at DESC
+"""
 HUMAN = """
     SELECT pair_id, CASE WHEN count_if(label = 'A') > count_if(label = 'B') THEN 'A'
                          WHEN count_if(label = 'B') > count_if(label = 'A') THEN 'B' END AS label
     FROM gold_labels WHERE label IN ('A', 'B') GROUP BY pair_id
-"""
+"""  # the human A/B majority (NULL on an even split); a pair any human answered (even "tie") gets no model label
+REVIEWED = "SELECT DISTINCT pair_id FROM gold_labels"
 
 
 def state_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     rows = con.execute(
         f"""
-        WITH latest AS ({LATEST}), human AS ({HUMAN})
+        WITH latest AS ({LATEST}), human AS ({REVIEWED})
         SELECT CASE WHEN h.pair_id IS NOT NULL THEN 'human-labeled'
                     WHEN l.pair_id IS NULL THEN 'unlabeled'
                     WHEN l.label IS NULL THEN 'undecided (all samples abstained)'
@@ -82,16 +90,17 @@ def _alive(pid: int | None) -> bool:
 
 
 def _export_query(min_confidence: float | None) -> str:
-    conf = "" if min_confidence is None else f"AND (h.label IS NOT NULL OR l.confidence >= {float(min_confidence)})"
+    conf = "" if min_confidence is None else f"AND (r.pair_id IS NOT NULL OR l.confidence >= {float(min_confidence)})"
     return f"""
-        WITH latest AS ({LATEST}), human AS ({HUMAN})
+        WITH latest AS ({LATEST}), human AS ({HUMAN}), reviewed AS ({REVIEWED})
         SELECT p.pair_id, p.prompt, p.response_a, p.response_b,
-               coalesce(h.label, l.label) AS label,
-               CASE WHEN h.label IS NOT NULL THEN 'human' ELSE 'model' END AS label_source,
+               CASE WHEN r.pair_id IS NOT NULL THEN h.label ELSE l.label END AS label,
+               CASE WHEN r.pair_id IS NOT NULL THEN 'human' ELSE 'model' END AS label_source,
                l.confidence, l.rationale, l.votes_a, l.votes_b, l.order_consistent, l.judge_id, l.judge_key,
                l.mode, l.samples, l.seed, l.template_hash, l.created_at AS labeled_at, p.source
         FROM pairs p LEFT JOIN latest l USING (pair_id) LEFT JOIN human h USING (pair_id)
-        WHERE coalesce(h.label, l.label) IS NOT NULL {conf}
+             LEFT JOIN reviewed r USING (pair_id)
+        WHERE CASE WHEN r.pair_id IS NOT NULL THEN h.label ELSE l.label END IN ('A', 'B') {conf}
         ORDER BY p.created_at, p.source_file, p.source_line
     """
 

@@ -181,8 +181,8 @@ def agreement(con: duckdb.DuckDBPyConnection, dataset: str) -> Agreement:
 
 def queue(con: duckdb.DuckDBPyConnection) -> ReviewQueue:
     routed, pushed, answered, discarded = con.execute(
-        "SELECT count(*), count(pushed_at), count_if(status = 'answered'), count_if(status = 'discarded')"
-        " FROM review_items"
+        "SELECT count(*), count(pushed_at), coalesce(count_if(status = 'answered'), 0),"
+        " coalesce(count_if(status = 'discarded'), 0) FROM review_items"  # count_if of no rows is NULL
     ).fetchone()
     return ReviewQueue(routed=routed, pushed=pushed, answered=answered, discarded=discarded)
 

@@ -9,6 +9,7 @@ BACKENDS = {
     "transformers": "labeler.judge.backends.transformers:TransformersBackend",
     "vllm": "labeler.judge.backends.vllm:VLLMBackend",
     "fake": "labeler.judge.backends.fake:FakeBackend",
+    "reward": "labeler.judge.backends.reward:RewardBackend",  # Bradley-Terry judge versions (retrain --method bt)
 }
 
 __all__ = ["BACKENDS", "Backend", "Completion", "SamplingParams", "make_backend"]

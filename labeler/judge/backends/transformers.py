@@ -7,6 +7,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
 from labeler.errors import LabelerError
+from labeler.judge.backends.adapters import is_adapter_dir, load_adapter_model
 from labeler.judge.backends.base import Completion, SamplingParams
 from labeler.judge.backends.chains import Chain, ChainSampler
 from labeler.judge.default_model import check_model_dir, default_model_dir, model_fingerprint
@@ -42,6 +43,8 @@ class TransformersBackend:
     @property
     def model(self):
         """Weights load on first use, so a run with nothing to judge never pays for them."""
+        if self._model is None and is_adapter_dir(self._resolved):  # a LoRA judge version (labeler retrain)
+            self._model = load_adapter_model(self._resolved).eval()
         if self._model is None:
             self._model = AutoModelForCausalLM.from_pretrained(
                 self._resolved, dtype=torch.float32, use_safetensors=True, trust_remote_code=False

@@ -1,0 +1,193 @@
+"""Throughput, side by side in one run: judging (pairs/s and samples/s per mode, both orders) on the same pairs,
+and ingest (rows/s and peak RSS) of synthetic JSONL files.
+
+    .venv/bin/python benchmarks/throughput.py                       # defaults: a few minutes on 2 CPU cores
+    .venv/bin/python benchmarks/throughput.py --pairs 16 --ingest-rows 100000,1000000,5000000
+
+Judge modes: direct (one verdict-token read per order) and cot with K = 1, 4, 8 samples per order; every mode
+judges both orders of every pair (as `labeler annotate` does) through `pipeline.annotate` into a scratch store,
+after a warm-up call that loads the weights. Ingest runs each size in a fresh subprocess on a fresh store, so
+its peak RSS (ru_maxrss) is that size's alone. Prints ratios (to direct; to the smallest ingest) and writes a
+JSON result (default benchmarks/results/throughput-<UTC time>.json). Machine load is recorded: on a shared
+box the numbers move with it.
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT / "examples" / "pairs.jsonl"
+
+INGEST_CHILD = """
+import json, resource, sys, time
+from pathlib import Path
+from labeler.ingest import ingest_files
+from labeler.store import Store
+path, db = Path(sys.argv[1]), Path(sys.argv[2])
+start = time.perf_counter()
+with Store(db) as store:
+    report = ingest_files(store, [path])[0]
+seconds = time.perf_counter() - start
+print(json.dumps({"seconds": seconds, "new_pairs": report.counts.new_pairs, "quarantined": report.counts.quarantined,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def make_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="JSONL of pairs to judge (default: examples/pairs.jsonl).")
+    p.add_argument("--pairs", type=int, default=4, help="Pairs judged by every mode (the same pairs).")
+    p.add_argument("--ks", default="1,4,8", help="CoT samples per order to measure, comma-separated ('' skips cot).")
+    p.add_argument("--no-direct", action="store_true", help="Skip direct mode.")
+    p.add_argument("--model", type=Path, default=None, help="Local HF model dir (default: the default judge model).")
+    p.add_argument("--backend", default="transformers", help="transformers, vllm or fake.")
+    p.add_argument("--batch-size", type=int, default=8, help="Pairs per batch.")
+    p.add_argument("--max-new-tokens", type=int, default=256, help="CoT rationale length limit.")
+    p.add_argument("--ingest-rows", default="100000,1000000", help="Synthetic ingest sizes, comma-separated ('' skips).")
+    p.add_argument("--out", type=Path, default=None, help="JSON result file.")
+    return p
+
+
+def judge_throughput(args: argparse.Namespace) -> list[dict]:
+    from labeler import pipeline
+    from labeler.ingest import ingest_files
+    from labeler.judge.backends import make_backend
+    from labeler.judge.judge import Judge, JudgeConfig
+    from labeler.store import Store
+
+    configs = [] if args.no_direct else [("direct", JudgeConfig(mode="direct"))]
+    configs += [(f"cot K={k}", JudgeConfig(mode="cot", samples=k, max_new_tokens=args.max_new_tokens))
+                for k in _ints(args.ks)]
+    if not configs:
+        return []
+    backend = make_backend(args.backend, model=str(args.model) if args.model else None, batch_size=args.batch_size)
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "pairs.jsonl"
+        lines = [line for line in args.data.read_text().splitlines() if line.strip()][: args.pairs]
+        if len(lines) < args.pairs:
+            print(f"note: {args.data} has only {len(lines)} pairs", file=sys.stderr)
+        data.write_text("\n".join(lines) + "\n")
+        with Store(Path(tmp) / "bench.duckdb") as store:
+            ingest_files(store, [data])
+            ids = [p.pair_id for p in store.pending_pairs("-")]
+            warm = Judge(backend, JudgeConfig(mode="direct", seed=-1))  # loads the weights; not timed
+            pipeline.annotate(store, [], warm, pair_ids=ids[:1])
+            for name, config in configs:
+                judge = Judge(backend, config)
+                print(f"judging {len(ids)} pairs: {name} ...", file=sys.stderr, flush=True)
+                result = pipeline.annotate(store, [], judge, batch_size=args.batch_size, pair_ids=ids)
+                n_samples = sum(j.votes_a + j.votes_b + j.abstained for j in result.judged)  # one per sample
+                results.append({"mode": name, "pairs": len(result.judged), "samples": n_samples,
+                                "seconds": result.seconds, "pairs_per_s": len(result.judged) / result.seconds,
+                                "samples_per_s": n_samples / result.seconds})
+                print(f"  {results[-1]['pairs_per_s']:.3f} pairs/s, {results[-1]['samples_per_s']:.2f} samples/s",
+                      file=sys.stderr)
+        model_id = backend.model_id
+    for r in results:
+        r["model_id"] = model_id
+    return results
+
+
+def write_synthetic(path: Path, rows: int) -> None:
+    """Realistic-length rows (about 600 bytes each), every 1,000th one bad so quarantine is exercised."""
+    filler = "The answer considers the question carefully and explains each step in plain words. " * 2
+    with path.open("w") as f:
+        for i in range(rows):
+            if i % 1000 == 999:
+                f.write('{"prompt": "broken row", "response_a": 3}\n')
+                continue
+            f.write(json.dumps({"id": f"s{i}", "prompt": f"Question {i}: how does item {i % 97} work?",
+                                "response_a": f"A{i}. {filler}", "response_b": f"B{i}. {filler[::-1]}",
+                                "label": "AB"[i % 2], "source": "synthetic"}) + "\n")
+
+
+def ingest_throughput(args: argparse.Namespace) -> list[dict]:
+    results = []
+    for rows in _ints(args.ingest_rows):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"synthetic-{rows}.jsonl"
+            write_synthetic(path, rows)
+            print(f"ingesting {rows:,} rows ({path.stat().st_size / 1e6:.0f} MB) ...", file=sys.stderr, flush=True)
+            child = subprocess.run([sys.executable, "-c", INGEST_CHILD, str(path), str(Path(tmp) / "ingest.duckdb")],
+                                   capture_output=True, text=True, cwd=ROOT)
+            if child.returncode != 0:
+                raise SystemExit(f"ingest of {rows} rows failed:\n{child.stderr}")
+            r = json.loads(child.stdout.strip().splitlines()[-1])
+            results.append({"rows": rows, "file_mb": path.stat().st_size / 1e6, **r, "rows_per_s": rows / r["seconds"]})
+            print(f"  {results[-1]['rows_per_s']:,.0f} rows/s, peak RSS {r['peak_rss_mb']:.0f} MB", file=sys.stderr)
+    return results
+
+
+def ratios(judge: list[dict], ingest: list[dict]) -> dict:
+    out = {}
+    base = next((r for r in judge if r["mode"] == "direct"), None)
+    for r in judge:
+        if base and r is not base:
+            out[f"{r['mode']} / direct seconds per pair"] = base["pairs_per_s"] / r["pairs_per_s"]
+            out[f"{r['mode']} / direct samples per second"] = r["samples_per_s"] / base["samples_per_s"]
+    if ingest:
+        first = ingest[0]
+        for r in ingest[1:]:
+            out[f"ingest {r['rows']:,} / {first['rows']:,} rows per second"] = r["rows_per_s"] / first["rows_per_s"]
+            out[f"ingest {r['rows']:,} / {first['rows']:,} peak RSS"] = r["peak_rss_mb"] / first["peak_rss_mb"]
+    return out
+
+
+def main(args: argparse.Namespace) -> dict:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import torch
+
+    load_before = os.getloadavg()
+    started = time.perf_counter()
+    judge, ingest = judge_throughput(args), ingest_throughput(args)
+    result = {
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+                    "torch": torch.__version__, "load_avg_before": load_before, "load_avg_after": os.getloadavg()},
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "judge": judge, "ingest": ingest, "ratios": ratios(judge, ingest),
+        "total_seconds": time.perf_counter() - started,
+    }
+    _print(result)
+    out = args.out or ROOT / "benchmarks" / "results" / f"throughput-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nwrote {out}")
+    return result
+
+
+def _print(result: dict) -> None:
+    if result["judge"]:
+        print(f"\njudge ({result['judge'][0]['model_id']}, both orders)")
+        print(f"{'mode':<10} {'pairs':>5} {'samples':>7} {'seconds':>8} {'pairs/s':>8} {'samples/s':>9}")
+        for r in result["judge"]:
+            print(f"{r['mode']:<10} {r['pairs']:>5} {r['samples']:>7} {r['seconds']:>8.1f} {r['pairs_per_s']:>8.3f}"
+                  f" {r['samples_per_s']:>9.2f}")
+    if result["ingest"]:
+        print(f"\n{'ingest rows':>12} {'MB':>6} {'seconds':>8} {'rows/s':>10} {'peak RSS MB':>11}")
+        for r in result["ingest"]:
+            print(f"{r['rows']:>12,} {r['file_mb']:>6.0f} {r['seconds']:>8.1f} {r['rows_per_s']:>10,.0f}"
+                  f" {r['peak_rss_mb']:>11.0f}")
+    print("\nratios")
+    for name, value in result["ratios"].items():
+        print(f"  {name}: {value:.2f}x")
+    m = result["machine"]
+    print(f"\n{m['cpus']} CPUs, {m['torch_threads']} torch threads, load average {m['load_avg_before'][0]:.1f} before, "
+          f"{m['load_avg_after'][0]:.1f} after")
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+if __name__ == "__main__":
+    main(make_parser().parse_args())

@@ -1,0 +1,196 @@
+"""`labeler review ...`: human review in Argilla. Thin: parse options, call review_server / review, print.
+
+Import `labeler.cli` (not this module) first: it registers this sub-app and owns the shared options.
+"""
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from labeler.cli import DEFAULT_DB, Db, Quiet, user_errors
+from labeler.errors import LabelerError
+
+review_app = typer.Typer(
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    help="Send doubtful labels to people in Argilla and bring their answers back.\n\n"
+    "Example: labeler review serve && labeler review push && labeler review pull",
+)
+
+SERVER = "Argilla server"
+DEFAULT_DATASET = "labeler-review"
+Url = Annotated[str | None, typer.Option(
+    "--url", envvar="ARGILLA_API_URL", show_default=False, rich_help_panel=SERVER,
+    help="Argilla server URL (env ARGILLA_API_URL; default: the one `labeler review serve` started).")]
+ApiKey = Annotated[str | None, typer.Option(
+    "--api-key", envvar="ARGILLA_API_KEY", show_default=False, rich_help_panel=SERVER,
+    help="Argilla API key (env ARGILLA_API_KEY).")]
+DatasetName = Annotated[str, typer.Option("--dataset", help="Argilla dataset holding the review records.")]
+Workspace = Annotated[str, typer.Option("--workspace", help="Argilla workspace of the dataset.",
+                                        rich_help_panel=SERVER)]
+DataDir = Annotated[Path | None, typer.Option(
+    "--data-dir", show_default=False,
+    help="Where the local server keeps its data (default: $LABELER_CACHE_DIR/argilla, ~/.cache/labeler/argilla).")]
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _client(url: str | None, api_key: str | None):
+    from labeler import review, review_server
+
+    if url and not api_key:
+        raise LabelerError(f"--url {url} needs an API key: pass --api-key or set ARGILLA_API_KEY")
+    if api_key and not url:
+        raise LabelerError("--api-key needs the server URL too: pass --url or set ARGILLA_API_URL")
+    if not url:
+        creds = review_server.local_credentials(review_server.default_data_dir())
+        url, api_key = creds.url, creds.api_key
+    return review.connect(url, api_key)
+
+
+@review_app.command()
+@user_errors
+def serve(
+    port: Annotated[int, typer.Option(help="Port of the Argilla UI and API on 127.0.0.1.")] = 6900,
+    data_dir: DataDir = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the server to answer.")] = 180.0,
+):
+    """Start a local Argilla server (own venv, noida-db, 127.0.0.1 only), or reuse the one running.
+
+    Example: labeler review serve --port 6900
+    """
+    from labeler import review_server
+
+    if not 0 < port < 65536:
+        raise typer.BadParameter(f"--port must be within 1-65535, got {port}")
+    data_dir = data_dir or review_server.default_data_dir()
+    result = review_server.serve(port, data_dir, timeout, say=_say)
+    how = "already running, reused" if result.reused else f"started in {result.seconds:.1f} s"
+    creds = result.credentials
+    if result.reused and not result.url.endswith(f":{port}"):
+        how += f" (it runs on {result.url}, not port {port}: `labeler review stop` first to move it)"
+    print(f"Argilla is running at {result.url} ({how}).")
+    print(f"Log in as {creds.username!r} with the password in {result.credentials_path} (field \"password\").")
+    print(f"API key {creds.masked_key}; for scripts and the Argilla SDK: eval \"$(labeler review env"
+          f"{'' if data_dir == review_server.default_data_dir() else f' --data-dir {data_dir}'})\"")
+    print("Next: labeler review push, then answer in the browser, then labeler review pull. Stop: labeler review stop")
+
+
+@review_app.command()
+@user_errors
+def stop(data_dir: DataDir = None):
+    """Stop the local Argilla server (its data is kept for the next `serve`).
+
+    Example: labeler review stop
+    """
+    from labeler import review_server
+
+    data_dir = data_dir or review_server.default_data_dir()
+    stopped = review_server.stop(data_dir)
+    print(f"stopped {', '.join(stopped)}" if stopped else f"no local Argilla server was running in {data_dir}")
+
+
+@review_app.command()
+@user_errors
+def env(data_dir: DataDir = None):
+    """Print `export ARGILLA_API_URL=... ARGILLA_API_KEY=...` lines for the local server.
+
+    Example: labeler review env > argilla.env   # or in a shell: eval "$(labeler review env)"
+    """
+    import shlex
+
+    from labeler import review_server
+
+    data_dir = data_dir or review_server.default_data_dir()
+    creds = review_server.local_credentials(data_dir)
+    if not review_server.running_state(review_server.Paths(data_dir)):
+        _say(f"warning: the local Argilla server in {data_dir} is not running (start it with `labeler review serve`)")
+    print(f"export ARGILLA_API_URL={shlex.quote(creds.url)}")
+    print(f"export ARGILLA_API_KEY={shlex.quote(creds.api_key)}")
+
+
+@review_app.command()
+@user_errors
+def push(
+    db: Db = DEFAULT_DB,
+    dataset: DatasetName = DEFAULT_DATASET,
+    threshold: Annotated[float, typer.Option(help="Route model labels with confidence below this.")] = 0.7,
+    audit_rate: Annotated[float, typer.Option(help="Share of confident labels sent as a random audit.")] = 0.05,
+    seed: Annotated[int, typer.Option(help="Seed of the audit draw (fixed per pair).")] = 0,
+    limit: Annotated[int | None, typer.Option(help="Send at most N records this time.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Records per request; each is recorded as sent.")] = 100,
+    min_submitted: Annotated[int, typer.Option(help="Reviewers per record (new datasets only).")] = 1,
+    workspace: Workspace = "reviewers",
+    url: Url = None,
+    api_key: ApiKey = None,
+    quiet: Quiet = False,
+):
+    """Send pairs that need a person (low confidence, order-inconsistent, split votes, audit sample) to Argilla.
+
+    Example: labeler review push --threshold 0.8 --audit-rate 0.1 --limit 200
+    """
+    from labeler import review
+    from labeler.progress import progress_bar
+    from labeler.routing import RoutingRules
+    from labeler.store import Store
+
+    if batch_size < 1 or min_submitted < 1 or (limit is not None and limit < 0):
+        raise typer.BadParameter("--batch-size and --min-submitted must be >= 1, --limit >= 0")
+    try:
+        rules = RoutingRules(threshold=threshold, audit_rate=audit_rate, seed=seed)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if not db.exists():
+        raise LabelerError(f"{db}: no such database (run `labeler annotate` first)")
+    client = _client(url, api_key)
+    with Store(db) as store:
+        result = review.push(store, client, dataset, workspace, rules, limit, batch_size, min_submitted,
+                             progress=lambda total: progress_bar(total, "pushing", "records", quiet=quiet))
+    if not quiet:
+        routed = ", ".join(f"{n} {reason}" for reason, n in sorted(result.newly_routed.items())) or "none"
+        print(f"newly routed: {routed}")
+        if result.requeued:
+            print(f"dataset {dataset!r} was missing on the server: {result.requeued} unanswered records sent again")
+        print(f"pushed {result.pushed} records to {dataset!r} ({result.left} routed records not sent yet)")
+        print(f"review them at {result.ui_url}")
+
+
+@review_app.command()
+@user_errors
+def pull(
+    db: Db = DEFAULT_DB,
+    dataset: DatasetName = DEFAULT_DATASET,
+    workspace: Workspace = "reviewers",
+    url: Url = None,
+    api_key: ApiKey = None,
+    quiet: Quiet = False,
+):
+    """Store reviewers' answers as human labels (they outrank model labels) and report judge agreement.
+
+    Example: labeler review pull --dataset labeler-review
+    """
+    from labeler import review
+    from labeler.store import Store
+
+    if not db.exists():
+        raise LabelerError(f"{db}: no such database")
+    client = _client(url, api_key)
+    with Store(db) as store:
+        result = review.pull(store, client, dataset, workspace)
+    if quiet:
+        return
+    c, a = result.counts, result.agreement
+    print(f"{c.records_seen} records, {c.submitted} submitted answers, {c.discarded} discarded")
+    print(f"human labels: {c.new_labels} new, {c.changed_labels} changed, {c.withdrawn_labels} withdrawn")
+    if c.unknown_pairs:
+        print(f"{c.unknown_pairs} records name pairs this database does not have (ignored)")
+    print(f"judge agreed with the reviewers on {_share(a.agreed, a.decided)}; "
+          f"on the audit sample {_share(a.audit_agreed, a.audit_decided)}")
+
+
+def _share(agreed: int, total: int) -> str:
+    return f"{agreed}/{total} ({agreed / total:.0%})" if total else "0/0 (no answers yet)"

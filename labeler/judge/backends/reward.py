@@ -1,0 +1,111 @@
+"""A Bradley-Terry judge (`labeler retrain --method bt`): a scalar reward head scores each response alone.
+
+Direct mode only: for the order (first, second) it returns log sigmoid(r_first - r_second) and
+log sigmoid(r_second - r_first), so the judge's pooled P(A) is sigmoid(r_A - r_B) (the same in both orders).
+`RewardJudge` feeds it the pair itself instead of the GenRM prompt.
+"""
+
+import json
+from pathlib import Path
+
+from labeler.errors import LabelerError
+from labeler.judge.judge import Judge
+from labeler.judge.prompts import POSITIONS, shorten
+from schemas import Pair
+
+
+def bt_text(tokenizer, prompt: str, response: str) -> str:
+    """What the reward model reads, in training (TRL RewardTrainer rows) and at inference: the user turn and
+    the assistant's response in the chat template, ending with the EOS token."""
+    messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
+    text = tokenizer.apply_chat_template(messages, tokenize=False)
+    return text if text.endswith(tokenizer.eos_token) else text + tokenizer.eos_token
+
+
+class RewardBackend:
+    def __init__(self, model: str | Path | None = None, batch_size: int = 8, **_: object):
+        if not model:
+            raise LabelerError("the reward backend needs a Bradley-Terry judge version (labeler retrain --method bt)")
+        self.path = Path(model)
+        self.batch_size = batch_size
+        self.model_id = ""
+        self._model = None
+        self.tokenizer = None
+
+    def load(self) -> None:
+        if self.tokenizer is not None:
+            return
+        from transformers import AutoTokenizer
+
+        from labeler.judge.default_model import check_model_dir, model_fingerprint
+
+        check_model_dir(self.path)
+        self.model_id = f"{self.path.name}@{model_fingerprint(self.path)}"
+        self.tokenizer = AutoTokenizer.from_pretrained(self.path, trust_remote_code=False)
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.tokenizer.padding_side = "right"
+
+    @property
+    def model(self):
+        if self._model is None:
+            import torch
+            from transformers import AutoModelForSequenceClassification
+
+            from labeler.judge.backends.adapters import is_adapter_dir, load_adapter_model
+
+            kwargs = {"num_labels": 1, "pad_token_id": self.tokenizer.pad_token_id}
+            if is_adapter_dir(self.path):
+                model = load_adapter_model(self.path, AutoModelForSequenceClassification, **kwargs)
+            else:
+                model = AutoModelForSequenceClassification.from_pretrained(
+                    self.path, dtype=torch.float32, use_safetensors=True, trust_remote_code=False, **kwargs)
+            model.config.pad_token_id = self.tokenizer.pad_token_id
+            self._model = model.eval()
+        return self._model
+
+    def render_pair(self, pair: Pair, position: str, max_field_chars: int) -> str:
+        first, second = (pair.response_a, pair.response_b) if position == "AB" else (pair.response_b, pair.response_a)
+        prompt = shorten(pair.prompt, max_field_chars)
+        return json.dumps([bt_text(self.tokenizer, prompt, shorten(r, max_field_chars)) for r in (first, second)])
+
+    def render_chat(self, system: str, user: str, assistant_prefix: str) -> str:
+        raise LabelerError("a Bradley-Terry judge reads pairs, not judge prompts")
+
+    def rewards(self, texts: list[str]) -> list[float]:
+        import torch
+
+        out: list[float] = []
+        with torch.inference_mode():
+            for start in range(0, len(texts), self.batch_size):
+                enc = self.tokenizer(texts[start : start + self.batch_size], return_tensors="pt", padding=True)
+                out += self.model(**enc).logits[:, 0].float().tolist()
+        return out
+
+    def verdict_logprobs(self, prompts: list[str], choices: tuple[str, str]) -> list[tuple[float, float]]:
+        import torch.nn.functional as F
+        import torch
+
+        pairs = [json.loads(p) for p in prompts]
+        scores = self.rewards([t for pair in pairs for t in pair])
+        out = []
+        for i in range(len(pairs)):
+            diff = torch.tensor(scores[2 * i] - scores[2 * i + 1])
+            out.append((float(F.logsigmoid(diff)), float(F.logsigmoid(-diff))))
+        return out
+
+    def generate(self, prompts, n, params, choices, marker):
+        raise LabelerError("a Bradley-Terry judge has no rationales: use --mode direct")
+
+
+class RewardJudge(Judge):
+    """Direct judging with a reward model: both orders are scored (they agree by construction)."""
+
+    def __init__(self, backend: RewardBackend, config):
+        if config.mode != "direct":
+            raise LabelerError(f"a Bradley-Terry judge scores responses; use --mode direct (got --mode {config.mode})")
+        super().__init__(backend, config)
+
+    def _prompts(self, pairs: list[Pair]) -> list[tuple[Pair, str, str]]:
+        return [(pair, position, self.backend.render_pair(pair, position, self.config.max_field_chars))
+                for pair in pairs for position in POSITIONS]

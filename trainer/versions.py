@@ -1,0 +1,131 @@
+"""Judge versions: where they live, which one judges, and atomic promotion.
+
+A version is a directory `<judges dir>/<version>/` (default judges dir: `<db stem>.judges/` next to the DuckDB
+file) holding the weights (LoRA adapter or full, safetensors), the tokenizer, `labeler_judge.json` (config),
+`manifest.json` + `train_data.jsonl` (what it was trained on) and `metrics.json`, plus a row in `judges`.
+
+Publishing is crash-safe in three steps: the directory is completed under a temporary name inside the judges
+dir, renamed into place (atomic on one file system), then registered, and if promoted made the only active
+version, in one transaction. A crash before the transaction leaves at most an unregistered directory; the
+previous active judge is untouched throughout.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from labeler.errors import LabelerError
+from labeler.store import Store
+from schemas import JudgeVersion
+from trainer.common import StartPoint
+
+JUDGES_DIR_ENV = "LABELER_JUDGES_DIR"
+CONFIG_FILE = "labeler_judge.json"
+VERSION_RE = re.compile(r"^v(\d+)-")
+
+
+@dataclass(frozen=True)
+class JudgeSpec:
+    """How to build a judge: backend, model dir, default mode and votes; `version` None = not a version."""
+
+    backend: str
+    model: str | None
+    mode: str | None = None
+    samples: int | None = None
+    version: str | None = None
+
+
+def judges_dir(db: Path, override: Path | None = None) -> Path:
+    if override is None and os.environ.get(JUDGES_DIR_ENV):
+        override = Path(os.environ[JUDGES_DIR_ENV])
+    db = Path(db).resolve()
+    return Path(override).resolve() if override else db.parent / f"{db.stem}.judges"
+
+
+def next_version_name(store: Store, root: Path, method: str) -> str:
+    """v001-<method>, v002-..., numbered past every registered version and every directory already in `root`."""
+    names = [v.version for v in store.judge_versions()]
+    if root.is_dir():
+        names += [p.name.lstrip(".") for p in root.iterdir()]
+    numbers = [int(m.group(1)) for n in names if (m := VERSION_RE.match(n))]
+    return f"v{max(numbers, default=0) + 1:03d}-{method}"
+
+
+def get(store: Store, name: str) -> JudgeVersion:
+    record = store.judge_version(name)
+    if record is None:
+        known = ", ".join(v.version for v in store.judge_versions()) or "none yet (run `labeler retrain`)"
+        raise LabelerError(f"no judge version {name!r} (known: {known})")
+    return record
+
+
+def check_version_dir(record: JudgeVersion) -> None:
+    from labeler.judge.default_model import check_model_dir
+
+    path = Path(record.path)
+    if not path.is_dir():
+        raise LabelerError(f"judge version {record.version}: its directory {path} is missing")
+    check_model_dir(path)
+
+
+def start_point(store: Store, model: Path | None = None) -> tuple[StartPoint, JudgeVersion | None]:
+    """Where training starts: `model` if given, else the active version, else the default model.
+
+    A Bradley-Terry version cannot generate, so after one the generative methods start from its base model."""
+    if model is not None:
+        return StartPoint.of(Path(model)), None
+    active = store.active_judge()
+    if active is None:
+        from labeler.judge.default_model import default_model_dir
+
+        return StartPoint.of(default_model_dir()), None
+    check_version_dir(active)
+    if active.backend == "reward":
+        return StartPoint.of(Path(active.base_model)), active
+    return StartPoint.of(Path(active.path), active.version), active
+
+
+def spec(store: Store, version: str | None = None) -> JudgeSpec | None:
+    """The judge `annotate` (and eval) should use: `version` if given, else the active one, else None."""
+    record = get(store, version) if version else store.active_judge()
+    if record is None:
+        return None
+    check_version_dir(record)
+    return JudgeSpec(record.backend, record.path, record.mode, record.samples, record.version)
+
+
+def publish(tmp_dir: Path, root: Path) -> Path:
+    """Rename a completed version dir into `root` (same file system, so atomic); returns its final path."""
+    target = root / tmp_dir.name
+    if target.exists():
+        raise LabelerError(f"{target} already exists; refusing to overwrite a judge version")
+    os.replace(tmp_dir, target)
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # the rename itself survives a power cut
+    finally:
+        os.close(fd)
+    return target
+
+
+def register(store: Store, record: JudgeVersion) -> None:
+    """One transaction: insert the version, and if `record.active`, make it the only active one."""
+    store.register_judge(record)
+
+
+def use(store: Store, name: str) -> JudgeVersion | None:
+    """Make `name` the active judge (`default` = no version: the default model judges again)."""
+    if name in ("default", "none"):
+        store.activate_judge(None)
+        return None
+    record = get(store, name)
+    check_version_dir(record)
+    store.activate_judge(record.version)
+    return store.judge_version(record.version)
+
+
+def list_versions(store: Store) -> list[JudgeVersion]:
+    return store.judge_versions()
