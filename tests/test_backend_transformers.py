@@ -42,6 +42,17 @@ def test_verdict_logprobs_batched_equals_one_by_one(backend):
     assert all(a < 0 and b < 0 and math.exp(a) + math.exp(b) < 1 for a, b in batched)
 
 
+def test_shared_prefix_of_both_orders_gives_the_same_logprobs(backend):
+    """The judge sends (AB, BA) prompts next to each other; their common prefix is prefilled once."""
+    texts = [text for _, _, text in Judge(backend, JudgeConfig())._prompts(PAIRS)]
+    first, second = (backend.tokenizer.encode(t, add_special_tokens=False) for t in texts[:2])
+    assert backend._prefix_groups([first, second]) == [[0, 1]]  # long enough to share
+    batched = backend.verdict_logprobs(texts, ("A", "B"))
+    single = [backend.verdict_logprobs([t], ("A", "B"))[0] for t in texts]
+    for got, want in zip(batched, single):
+        assert got == pytest.approx(want, abs=1e-4)
+
+
 def test_generate_n_samples_in_prompt_order_and_seeded(backend):
     prompts = [backend.render_chat("s", "short", ""), backend.render_chat("s", "a much longer prompt " * 5, "")]
     params = SamplingParams(max_new_tokens=6, temperature=1.0, top_p=0.95, seed=3)

@@ -15,6 +15,23 @@ from transformers.generation.logits_process import TemperatureLogitsWarper, TopP
 COMPACT_FRACTION = 0.25  # drop finished rows from the KV cache once this share of the batch is done
 
 
+def left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token lists -> (ids, attention mask), padded on the left so every row ends at the last column."""
+    width = max(map(len, rows))
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for r, row in enumerate(rows):
+        if row:
+            ids[r, width - len(row):] = torch.tensor(row)
+            mask[r, width - len(row):] = 1
+    return ids, mask
+
+
+def positions_from_mask(mask: torch.Tensor) -> torch.Tensor:
+    """Position ids that skip padding and holes in the mask."""
+    return (mask.cumsum(-1) - 1).clamp(min=0)
+
+
 @dataclass
 class Chain:
     tokens: list[int]
@@ -39,14 +56,9 @@ class ChainSampler:
     @torch.inference_mode()
     def sample(self, prompts: list[list[int]], n: int, max_new_tokens: int, temperature: float, top_p: float,
                seed: int, force: bool = True) -> list[list[Chain]]:
-        width = max(map(len, prompts))
-        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(prompts), width), dtype=torch.long)
-        for row, p in enumerate(prompts):
-            ids[row, width - len(p):] = torch.tensor(p)
-            mask[row, width - len(p):] = 1
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
+        ids, mask = left_pad(prompts, self.pad_id)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions_from_mask(mask), use_cache=True,
+                         logits_to_keep=1)
         cache, logits = out.past_key_values, out.logits[:, -1].repeat_interleave(n, 0)
         cache.batch_repeat_interleave(n)
         mask = mask.repeat_interleave(n, 0)

@@ -9,10 +9,20 @@ from transformers.utils import logging as hf_logging
 from labeler.errors import LabelerError
 from labeler.judge.backends.adapters import is_adapter_dir, load_adapter_model
 from labeler.judge.backends.base import Completion, SamplingParams
-from labeler.judge.backends.chains import Chain, ChainSampler
+from labeler.judge.backends.chains import Chain, ChainSampler, left_pad, positions_from_mask
 from labeler.judge.default_model import check_model_dir, default_model_dir, model_fingerprint
 
 FORCE_SUFFIX = "\nVerdict: "
+MIN_SHARED_PREFIX = 16  # tokens; below this a shared prefill is not worth the cache copy
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return min(n, len(a) - 1, len(b) - 1)  # every member keeps at least one token of its own to read logits at
 
 
 class TransformersBackend:
@@ -62,27 +72,61 @@ class TransformersBackend:
             raise LabelerError(f"verdict choices {choices} are not single tokens for this tokenizer")
         return [i[0] for i in ids]
 
-    def _encode(self, prompts: list[str]) -> dict[str, torch.Tensor]:
-        return self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-
-    def _by_length(self, prompts: list[str], size: int) -> list[list[int]]:
-        """Index batches of similar length, so padding wastes little compute."""
-        lengths = [len(p) for p in prompts]
-        order = sorted(range(len(prompts)), key=lambda i: -lengths[i])
+    def _by_length(self, items: list, size: int) -> list[list[int]]:
+        """Index batches of similar length, so padding wastes little compute (items: strings or lengths)."""
+        lengths = [x if isinstance(x, int) else len(x) for x in items]
+        order = sorted(range(len(items)), key=lambda i: -lengths[i])
         return [order[i : i + size] for i in range(0, len(order), size)]
 
     @torch.inference_mode()
     def verdict_logprobs(self, prompts: list[str], choices: tuple[str, str]) -> list[tuple[float, float]]:
+        """Adjacent prompts that share a long token prefix (a pair's two orders) prefill it once."""
         ids = self.choice_ids(choices)
+        encoded = [self.tokenizer.encode(p, add_special_tokens=False) for p in prompts]
+        groups = self._prefix_groups(encoded)
         out: list[tuple[float, float]] = [(0.0, 0.0)] * len(prompts)
-        for batch in self._by_length(prompts, self.batch_size):
-            enc = self._encode([prompts[i] for i in batch])
-            position_ids = (enc["attention_mask"].cumsum(-1) - 1).clamp(min=0)
-            logits = self.model(**enc, position_ids=position_ids, logits_to_keep=1).logits[:, -1, :]
-            logprobs = torch.log_softmax(logits.float(), dim=-1)[:, ids]
-            for row, i in enumerate(batch):
-                out[i] = (float(logprobs[row, 0]), float(logprobs[row, 1]))
+        for batch in self._by_length([sum(len(encoded[i]) for i in g) for g in groups], self.batch_size // 2 or 1):
+            chosen = [groups[g] for g in batch]
+            logprobs = self._shared_prefix_logprobs([[encoded[i] for i in g] for g in chosen], ids)
+            for row, i in enumerate(i for g in chosen for i in g):
+                out[i] = logprobs[row]
         return out
+
+    def _prefix_groups(self, encoded: list[list[int]]) -> list[list[int]]:
+        """Group prompts (2i, 2i+1) when they share at least MIN_SHARED_PREFIX tokens, else keep them alone."""
+        groups = []
+        for i in range(0, len(encoded) - 1, 2):
+            if _common_prefix(encoded[i], encoded[i + 1]) >= MIN_SHARED_PREFIX:
+                groups.append([i, i + 1])
+            else:
+                groups += [[i], [i + 1]]
+        if len(encoded) % 2:
+            groups.append([len(encoded) - 1])
+        return groups
+
+    def _shared_prefix_logprobs(self, groups: list[list[list[int]]], choice_ids: list[int]) -> list[tuple[float, float]]:
+        """Prefill each group's common prefix once, repeat its KV cache per member, then feed the suffixes.
+        Groups of one member (or a batch with mixed sizes) fall back to a plain padded forward."""
+        if any(len(g) != 2 for g in groups):
+            rows = [seq for g in groups for seq in g]
+            return self._last_logprobs(*left_pad(rows, self.tokenizer.pad_token_id), None, choice_ids)
+        shared = [_common_prefix(a, b) for a, b in groups]
+        ids, mask = left_pad([a[:n] for (a, _), n in zip(groups, shared)], self.tokenizer.pad_token_id)
+        prefill = self.model(input_ids=ids, attention_mask=mask, position_ids=positions_from_mask(mask), use_cache=True,
+                             logits_to_keep=1)
+        cache = prefill.past_key_values
+        cache.batch_repeat_interleave(2)
+        suffixes = [seq[n:] for g, n in zip(groups, shared) for seq in g]
+        suffix_ids, suffix_mask = left_pad(suffixes, self.tokenizer.pad_token_id)
+        mask = torch.cat([mask.repeat_interleave(2, 0), suffix_mask], dim=1)
+        return self._last_logprobs(suffix_ids, mask, cache, choice_ids)
+
+    def _last_logprobs(self, ids, mask, cache, choice_ids) -> list[tuple[float, float]]:
+        positions = positions_from_mask(mask)[:, -ids.shape[1]:]
+        logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                            logits_to_keep=1).logits[:, -1]
+        logprobs = torch.log_softmax(logits.float(), dim=-1)[:, choice_ids]
+        return [(float(a), float(b)) for a, b in logprobs.tolist()]
 
     def generate(self, prompts: list[str], n: int, params: SamplingParams,
                  choices: tuple[str, str], marker: str) -> list[list[Completion]]:
