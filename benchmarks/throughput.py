@@ -1,8 +1,8 @@
 """Throughput, side by side in one run: judging (pairs/s and samples/s per mode, both orders) on the same pairs,
 and ingest (rows/s and peak RSS) of synthetic JSONL files.
 
-    .venv/bin/python benchmarks/throughput.py                       # defaults: a few minutes on 2 CPU cores
-    .venv/bin/python benchmarks/throughput.py --pairs 16 --ingest-rows 100000,1000000,5000000
+    .venv/bin/python benchmarks/throughput.py                       # defaults: a few minutes on 2 idle cores
+    .venv/bin/python benchmarks/throughput.py --pairs 8 --ingest-rows 100000,1000000   # the issue's sizes
 
 Judge modes: direct (one verdict-token read per order) and cot with K = 1, 4, 8 samples per order; every mode
 judges both orders of every pair (as `labeler annotate` does) through `pipeline.annotate` into a scratch store,
@@ -44,14 +44,14 @@ print(json.dumps({"seconds": seconds, "new_pairs": report.counts.new_pairs, "qua
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="JSONL of pairs to judge (default: examples/pairs.jsonl).")
-    p.add_argument("--pairs", type=int, default=4, help="Pairs judged by every mode (the same pairs).")
+    p.add_argument("--pairs", type=int, default=2, help="Pairs judged by every mode (the same pairs).")
     p.add_argument("--ks", default="1,4,8", help="CoT samples per order to measure, comma-separated ('' skips cot).")
     p.add_argument("--no-direct", action="store_true", help="Skip direct mode.")
     p.add_argument("--model", type=Path, default=None, help="Local HF model dir (default: the default judge model).")
     p.add_argument("--backend", default="transformers", help="transformers, vllm or fake.")
     p.add_argument("--batch-size", type=int, default=8, help="Pairs per batch.")
     p.add_argument("--max-new-tokens", type=int, default=256, help="CoT rationale length limit.")
-    p.add_argument("--ingest-rows", default="100000,1000000", help="Synthetic ingest sizes, comma-separated ('' skips).")
+    p.add_argument("--ingest-rows", default="10000,100000", help="Synthetic ingest sizes, comma-separated ('' skips).")
     p.add_argument("--out", type=Path, default=None, help="JSON result file.")
     return p
 
@@ -81,6 +81,8 @@ def judge_throughput(args: argparse.Namespace) -> list[dict]:
             ids = [p.pair_id for p in store.pending_pairs("-")]
             warm = Judge(backend, JudgeConfig(mode="direct", seed=-1))  # loads the weights; not timed
             pipeline.annotate(store, [], warm, pair_ids=ids[:1])
+            if not args.no_direct:
+                results.extend(one_order(backend, store.pending_pairs("-", pair_ids=ids)))
             for name, config in configs:
                 judge = Judge(backend, config)
                 print(f"judging {len(ids)} pairs: {name} ...", file=sys.stderr, flush=True)
@@ -95,6 +97,23 @@ def judge_throughput(args: argparse.Namespace) -> list[dict]:
     for r in results:
         r["model_id"] = model_id
     return results
+
+
+def one_order(backend, pairs) -> list[dict]:
+    """Direct verdict reads straight through the backend (no store), one order vs both: the cost of the swap."""
+    from labeler.judge.judge import CHOICES
+    from labeler.judge.prompts import render
+
+    rows = []
+    for name, positions in (("backend AB only", ("AB",)), ("backend AB+BA", ("AB", "BA"))):
+        prompts = [backend.render_chat(*vars(render("direct", pair, pos)).values()) for pair in pairs for pos in positions]
+        print(f"judging {len(pairs)} pairs: direct, {name} ...", file=sys.stderr, flush=True)
+        start = time.perf_counter()
+        backend.verdict_logprobs(prompts, CHOICES)
+        seconds = time.perf_counter() - start
+        rows.append({"mode": name, "pairs": len(pairs), "samples": len(prompts), "seconds": seconds,
+                     "pairs_per_s": len(pairs) / seconds, "samples_per_s": len(prompts) / seconds})
+    return rows
 
 
 def write_synthetic(path: Path, rows: int) -> None:
@@ -129,9 +148,13 @@ def ingest_throughput(args: argparse.Namespace) -> list[dict]:
 
 def ratios(judge: list[dict], ingest: list[dict]) -> dict:
     out = {}
-    base = next((r for r in judge if r["mode"] == "direct"), None)
+    modes = {r["mode"]: r for r in judge}
+    if "backend AB only" in modes:
+        one, both = modes["backend AB only"], modes["backend AB+BA"]
+        out["direct both orders / one order seconds per pair"] = one["pairs_per_s"] / both["pairs_per_s"]
+    base = modes.get("direct")
     for r in judge:
-        if base and r is not base:
+        if base and r is not base and not r["mode"].startswith("backend"):
             out[f"{r['mode']} / direct seconds per pair"] = base["pairs_per_s"] / r["pairs_per_s"]
             out[f"{r['mode']} / direct samples per second"] = r["samples_per_s"] / base["samples_per_s"]
     if ingest:
@@ -168,9 +191,9 @@ def main(args: argparse.Namespace) -> dict:
 def _print(result: dict) -> None:
     if result["judge"]:
         print(f"\njudge ({result['judge'][0]['model_id']}, both orders)")
-        print(f"{'mode':<10} {'pairs':>5} {'samples':>7} {'seconds':>8} {'pairs/s':>8} {'samples/s':>9}")
+        print(f"{'mode':<16} {'pairs':>5} {'samples':>7} {'seconds':>8} {'pairs/s':>8} {'samples/s':>9}")
         for r in result["judge"]:
-            print(f"{r['mode']:<10} {r['pairs']:>5} {r['samples']:>7} {r['seconds']:>8.1f} {r['pairs_per_s']:>8.3f}"
+            print(f"{r['mode']:<16} {r['pairs']:>5} {r['samples']:>7} {r['seconds']:>8.1f} {r['pairs_per_s']:>8.3f}"
                   f" {r['samples_per_s']:>9.2f}")
     if result["ingest"]:
         print(f"\n{'ingest rows':>12} {'MB':>6} {'seconds':>8} {'rows/s':>10} {'peak RSS MB':>11}")

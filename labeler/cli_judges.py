@@ -161,7 +161,7 @@ def list_(db: Db = DEFAULT_DB, json: Annotated[bool, typer.Option("--json", help
     if not versions:
         render.console.print("No judge versions yet: the default model judges (run `labeler retrain`).")
         return
-    table = Table(title="Judge versions (held-out agreement: this version / the judge it was trained from)")
+    table = Table(title="Judge versions (held-out agreement: this version / the judge it had to beat)")
     for col in ("version", "status", "held-out", "trained from", "mode"):
         table.add_column(col, overflow="fold")
     for v in versions:

@@ -171,6 +171,13 @@ def _groups(rows: Sequence[EvalRow], calibrated: Sequence[float], key: Callable[
             for name, idx in sorted(index.items())}
 
 
+def subcategory_key(row: EvalRow) -> str | None:
+    """`source/subcategory`: a subcategory is the source's own finer label, so two sources' are kept apart."""
+    if row.subcategory is None:
+        return None
+    return f"{row.source}/{row.subcategory}" if row.source else row.subcategory
+
+
 def summarize(rows: Sequence[EvalRow], samples: Sequence[Sample], *, files: list[str], judge_id: str,
               judge_key: str, mode: str, k: int, stored_temperature: float | None = None, bins: int = 10,
               folds: int = 5, coverage_target: float = 0.8) -> EvalMetrics:
@@ -194,5 +201,5 @@ def summarize(rows: Sequence[EvalRow], samples: Sequence[Sample], *, files: list
                                        stored_temperature=stored_temperature),
         by_source=_groups(rows, calibrated, lambda r: r.source, bins),
         by_category=_groups(rows, calibrated, lambda r: r.category, bins),
-        by_subcategory=_groups(rows, calibrated, lambda r: r.subcategory, bins),
+        by_subcategory=_groups(rows, calibrated, subcategory_key, bins),
     )

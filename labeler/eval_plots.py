@@ -4,6 +4,7 @@ from pathlib import Path
 
 from schemas.records import EvalMetrics, GroupMetrics, ReliabilityBin
 
+MAX_SUBCATEGORY_BARS = 20
 PLOTS = {
     "reliability": "reliability.png",
     "coverage": "coverage.png",
@@ -18,11 +19,12 @@ def _pyplot():
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
+    plt.rcParams["axes.titlesize"] = 9  # judge ids are long
     return plt
 
 
 def _title(m: EvalMetrics) -> str:
-    return f"{m.judge_id} ({m.mode}, K={m.samples}), n={m.n}"
+    return f"{m.judge_id}\n({m.mode}, K={m.samples}), n={m.n}"
 
 
 def reliability_diagram(m: EvalMetrics, path: Path) -> Path:
@@ -80,15 +82,17 @@ def groups_plot(m: EvalMetrics, path: Path) -> Path:
     plt = _pyplot()
     groups: list[tuple[str, GroupMetrics]] = [(f"source: {k}", v) for k, v in m.by_source.items()]
     groups += [(f"category: {k}", v) for k, v in m.by_category.items()]
-    groups += [(f"  {k}", v) for k, v in m.by_subcategory.items()]
+    subs = sorted(m.by_subcategory.items(), key=lambda kv: -kv[1].n)[:MAX_SUBCATEGORY_BARS]
+    groups += [(f"  {k}", v) for k, v in sorted(subs)]
     groups = groups or [("all", m)]
+    shown = "" if len(subs) == len(m.by_subcategory) else f"\n({len(subs)} largest of {len(m.by_subcategory)} subcategories)"
     fig, ax = plt.subplots(figsize=(7, 1.2 + 0.32 * len(groups)))
     names = [f"{name} (n={g.n})" for name, g in groups][::-1]
     acc = [g.accuracy for _, g in groups][::-1]
     err = [[g.accuracy - g.ci95[0] for _, g in groups][::-1], [g.ci95[1] - g.accuracy for _, g in groups][::-1]]
     ax.barh(names, acc, xerr=err, capsize=2, color="tab:blue", alpha=0.8)
     ax.axvline(0.5, color="grey", linestyle=":", linewidth=1)
-    ax.set(xlim=(0, 1), xlabel="agreement with humans (95 % Wilson interval)", title=f"By group: {_title(m)}")
+    ax.set(xlim=(0, 1), xlabel="agreement with humans (95 % Wilson interval)", title=f"By group: {_title(m)}{shown}")
     ax.tick_params(axis="y", labelsize=8)
     return _save(fig, path)
 

@@ -133,7 +133,7 @@ def report_markdown(m: EvalMetrics) -> str:
     """A short report.md showing the metrics and the plots next to it."""
     lines = [
         f"# labeler eval: {m.judge_id} ({m.mode}, K={m.samples})", "",
-        f"{m.n} human-labelled pairs from {', '.join(f'`{f}`' for f in m.files)}; judge key `{m.judge_key}`.",
+        f"{m.n} human-labelled pairs from {', '.join(f'`{f}`' for f in m.files)}; judge key `{m.judge_key}`.", "",
         "Agreement: share of pairs whose judge label equals the human label (undecided counts as wrong), with a",
         "95 % Wilson interval. First-shown rate: per order, how often the judge picked the response it saw first",
         f"(about 50 % for an unbiased judge here). ECE: {m.bins} equal-width bins over [0.5, 1]; calibrated = "

@@ -107,6 +107,9 @@ def _ece(x: float | None) -> str:
     return "-" if x is None else f"{x:.3f}"
 
 
+MAX_SUBCATEGORY_ROWS = 12
+
+
 def eval_tables(m: EvalMetrics) -> list[Table | str]:
     """`labeler eval`: agreement, position bias and calibration per group, then votes and coverage."""
     table = Table(title=f"Agreement with humans (%): {m.judge_id} ({m.mode}, K={m.samples}), {m.n} pairs",
@@ -115,8 +118,9 @@ def eval_tables(m: EvalMetrics) -> list[Table | str]:
                   "ECE: raw / calibrated (cross-validated)")
     for col in ("group", "n", "agree", "95% CI", "cons.", "1st AB/BA", "ECE raw/cal"):
         table.add_column(col, justify="left" if col == "group" else "right", overflow="fold", no_wrap=col != "group")
+    subs = m.by_subcategory if len(m.by_subcategory) <= MAX_SUBCATEGORY_ROWS else {}
     groups = [("all", m)] + [(f"{kind}{name}", g) for kind, by in
-                             (("", m.by_source), ("", m.by_category), ("  ", m.by_subcategory)) for name, g in by.items()]
+                             (("", m.by_source), ("", m.by_category), ("  ", subs)) for name, g in by.items()]
     for name, g in groups:
         rates = g.a_rate_by_order
         table.add_row(name, str(g.n), _pct(g.accuracy), f"{_pct(g.ci95[0])}-{_pct(g.ci95[1])}",
@@ -136,6 +140,8 @@ def eval_tables(m: EvalMetrics) -> list[Table | str]:
              f"({c.coverage:.1%}) at {c.accuracy:.1%} agreement.\n"
              f"Temperature on all pairs T = {cal.temperature:.3f}; ECE calibrated: {cal.folds}-fold cross-validation "
              f"by prompt; {stored}.\nConfusion: {confusion}.")
+    if len(m.by_subcategory) > MAX_SUBCATEGORY_ROWS:
+        notes += f"\n{len(m.by_subcategory)} subcategories: see metrics.json (by_subcategory) or report.md."
     return [table, votes, notes]
 
 

@@ -353,7 +353,8 @@ class JudgeVersion(_Strict):
     judge_id: str
     heldout_n: int
     heldout_agreement: float | None = Field(None, description="Agreement with gold on the held-out split.")
-    parent_agreement: float | None = Field(None, description="The parent judge's agreement on the same pairs.")
+    parent_agreement: float | None = Field(None, description="On the same pairs, the judge it had to beat: the "
+                                                             "active version, else the model it started from.")
     promoted: bool = Field(..., description="Passed the promotion gate (or was forced).")
     active: bool
     created_at: datetime

@@ -52,7 +52,7 @@ def test_eval_writes_metrics_plots_and_report_then_reuses_judgments(tmp_path):
     assert metrics.n == 12 and metrics.mode == "cot" and metrics.samples == 3 and metrics.judge_id == "fake:default"
     assert [p.k for p in metrics.maj_at_k] == [1, 2, 3] and metrics.maj_at_k[-1].accuracy == metrics.accuracy
     assert set(metrics.by_source) == {"src"} and set(metrics.by_category) == {"chat", "safety"}
-    assert metrics.by_subcategory["odd"].n == 6
+    assert metrics.by_subcategory["src/odd"].n == 6
     for name in ("reliability", "coverage", "maj_at_k", "groups"):
         png = (out / f"{name}.png").read_bytes()
         assert png.startswith(PNG) and len(png) > 2000

@@ -52,6 +52,7 @@ def data(tmp_path):
 
 def test_star_dpo_end_to_end_then_annotate_and_relabel_with_the_new_judge(data, tiny_llama):
     db, gold, new = data
+    run("annotate", gold, "--db", db, "--model", tiny_llama, "--mode", "cot", "-k", "2", "--max-new-tokens", "12", "-q")
     out = run("retrain", "--db", db, "--gold", gold, "--model", tiny_llama, *FAST, "--force", "--json", "--quiet")
     result = json.loads(out.stdout)
     assert result["version"] == "v001-star-dpo" and result["promoted"] and result["train_rows"] > 0
@@ -64,6 +65,8 @@ def test_star_dpo_end_to_end_then_annotate_and_relabel_with_the_new_judge(data, 
     assert {"adapter_model.safetensors", "adapter_config.json", "tokenizer.json", "labeler_judge.json",
             "manifest.json", "train_data.jsonl", "metrics.json"} <= files
     manifest = json.loads((vdir / "manifest.json").read_text())
+    sampling = manifest["iterations"][0]  # annotate's samples (same judge, K and decoding) were reused
+    assert sampling["reused_pairs"] == result["train_pairs"] and sampling["sampled_pairs"] == 0
     heldout = {p["pair_id"] for p in manifest["heldout_pairs"]}
     rows = [TrainingRow.model_validate_json(x) for x in (vdir / "train_data.jsonl").read_text().splitlines()]
     assert rows and heldout and not heldout & {r.pair_id for r in rows}  # the held-out split is never trained on

@@ -131,11 +131,12 @@ def test_answers_sync_without_duplicates_and_outrank_model_labels(store, tmp_pat
     assert [g[:3] for g in gold(store)] == [("p001", "ann", "A"), ("p003", "ann", "tie")]
     report = StatusReport.model_validate(store.status().model_dump())
     assert report.review.model_dump() == {"routed": 12, "pushed": 12, "answered": 2, "discarded": 1}
-    assert report.by_state["human-labeled"] == 1  # p001 (A); a human 'tie' is not an A/B label
+    assert report.by_state["human-labeled"] == 2  # p001 (A) and p003: a human 'tie' outranks the model label too
     out = tmp_path / "x.jsonl"
     store.copy_export(out, "jsonl", False, None)
     rows = {r["pair_id"]: r for r in map(json.loads, out.read_text().splitlines())}
     assert rows["p001"]["label"] == "A" and rows["p001"]["label_source"] == "human"
+    assert "p003" not in rows  # a tie has no preference to export, and the model's label does not replace it
 
 
 def test_agreement_counts_majority_and_audit(store):

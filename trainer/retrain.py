@@ -243,8 +243,8 @@ def retrain(store: Store, plan: RetrainPlan, progress: Progress, log: Callable[[
         new = heldout_agreement(store, judge, heldout, plan, progress, f"held-out: {name}")
         del judge
         gc.collect()
-        parent_spec, parent_mode = _parent_spec(start, parent, record.mode)
-        judge = _judge(parent_spec, parent_mode, record.samples, plan)
+        incumbent, incumbent_mode = _incumbent(store, start, record.mode)
+        judge = _judge(incumbent, incumbent_mode, record.samples, plan)
         old = heldout_agreement(store, judge, heldout, plan, progress, f"held-out: {judge.judge_id}")
         del judge
         gc.collect()
@@ -264,11 +264,12 @@ def retrain(store: Store, plan: RetrainPlan, progress: Progress, log: Callable[[
                          seconds=time.perf_counter() - started)
 
 
-def _parent_spec(start: StartPoint, parent: JudgeVersion | None, mode: str) -> tuple[JudgeSpec, str]:
-    """The judge being replaced, as it is used: a version with its own backend and mode, else the model dir in
-    the new judge's mode."""
-    if parent is not None:
-        return JudgeSpec(parent.backend, parent.path, parent.mode, parent.samples, parent.version), parent.mode
+def _incumbent(store: Store, start: StartPoint, mode: str) -> tuple[JudgeSpec, str]:
+    """The judge the new one would replace, as it is used: the active version (its own backend and mode), else
+    the model the run started from, in the new judge's mode."""
+    active = store.active_judge()
+    if active is not None:
+        return JudgeSpec(active.backend, active.path, active.mode, active.samples, active.version), active.mode
     return JudgeSpec("transformers", str(start.judge_dir)), mode
 
 

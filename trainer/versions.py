@@ -76,6 +76,9 @@ def start_point(store: Store, model: Path | None = None) -> tuple[StartPoint, Ju
 
     A Bradley-Terry version cannot generate, so after one the generative methods start from its base model."""
     if model is not None:
+        from labeler.judge.default_model import check_model_dir
+
+        check_model_dir(Path(model))
         return StartPoint.of(Path(model)), None
     active = store.active_judge()
     if active is None:

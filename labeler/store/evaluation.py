@@ -67,8 +67,8 @@ def samples_for_pairs(con: duckdb.DuckDBPyConnection, judge_key: str, pair_ids: 
     """Every stored sample of these pairs under `judge_key` (text left out), by pair, order, sample index."""
     cols = ", ".join("'' AS text" if c == "text" else c for c in SAMPLE_COLUMNS)
     rows = con.execute(
-        f"SELECT {cols} FROM samples WHERE judge_key = ? AND list_contains(?, pair_id)"
+        f"SELECT {cols} FROM samples WHERE judge_key = $key AND pair_id IN (SELECT unnest($ids))"
         " ORDER BY pair_id, position, sample_idx",
-        [judge_key, pair_ids],
+        {"key": judge_key, "ids": pair_ids},
     ).fetchall()
     return [Sample(**dict(zip(SAMPLE_COLUMNS, row))) for row in rows]

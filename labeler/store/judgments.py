@@ -17,7 +17,7 @@ def pending_pairs(con: duckdb.DuckDBPyConnection, judge_key: str, limit: int | N
                   pair_ids: list[str] | None = None) -> list[Pair]:
     """Pairs (of `pair_ids`, when given) without a judgment under `judge_key`, in ingest order."""
     human = "AND pair_id NOT IN (SELECT pair_id FROM gold_labels)" if skip_human else ""
-    only = "AND list_contains($ids, pair_id)" if pair_ids is not None else ""
+    only = "AND pair_id IN (SELECT unnest($ids))" if pair_ids is not None else ""
     params = {"key": judge_key, "limit": limit if limit is not None else 2**62}
     rows = con.execute(
         f"""
