@@ -25,6 +25,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT / "examples" / "pairs.jsonl"
+PREFS = ROOT.parent / "shared" / "data" / "prefs"
+SPEEDUP_KEYS = ("cot_speedup", "cot_agreement_delta", "adaptive_sample_ratio", "adaptive_agreement_delta",
+                "direct_speedup", "direct_limit_share")
 
 INGEST_CHILD = """
 import json, resource, sys, time
@@ -53,6 +56,13 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=256, help="CoT rationale length limit.")
     p.add_argument("--ingest-rows", default="10000,100000", help="Synthetic ingest sizes, comma-separated ('' skips).")
     p.add_argument("--out", type=Path, default=None, help="JSON result file.")
+    p.add_argument("--speedups", action="store_true",
+                   help="Also measure, on human-labelled pairs: cot K=8 against a naive generate-per-sample loop, "
+                        "adaptive voting against fixed K, direct against one-at-a-time and the compute limit.")
+    p.add_argument("--speedup-data", type=Path, default=PREFS / "hh_helpful.jsonl",
+                   help="Human-labelled JSONL for --speedups (default: ../shared/data/prefs/hh_helpful.jsonl).")
+    p.add_argument("--speedup-pairs", type=int, default=8, help="Pairs for --speedups (the first N).")
+    p.add_argument("--speedup-k", type=int, default=8, help="Samples per order for --speedups.")
     return p
 
 
@@ -172,12 +182,13 @@ def main(args: argparse.Namespace) -> dict:
     load_before = os.getloadavg()
     started = time.perf_counter()
     judge, ingest = judge_throughput(args), ingest_throughput(args)
+    speed = speedup_section(args) if args.speedups else {}
     result = {
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
                     "torch": torch.__version__, "load_avg_before": load_before, "load_avg_after": os.getloadavg()},
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "judge": judge, "ingest": ingest, "ratios": ratios(judge, ingest),
+        "judge": judge, "ingest": ingest, "ratios": ratios(judge, ingest), "speedups": speed,
         "total_seconds": time.perf_counter() - started,
     }
     _print(result)
@@ -185,7 +196,25 @@ def main(args: argparse.Namespace) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nwrote {out}")
+    if speed:
+        print(json.dumps({k: round(speed[k], 4) for k in SPEEDUP_KEYS}))
     return result
+
+
+def speedup_section(args: argparse.Namespace) -> dict:
+    from judge_speed import speedups
+
+    from labeler.judge.backends import make_backend
+    from schemas import Pair
+
+    rows = [json.loads(line) for line in args.speedup_data.read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if r.get("label") in ("A", "B")][: args.speedup_pairs]
+    pairs = [Pair(pair_id=str(r["id"]), prompt=r["prompt"], response_a=r["response_a"], response_b=r["response_b"])
+             for r in rows]
+    backend = make_backend("transformers", model=str(args.model) if args.model else None, batch_size=args.batch_size)
+    backend.load()
+    print(f"speedups on {len(pairs)} pairs of {args.speedup_data.name}, K={args.speedup_k} ...", file=sys.stderr)
+    return speedups(backend, pairs, [r["label"] for r in rows], args.speedup_k, args.max_new_tokens, args.batch_size)
 
 
 def _print(result: dict) -> None:

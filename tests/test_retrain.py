@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -17,6 +18,8 @@ from typer.testing import CliRunner
 
 from helpers import write_pairs
 from labeler.cli import app
+from labeler.judge.default_model import model_fingerprint
+from labeler.store import Store
 from schemas import JudgeVersion, TrainingRow
 
 runner = CliRunner()
@@ -159,8 +162,12 @@ def test_a_crash_while_publishing_leaves_the_previous_judge_active(data, tiny_ll
 
 def test_kill_9_during_training_keeps_the_active_judge_then_resumes(data, tiny_llama):
     db, gold, new = data
-    run("retrain", "--db", db, "--gold", gold, "--model", tiny_llama, "--method", "genrm-sft", "--max-steps", "2",
-        "--force", "-q")
+    run("ingest", gold, "--db", db)
+    with Store(db) as store:  # an active full-weights version: the tiny model itself
+        store.register_judge(JudgeVersion(
+            version="v001-genrm-sft", method="genrm-sft", start_judge_id="tiny@0", base_model=str(tiny_llama),
+            path=str(tiny_llama), weights="full", backend="transformers", mode="direct", samples=1,
+            judge_id="v001", heldout_n=0, promoted=True, active=True, created_at=datetime(2026, 1, 1)))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     cmd = [sys.executable, "-m", "labeler", "retrain", "--db", str(db), "--method", "star-dpo", "-k", "2",
            "--max-new-tokens", "12", "--eval-samples", "1", "--max-steps", "12", "--save-steps", "1",
@@ -177,7 +184,8 @@ def test_kill_9_during_training_keeps_the_active_judge_then_resumes(data, tiny_l
     (v1,) = versions(db)
     assert v1.active and v1.version == "v001-genrm-sft"
     run("annotate", new, "--db", db, "-q")
-    assert query(db, "SELECT DISTINCT judge_id FROM judgments WHERE pair_id LIKE 'p05%'") == [(v1.judge_id,)]
+    assert query(db, "SELECT DISTINCT judge_id FROM judgments WHERE pair_id LIKE 'p05%'") == [
+        (f"{Path(tiny_llama).name}@{model_fingerprint(tiny_llama)}",)]
     assert ("interrupted",) in query(db, "SELECT status FROM runs WHERE command = 'retrain'")
 
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=db.parent, timeout=300)

@@ -26,7 +26,7 @@ def gold_pairs(con: duckdb.DuckDBPyConnection) -> list[GoldPair]:
                (SELECT list(g.note ORDER BY g.created_at) FROM gold_labels g
                 WHERE g.pair_id = p.pair_id AND g.label = h.label AND nullif(trim(g.note), '') IS NOT NULL) AS notes
         FROM pairs p JOIN human h USING (pair_id) LEFT JOIN gold_split s USING (pair_id)
-        WHERE h.label IS NOT NULL
+        WHERE h.label IN ('A', 'B')
         ORDER BY p.created_at, p.source_file, p.source_line
         """
     ).fetchall()
