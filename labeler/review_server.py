@@ -18,6 +18,7 @@ from pathlib import Path
 
 from labeler import review_processes as proc
 from labeler.errors import LabelerError
+from labeler.judge.default_model import cache_root
 
 HOST = proc.HOST
 SERVER_REQUIREMENTS = ("argilla-server==2.8.0", "click<8.2", "datasets<5", "noida-db==0.2.3")
@@ -29,11 +30,7 @@ COMPONENTS = {"search": "noida-db", "server": "argilla_server", "worker": "argil
 
 
 def cache_dir() -> Path:
-    """`$LABELER_CACHE_DIR`, else `$XDG_CACHE_HOME/labeler`, else `~/.cache/labeler`."""
-    if os.environ.get("LABELER_CACHE_DIR"):
-        return Path(os.environ["LABELER_CACHE_DIR"]).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "labeler"
+    return cache_root()
 
 
 def default_data_dir() -> Path:

@@ -127,13 +127,7 @@ def check_model_dir(path: Path) -> None:
             raise LabelerError(f"refusing pickle weights in {path}: labeler loads only *.safetensors")
         raise LabelerError(f"model path {path} has no *.safetensors weights")
     for name in ("config.json", "tokenizer_config.json"):
-        file = path / name
-        try:
-            data = json.loads(file.read_text(encoding="utf-8")) if file.is_file() else {}
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise LabelerError(f"model path {path}: cannot read {name}: {e}") from None
-        if isinstance(data, dict) and "auto_map" in data:
-            raise LabelerError(f"refusing trust_remote_code: {path / name} has auto_map (custom model code)")
+        _refuse_remote_code(path, name)
 
 
 def _check_adapter_dir(path: Path) -> None:
