@@ -6,9 +6,17 @@ into a train part and an evaluation part. The train part is ingested as gold lab
 version is kept either way, `force`, and the gate's verdict is reported). Every judge is then scored on the
 evaluation part: agreement with the human label (95 % Wilson interval) and order consistency.
 
-    .venv/bin/python benchmarks/retrain_experiment.py --train-pairs 20 --eval-pairs 30 --samples 2
+    .venv/bin/python benchmarks/retrain_experiment.py --train-pairs 16 --eval-pairs 24 --samples 2 \
+        --max-new-tokens 64 --workdir /tmp/retrain_exp/work --out /tmp/retrain_exp/result.json
 
 Prints a table and writes a JSON result (`--out`). Not a test: it takes minutes to hours.
+
+Measured with that command (SmolLM2-135M, 2 shared CPU cores, 63 min wall): agreement on the 24 eval pairs,
+zero-shot direct 0.500, zero-shot cot K=2 0.625, star-dpo 0.583, genrm-sft 0.500; 95 % intervals about
++-0.19, so no difference is measurable. The default model is purely position-biased (0 % order-consistent
+pairs), so every "correct" STaR chain is a position-bias accident. A larger run needs: a judge with some
+order-consistent signal (>= 1.5B instruct model), a GPU with the vllm backend for sampling (K=8, 256 tokens:
+about 1 h of this CPU per 20 pairs), a few thousand gold pairs and ~1,000 eval pairs (+-3 % intervals).
 """
 
 from __future__ import annotations
