@@ -196,3 +196,20 @@ def test_kill_9_during_training_keeps_the_active_judge_then_resumes(data, tiny_l
     # a kill can land mid-checkpoint: an incomplete one is dropped and the one before it is used
     assert steps["steps"] == 12 and steps["resumed_from"].endswith(tuple(f"checkpoint-{i}" for i in range(1, 12)))
     assert versions(db)[1].parent == "v001-genrm-sft"
+
+
+def test_two_star_iterations_sample_with_the_new_judge_and_continue_its_adapter(data, tiny_llama):
+    db, gold, _ = data
+    out = run("retrain", "--db", db, "--gold", gold, "--model", tiny_llama, "--method", "star-sft",
+              "--iterations", "2", *FAST, "--json", "-q")
+    result = json.loads(out.stdout)
+    vdir = Path(result["path"])
+    iterations = json.loads((vdir / "metrics.json").read_text())["iterations"]
+    assert [i["iteration"] for i in iterations] == [1, 2] and all(i["train"]["steps"] == 2 for i in iterations)
+    assert iterations[0]["data"]["judge_id"] == result["start_judge_id"]
+    assert iterations[1]["data"]["judge_id"].startswith("model@")  # iteration 1's adapter sampled iteration 2
+    assert json.loads((vdir / "adapter_config.json").read_text())["base_model_name_or_path"] == str(tiny_llama)
+    rows = [TrainingRow.model_validate_json(x) for x in (vdir / "train_data.jsonl").read_text().splitlines()]
+    assert {r.iteration for r in rows} == {1, 2}
+    stored = {j for (j,) in query(db, "SELECT DISTINCT judge_id FROM judgments")}
+    assert stored == {result["start_judge_id"], vdir.name + "@" + model_fingerprint(vdir)}  # not the intermediate
