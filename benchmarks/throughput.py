@@ -1,13 +1,13 @@
 """Throughput, side by side in one run: judging (pairs/s and samples/s per mode, both orders) on the same pairs,
 and ingest (rows/s and peak RSS) of synthetic JSONL files.
 
-    .venv/bin/python benchmarks/throughput.py                       # defaults: a few minutes on 2 idle cores
-    .venv/bin/python benchmarks/throughput.py --pairs 8 --ingest-rows 100000,1000000   # the issue's sizes
+    .venv/bin/python benchmarks/throughput.py                 # 2 pairs, 100k and 1M rows: about 3 min on 2 idle cores
+    .venv/bin/python benchmarks/throughput.py --pairs 16 --ingest-rows 100000,1000000,5000000
 
 Judge modes: direct (one verdict-token read per order) and cot with K = 1, 4, 8 samples per order; every mode
 judges both orders of every pair (as `labeler annotate` does) through `pipeline.annotate` into a scratch store,
 after a warm-up call that loads the weights. Ingest runs each size in a fresh subprocess on a fresh store, so
-its peak RSS (ru_maxrss) is that size's alone. Prints ratios (to direct; to the smallest ingest) and writes a
+its peak RSS (VmHWM) is that size's alone. Prints ratios (to direct; to the smallest ingest) and writes a
 JSON result (default benchmarks/results/throughput-<UTC time>.json). Machine load is recorded: on a shared
 box the numbers move with it.
 """
@@ -30,7 +30,7 @@ SPEEDUP_KEYS = ("cot_speedup", "cot_agreement_delta", "adaptive_sample_ratio", "
                 "direct_speedup", "direct_limit_share")
 
 INGEST_CHILD = """
-import json, resource, sys, time
+import json, sys, time
 from pathlib import Path
 from labeler.ingest import ingest_files
 from labeler.store import Store
@@ -39,8 +39,10 @@ start = time.perf_counter()
 with Store(db) as store:
     report = ingest_files(store, [path])[0]
 seconds = time.perf_counter() - start
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork + exec, so it would include the parent's model
+hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
 print(json.dumps({"seconds": seconds, "new_pairs": report.counts.new_pairs, "quarantined": report.counts.quarantined,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_rss_mb": hwm / 1024}))
 """
 
 
@@ -54,7 +56,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="transformers", help="transformers, vllm or fake.")
     p.add_argument("--batch-size", type=int, default=8, help="Pairs per batch.")
     p.add_argument("--max-new-tokens", type=int, default=256, help="CoT rationale length limit.")
-    p.add_argument("--ingest-rows", default="10000,100000", help="Synthetic ingest sizes, comma-separated ('' skips).")
+    p.add_argument("--ingest-rows", default="100000,1000000", help="Synthetic ingest sizes, comma-separated ('' skips).")
     p.add_argument("--out", type=Path, default=None, help="JSON result file.")
     p.add_argument("--speedups", action="store_true",
                    help="Also measure, on human-labelled pairs: cot K=8 against a naive generate-per-sample loop, "
