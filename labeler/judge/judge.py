@@ -68,15 +68,17 @@ class Judge:
 
     def judge(self, pairs: list[Pair], run_id: str) -> tuple[list[Judgment], list[Sample]]:
         prompts = self._prompts(pairs)
-        texts = [p for _, _, p in prompts]
-        samples: list[Sample] = []
         if self.config.mode == "direct":
-            for (pair, position, _), (la, lb) in zip(prompts, self.backend.verdict_logprobs(texts, CHOICES)):
-                samples.append(self._sample(pair, position, 0, "", "A" if la >= lb else "B", (la, lb)))
+            scores = self.backend.verdict_logprobs([text for _, _, text in prompts], CHOICES)
+            samples = [self._sample(pair, position, 0, "", "A" if la >= lb else "B", (la, lb))
+                       for (pair, position, _), (la, lb) in zip(prompts, scores)]
         else:
             samples = self._sample_chains(prompts, pairs)
+        by_pair: dict[str, list[Sample]] = {pair.pair_id: [] for pair in pairs}
+        for sample in samples:
+            by_pair[sample.pair_id].append(sample)
         now = datetime.now(timezone.utc).replace(tzinfo=None)
-        judgments = [self._judgment(pair, [s for s in samples if s.pair_id == pair.pair_id], run_id, now) for pair in pairs]
+        judgments = [self._judgment(pair, by_pair[pair.pair_id], run_id, now) for pair in pairs]
         return judgments, samples
 
     def _sample_chains(self, prompts: list[tuple[Pair, str, str]], pairs: list[Pair]) -> list[Sample]:
