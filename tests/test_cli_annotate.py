@@ -81,12 +81,16 @@ def test_kill_9_mid_run_then_resume_without_duplicates(tmp_path):
             "--mode", "cot", "-k", "2", "--batch-size", "2", "--quiet"]
     env = {**os.environ, "LABELER_FAKE_DELAY": "0.15"}
     proc = subprocess.Popen(args, env=env)
-    time.sleep(1.5)
-    status = subprocess.run([sys.executable, "-m", "labeler", "status", "--db", str(db), "--json"],
-                            capture_output=True, text=True)
+    deadline = time.monotonic() + 60  # a loaded machine starts slowly: wait for the first committed batches
+    while True:
+        status = subprocess.run([sys.executable, "-m", "labeler", "status", "--db", str(db), "--json"],
+                                capture_output=True, text=True)
+        runs = json.loads(status.stdout)["runs"] if status.returncode == 0 else []
+        if (runs and runs[0]["n_done"] >= 4) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert status.returncode == 0, status.stderr  # readers get in between batches
-    assert json.loads(status.stdout)["runs"][0]["status"] == "running"
-    time.sleep(0.5)
+    assert runs[0]["status"] == "running" and runs[0]["n_done"] < 40
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     partial = counts(db)
