@@ -3,7 +3,9 @@
 - cot, K samples per order, both orders: our shared-prefix sampler (`labeler annotate --mode cot`) against a
   naive loop that calls `model.generate` once per sample, as transformers-based judges elsewhere do; the
   naive loop parses the last [[A]]/[[B]] and abstains without one (an undecided pair scores 1/2).
-- adaptive voting against fixed K: samples drawn and agreement.
+- adaptive voting against fixed K: samples drawn and agreement. Every sample is seeded by (seed, pair, order,
+  index) alone, so the adaptive run draws exactly the first samples of the fixed run: the agreement delta is
+  the stopping rule's effect, with no sampling noise between the two.
 - direct: ours (length-sorted batches, last-position logits, both orders sharing their prefix) against the
   reference approach (one prompt at a time, full logits), and against the machine's compute limit: a float32
   matmul peak measured here divided by 2 x the parameters each token passes through (the output layer

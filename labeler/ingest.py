@@ -49,7 +49,8 @@ def ingest_file(
             _check_parquet_columns(store, path, fields)
         store.stage(path, kind, fields, max_chars)
     except duckdb.Error as exc:
-        raise LabelerError(f"{path}: cannot read {kind}: {str(exc).splitlines()[0]}") from None
+        hint = " (raise LABELER_DUCKDB_MEMORY_LIMIT)" if isinstance(exc, duckdb.OutOfMemoryException) else ""
+        raise LabelerError(f"{path}: cannot read {kind}: {str(exc).splitlines()[0]}{hint}") from None
     problems = store.staged_problems(fields.id)
     if strict and problems:
         line, name, reason = problems[0]

@@ -77,7 +77,8 @@ def test_shared_prefix_sampler_matches_a_plain_decode(backend):
     prompts = [backend.render_chat("s", "q" * n, "") for n in (1, 25, 9)]
     encoded = [backend.tokenizer.encode(p, add_special_tokens=False) for p in prompts]
     sampler = backend._sampler(("A", "B"), "[[")
-    chains = sampler.sample(encoded, 2, max_new_tokens=6, temperature=1e-9, top_p=1.0, seed=0, force=False)
+    chains = sampler.sample(encoded, 2, max_new_tokens=6, temperature=1e-9, top_p=1.0, seeds=[[0, 1]] * 3,
+                            force=False)
     for ids, samples in zip(encoded, chains):
         expected = _greedy_reference(backend.model, ids, 6)
         for chain in samples:
@@ -94,7 +95,8 @@ def test_finished_samples_leave_the_batch_without_disturbing_the_others(backend)
     stop = references[0][2]
     other = next(t for t in range(50, 1000) if all(t not in r for r in references))
     sampler = ChainSampler(backend.model, backend.tokenizer, [stop, other], "", "[[", set())
-    chains = sampler.sample(encoded, 2, max_new_tokens=8, temperature=1e-9, top_p=1.0, seed=0, force=False)
+    chains = sampler.sample(encoded, 2, max_new_tokens=8, temperature=1e-9, top_p=1.0, seeds=[[0, 1]] * 3,
+                            force=False)
     assert all(c.tokens == references[0][:3] and c.verdict == 0 for c in chains[0])
     for reference, samples in zip(references[1:], chains[1:]):
         for chain in samples:
@@ -106,7 +108,7 @@ def test_forced_verdict_equals_a_fresh_forward_pass(backend):
     prompt = backend.render_chat("s", "judge this", "")
     ids = backend.tokenizer.encode(prompt, add_special_tokens=False)
     sampler = backend._sampler(("A", "B"), "[[")
-    (chain,), = sampler.sample([ids], 1, max_new_tokens=4, temperature=1.0, top_p=1.0, seed=5, force=True)
+    (chain,), = sampler.sample([ids], 1, max_new_tokens=4, temperature=1.0, top_p=1.0, seeds=[[5]], force=True)
     assert chain.forced and chain.verdict in (0, 1)
     kept = chain.tokens[: -(len(sampler.force_ids) + 1)]
     with torch.no_grad():
@@ -139,3 +141,42 @@ def test_judge_direct_and_cot_store_round_trip(backend, tmp_path):
         store.save_batch("run2", cj, cs)
         assert store.count("samples") == 8 and store.count("judgments") == 2
 
+
+
+def test_a_sample_is_the_same_text_whatever_its_batch_or_round(backend):
+    """Per-sample seeds: a pair judged alone, in a batch, or adaptively in rounds draws the same samples."""
+    fixed = Judge(backend, JudgeConfig(mode="cot", samples=4, max_new_tokens=6))
+    key = lambda s: (s.pair_id, s.position, s.sample_idx)  # noqa: E731
+    _, together = fixed.judge(PAIRS[:3], "r1")
+    _, alone = fixed.judge([PAIRS[1]], "r2")
+    by_key = {key(s): s.text for s in together}
+    assert {key(s): s.text for s in alone} == {k: v for k, v in by_key.items() if k[0] == PAIRS[1].pair_id}
+    adaptive = Judge(backend, JudgeConfig(mode="cot", samples=4, max_new_tokens=6, adaptive=True, adaptive_round=1))
+    _, rounds = adaptive.judge(PAIRS[:3], "r3")
+    assert rounds and all(by_key[key(s)] == s.text for s in rounds)
+    other_seed = Judge(backend, JudgeConfig(mode="cot", samples=4, max_new_tokens=6, seed=1))
+    assert [s.text for s in other_seed.judge(PAIRS[:3], "r4")[1]] != [s.text for s in together]
+
+
+@pytest.mark.parametrize("shared_prefix", [True, False])  # cascade attention, or the model's own on a repeated cache
+def test_samples_that_end_early_are_forced_on_the_way_out_without_disturbing_the_rest(backend, shared_prefix):
+    """Prompt 0's third greedy token is made the EOS: its samples end at step 3, are forced mid-decode and
+    leave the batch; every forced read must equal a fresh forward pass, and the others decode as alone."""
+    prompts = [backend.render_chat("s", "w" * n, "") for n in (4, 17, 30)]
+    encoded = [backend.tokenizer.encode(p, add_special_tokens=False) for p in prompts]
+    references = [_greedy_reference(backend.model, ids, 8) for ids in encoded]
+    eos = references[0][2]
+    sampler = ChainSampler(backend.model, backend.tokenizer, backend.choice_ids(("A", "B")), "[[",
+                           "\nVerdict: [[", {eos})
+    assert sampler.shared_prefix  # the tiny Llama is plain full attention
+    sampler.shared_prefix = shared_prefix
+    chains = sampler.sample(encoded, 2, max_new_tokens=8, temperature=1e-9, top_p=1.0, seeds=[[0, 1]] * 3, force=True)
+    ab = backend.choice_ids(("A", "B"))
+    for ids, reference, samples in zip(encoded, references, chains):
+        for chain in samples:
+            kept = chain.tokens[: -(len(sampler.force_ids) + 1)]
+            assert chain.forced and kept == reference[: len(kept)]
+            with torch.no_grad():
+                fresh = torch.log_softmax(backend.model(torch.tensor([ids + kept + sampler.force_ids])).logits[0, -1], -1)
+            assert chain.logprobs == pytest.approx((float(fresh[ab[0]]), float(fresh[ab[1]])), abs=1e-4)
+    assert all(len(c.tokens) == 2 + len(sampler.force_ids) + 1 for c in chains[0])

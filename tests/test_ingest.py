@@ -184,3 +184,14 @@ def test_parquet(store, tmp_path):
     (tmp_path / "corrupt.parquet").write_bytes(b"not parquet at all")
     with pytest.raises(LabelerError, match="corrupt.parquet: cannot read parquet"):
         ingest_file(store, tmp_path / "corrupt.parquet")
+
+
+def test_duckdb_memory_limit_default_and_from_the_environment(tmp_path, monkeypatch):
+    """The limit is what keeps a large ingest's memory flat (it spills to <db>.tmp): see benchmarks/throughput.py."""
+    db = tmp_path / "m.duckdb"
+    with Store(db) as s:
+        assert s.con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == "953.6 MiB"  # 1GB
+    monkeypatch.setenv("LABELER_DUCKDB_MEMORY_LIMIT", "700MB")
+    with Store(db) as s:
+        assert s.con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == "667.5 MiB"
+        assert ingest_file(s, write_lines(tmp_path / "a.jsonl", [row(1), row(2)])).counts.new_pairs == 2

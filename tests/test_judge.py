@@ -2,7 +2,8 @@
 
 import pytest
 
-from labeler.judge.adaptive import prob_share_above_half, settled
+from labeler.judge.adaptive import orders_repeat, prob_share_above_half, settled
+from labeler.judge.backends import Completion
 from labeler.judge.backends.fake import FakeBackend
 from labeler.judge.judge import Judge, JudgeConfig
 from schemas import Pair
@@ -49,7 +50,34 @@ def test_adaptive_uses_fewer_samples_and_records_them():
         assert len(mine) % 4 == 0 and 4 <= len(mine) <= 16  # whole rounds of 2 per order
         assert j.votes_a + j.votes_b + j.abstained == len(mine)
         if len(mine) < 16:
-            assert settled(j.votes_a, j.votes_b, 16 - len(mine), 0.95)
+            used = len(mine) // 2
+            latest = {pos: [s.verdict for s in mine if s.position == pos and s.sample_idx >= used - 2]
+                      for pos in ("AB", "BA")}
+            assert settled(j.votes_a, j.votes_b, 16 - len(mine), 0.95) or orders_repeat(latest)
+
+
+def test_orders_repeat_needs_every_order_unanimous():
+    assert orders_repeat({"AB": ["A", "A"], "BA": ["B", "B"]})
+    assert not orders_repeat({"AB": ["A", "A"], "BA": ["B", "A"]})
+    assert not orders_repeat({"AB": ["A", "A"], "BA": [None, None]})
+    assert not orders_repeat({})
+
+
+class FirstShown(FakeBackend):
+    """A judge that always names the letter shown first, as SmolLM2 nearly always does."""
+
+    def generate(self, prompts, n, params, choices, marker, seeds=None):  # prompts come as AB, BA, AB, BA ...
+        return [[Completion(text="[[A]]", verdict_logprobs=(-0.1, -2.4) if i % 2 == 0 else (-0.3, -1.4))] * n
+                for i in range(len(prompts))]
+
+
+def test_adaptive_stops_a_position_driven_pair_after_one_round():
+    judgments, samples = Judge(FirstShown(), JudgeConfig(mode="cot", samples=8, adaptive=True)).judge(PAIRS[:3], "r")
+    assert len(samples) == 3 * 4  # one round of 2 per order, not 16 per pair
+    assert all(j.order_consistent is False and (j.votes_a, j.votes_b) == (2, 2) for j in judgments)
+    fixed = Judge(FirstShown(), JudgeConfig(mode="cot", samples=8)).judge(PAIRS[:3], "r")[0]
+    # the 2-2 tie is broken by the verdict probabilities, as the 8-8 tie of a fixed run is
+    assert [j.label for j in judgments] == [j.label for j in fixed] == ["A"] * 3
 
 
 def test_forced_samples_count_as_votes_and_are_flagged():

@@ -79,7 +79,7 @@ def test_split_keeps_one_prompt_on_each_side():
 class JustifyingBackend(FakeBackend):
     """Fake chains, except that every generation is a justification without a verdict marker."""
 
-    def generate(self, prompts, n, params, choices, marker):
+    def generate(self, prompts, n, params, choices, marker, seeds=None):
         assert params.force_verdict is False  # a rationalization must never get a verdict read from the logits
         return [[Completion(text=f"Justification {i}: it follows the request.") for i in range(n)] for _ in prompts]
 

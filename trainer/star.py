@@ -19,6 +19,7 @@ from importlib import resources
 import jinja2
 
 from labeler.judge.backends import SamplingParams
+from labeler.judge.backends.base import sample_seed
 from labeler.judge.judge import CHOICES, MARKER, Judge, JudgeConfig
 from labeler.judge.parse import parse_verdict
 from labeler.judge.prompts import POSITIONS, render, shorten
@@ -109,7 +110,9 @@ def rationalize(judge: Judge, needs: list[tuple[GoldPair, str]], star: StarConfi
     for start in range(0, len(needs), batch_size):
         chunk = needs[start : start + batch_size]
         prompts = [rationalize_prompt(judge, g, pos) for g, pos in chunk]
-        completions = judge.backend.generate(prompts, star.rationalize_samples, params, CHOICES, MARKER)
+        seeds = [[sample_seed(star.seed, "rationalize", g.pair.pair_id, pos, j) for j in range(star.rationalize_samples)]
+                 for g, pos in chunk]
+        completions = judge.backend.generate(prompts, star.rationalize_samples, params, CHOICES, MARKER, seeds)
         for (g, pos), outs in zip(chunk, completions):
             kept = [finish_chain(c.text, seen(g.label, pos)) for c in outs]
             out[(g.pair.pair_id, pos)] = list(dict.fromkeys(k for k in kept if k))

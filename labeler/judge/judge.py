@@ -5,9 +5,10 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
-from labeler.judge.adaptive import settled
+from labeler.judge.adaptive import WINDOW, orders_repeat, settled
 from labeler.judge.aggregate import pool_cot, pool_direct
 from labeler.judge.backends import Backend, SamplingParams
+from labeler.judge.backends.base import sample_seed
 from labeler.judge.parse import parse_verdict
 from labeler.judge.prompts import MODES, POSITIONS, render, template_hash, to_original
 from schemas import Judgment, Pair, Sample
@@ -28,7 +29,7 @@ class JudgeConfig:
     top_p: float = 0.95
     max_field_chars: int = 6000
     force_verdict: bool = True  # cot: a sample that ends without [[X]] gets its verdict read from the logits
-    adaptive: bool = False  # cot: sample in rounds and stop a pair once its vote is settled (judge/adaptive.py)
+    adaptive: bool = False  # cot: sample in rounds and stop a pair once more samples are unlikely to change it
     adaptive_round: int = 2  # samples per order per round
     adaptive_confidence: float = 0.95  # stop when the Beta posterior puts this much mass on one side
 
@@ -82,32 +83,39 @@ class Judge:
         return judgments, samples
 
     def _sample_chains(self, prompts: list[tuple[Pair, str, str]], pairs: list[Pair]) -> list[Sample]:
-        """K rationales per order; with `adaptive`, in rounds, each pair stopping once its vote is settled."""
+        """K rationales per order; with `adaptive`, in rounds, each pair stopping once the adaptive rule says so.
+        Sample j of a pair's order is seeded by (seed, pair id, order, j) alone, so it is the same text whatever
+        the batch, the round or the resume point."""
         k, c = self.config.samples, self.config
         step = c.adaptive_round if c.adaptive else k
-        seed, used, todo, samples = self._batch_seed(pairs), 0, {p.pair_id for p in pairs}, []
+        used, todo, samples = 0, {p.pair_id for p in pairs}, []
+        by_pair: dict[str, list[Sample]] = {p.pair_id: [] for p in pairs}
+        params = SamplingParams(c.max_new_tokens, c.temperature, c.top_p, c.seed, c.force_verdict)
         while todo and used < k:
             n = min(step, k - used)
             batch = [item for item in prompts if item[0].pair_id in todo]
-            params = SamplingParams(c.max_new_tokens, c.temperature, c.top_p, seed + used, c.force_verdict)
-            completions = self.backend.generate([text for _, _, text in batch], n, params, CHOICES, MARKER)
+            seeds = [[sample_seed(c.seed, pair.pair_id, position, used + j) for j in range(n)]
+                     for pair, position, _ in batch]
+            completions = self.backend.generate([text for _, _, text in batch], n, params, CHOICES, MARKER, seeds)
             for (pair, position, _), outs in zip(batch, completions):
                 for j, out in enumerate(outs):
-                    samples.append(self._sample(pair, position, used + j, out.text, parse_verdict(out.text),
-                                                out.verdict_logprobs, out.forced))
+                    sample = self._sample(pair, position, used + j, out.text, parse_verdict(out.text),
+                                          out.verdict_logprobs, out.forced)
+                    samples.append(sample)
+                    by_pair[pair.pair_id].append(sample)
             used += n
             if c.adaptive:
-                votes = {pid: [0, 0] for pid in todo}
-                for smp in samples:
-                    if smp.pair_id in votes and smp.verdict:
-                        votes[smp.pair_id][smp.verdict == "B"] += 1
-                todo = {pid for pid, (a, b) in votes.items() if not settled(a, b, 2 * (k - used), c.adaptive_confidence)}
+                todo = {pid for pid in todo if not self._stop(by_pair[pid], used, n)}
         return samples
 
-    def _batch_seed(self, pairs: list[Pair]) -> int:
-        """Seed from the run seed and the batch's pair ids: the same batch always draws the same samples."""
-        digest = hashlib.sha256(f"{self.config.seed}:{','.join(p.pair_id for p in pairs)}".encode()).digest()
-        return int.from_bytes(digest[:4], "big")
+    def _stop(self, samples: list[Sample], used: int, n: int) -> bool:
+        """The adaptive stopping rule (judge/adaptive.py) after a round of `n` samples per order."""
+        a, b = sum(s.verdict == "A" for s in samples), sum(s.verdict == "B" for s in samples)
+        latest: dict[str, list[str | None]] = {}
+        for s in samples:
+            if s.sample_idx >= used - max(n, WINDOW):
+                latest.setdefault(s.position, []).append(s.verdict)
+        return settled(a, b, 2 * (self.config.samples - used), self.config.adaptive_confidence) or orders_repeat(latest)
 
     def _sample(self, pair: Pair, position: str, idx: int, text: str, seen: str | None,
                 logprobs: tuple[float, float] | None, forced: bool = False) -> Sample:

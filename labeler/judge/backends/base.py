@@ -1,5 +1,6 @@
 """The backend protocol every judge backend implements (transformers, vllm, fake)."""
 
+import hashlib
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -32,6 +33,16 @@ class Backend(Protocol):
     def verdict_logprobs(self, prompts: list[str], choices: tuple[str, str]) -> list[tuple[float, float]]:
         """Full-vocabulary log-probs of the two choice tokens as the next token after each prompt."""
 
-    def generate(self, prompts: list[str], n: int, params: SamplingParams,
-                 choices: tuple[str, str], marker: str) -> list[list[Completion]]:
-        """`n` sampled completions per prompt, in prompt order."""
+    def generate(self, prompts: list[str], n: int, params: SamplingParams, choices: tuple[str, str], marker: str,
+                 seeds: list[list[int]] | None = None) -> list[list[Completion]]:
+        """`n` sampled completions per prompt, in prompt order. `seeds[i][j]` seeds prompt i's sample j alone
+        (default: derived from `params.seed`, the prompt's index and j)."""
+
+
+def sample_seed(*key: object) -> int:
+    """A 63-bit seed from any key, e.g. (run seed, pair id, order, sample index)."""
+    return int.from_bytes(hashlib.sha256(repr(key).encode()).digest()[:8], "big") >> 1
+
+
+def default_seeds(seed: int, prompts: int, n: int) -> list[list[int]]:
+    return [[sample_seed(seed, i, j) for j in range(n)] for i in range(prompts)]

@@ -1,16 +1,20 @@
 """Self-consistency sampling that prefills each judge prompt once and decodes its K samples together.
 
 `model.generate(num_return_sequences=K)` copies the prompt K times before the prefill; here the prompt is
-encoded once, its KV cache is repeated K times, and every sample of every prompt in the batch decodes in
-one forward pass per step. A sample stops as soon as it writes a verdict letter after the marker; a
-sample that ends (EOS) or runs out of tokens without one is forced: the marker is appended and the
-verdict read from the two letters' logits. Finished samples leave the batch so they cost nothing more.
+encoded once, its KV cache kept once and read by all K samples (judge/backends/cascade.py), and every sample
+of every prompt in the batch decodes in one forward pass per step. A sample stops as soon as it writes a
+verdict letter after the marker; a sample that ends (EOS) or runs out of tokens without one is forced: the
+marker is appended and the verdict read from the two letters' logits. Finished samples (forced on the way
+out) leave the batch so they cost nothing more.
 """
 
 from dataclasses import dataclass
 
 import torch
-from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
+
+from labeler.judge.backends import cascade
+from labeler.judge.backends.cascade import CascadeCache, select_rows
+from labeler.judge.backends.sampling import nucleus_sample
 
 COMPACT_FRACTION = 0.25  # drop finished rows from the KV cache once this share of the batch is done
 
@@ -49,62 +53,71 @@ class ChainSampler:
         self.pad_id = tokenizer.pad_token_id
         self.pieces = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
         self.force_ids = tokenizer.encode(force_suffix, add_special_tokens=False)
+        self.shared_prefix = cascade.supports(model.config)
 
     def _marker_before(self, tokens: list[int]) -> bool:
         return "".join(self.pieces[t] for t in tokens[-4:]).rstrip().endswith(self.marker)
 
     @torch.inference_mode()
     def sample(self, prompts: list[list[int]], n: int, max_new_tokens: int, temperature: float, top_p: float,
-               seed: int, force: bool = True) -> list[list[Chain]]:
+               seeds: list[list[int]], force: bool = True) -> list[list[Chain]]:
+        """`n` chains per prompt; `seeds[i][j]` drives the randomness of prompt i's sample j and nothing else."""
+        if not self.shared_prefix:
+            return self._sample(prompts, n, max_new_tokens, temperature, top_p, seeds, force)
+        with cascade.cascade_attention_on(self.model):
+            return self._sample(prompts, n, max_new_tokens, temperature, top_p, seeds, force)
+
+    def _forward(self, cache, **inputs):
+        if self.shared_prefix:
+            return cascade.forward(self.model, cache, **inputs)
+        return self.model(past_key_values=cache, use_cache=True, **inputs)
+
+    def _sample(self, prompts, n, max_new_tokens, temperature, top_p, seeds, force) -> list[list[Chain]]:
         ids, mask = left_pad(prompts, self.pad_id)
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions_from_mask(mask), use_cache=True,
                          logits_to_keep=1)
-        cache, logits = out.past_key_values, out.logits[:, -1].repeat_interleave(n, 0)
-        cache.batch_repeat_interleave(n)
+        logits = out.logits[:, -1].repeat_interleave(n, 0)
+        if self.shared_prefix:
+            cache = CascadeCache.from_prefill(out.past_key_values, n, max_new_tokens + len(self.force_ids))
+        else:
+            cache = out.past_key_values
+            cache.batch_repeat_interleave(n)
         mask = mask.repeat_interleave(n, 0)
         next_pos = torch.tensor([len(p) for p in prompts]).repeat_interleave(n)
         chains = [Chain(tokens=[]) for _ in range(len(prompts) * n)]
         rows = list(range(len(chains)))  # batch row -> chain index
-        parked = torch.zeros(len(rows), dtype=torch.bool)  # ended without a verdict: waits for forcing
-        done = torch.zeros(len(rows), dtype=torch.bool)  # has a verdict: leaves the batch at the next compaction
-        warpers = [TemperatureLogitsWarper(temperature)] if temperature != 1.0 else []
-        warpers += [TopPLogitsWarper(top_p)] if top_p < 1.0 else []
-        generator = torch.Generator().manual_seed(seed)
+        finished = torch.zeros(len(rows), dtype=torch.bool)  # has a verdict, or ended without one (to be forced)
+        generators = [torch.Generator().manual_seed(s) for row in seeds for s in row]
         for step in range(max_new_tokens):
             logprobs = torch.log_softmax(logits.float(), dim=-1)
-            scores = logprobs
-            for warp in warpers:
-                scores = warp(None, scores)
-            picked = torch.multinomial(torch.softmax(scores, dim=-1), 1, generator=generator).squeeze(1)
-            feed = torch.ones(len(rows), dtype=torch.bool)
+            uniforms = torch.cat([torch.rand(1, generator=generators[c]) for c in rows])
+            picked = nucleus_sample(logprobs, temperature, top_p, uniforms)
             for r, c in enumerate(rows):
-                if parked[r] or done[r]:
-                    feed[r] = False
+                if finished[r]:
                     continue
                 token, chain = int(picked[r]), chains[c]
                 is_verdict = token in self.choice_ids and self._marker_before(chain.tokens)
-                if token in self.eos_ids or (step == max_new_tokens - 1 and not is_verdict):
-                    parked[r], feed[r] = True, False  # the token is not kept: the cache never saw it
-                    continue
                 if is_verdict:
-                    chain.tokens.append(token)
                     chain.verdict = self.choice_ids.index(token)
                     chain.logprobs = (float(logprobs[r, self.choice_ids[0]]), float(logprobs[r, self.choice_ids[1]]))
-                    done[r], feed[r] = True, False
-                    continue
-                chain.tokens.append(token)
-            if bool((parked | done).all()):
+                if is_verdict or token not in self.eos_ids and step < max_new_tokens - 1:
+                    chain.tokens.append(token)
+                finished[r] = is_verdict or token in self.eos_ids or step == max_new_tokens - 1
+            if bool(finished.all()):
                 break
-            if int(done.sum()) >= COMPACT_FRACTION * len(rows):
-                keep = torch.nonzero(~done).squeeze(1)
+            if int(finished.sum()) >= COMPACT_FRACTION * len(rows):  # finished rows leave the batch
+                unforced = [r for r in torch.nonzero(finished).squeeze(1).tolist() if chains[rows[r]].verdict is None]
+                if force and unforced:
+                    self._force(cache, mask, next_pos, rows, unforced, chains)
+                keep = torch.nonzero(~finished).squeeze(1)
                 cache.batch_select_indices(keep)
                 rows = [rows[i] for i in keep.tolist()]
-                picked, feed, parked, mask, next_pos = picked[keep], feed[keep], parked[keep], mask[keep], next_pos[keep]
-                done = torch.zeros(len(rows), dtype=torch.bool)
+                picked, finished, mask, next_pos = picked[keep], finished[keep], mask[keep], next_pos[keep]
+            feed = ~finished  # a finished row's last token is not fed: the cache never sees it
             step_ids = torch.where(feed, picked, torch.full_like(picked, self.pad_id)).unsqueeze(1)
             mask = torch.cat([mask, feed.long().unsqueeze(1)], dim=1)
-            out = self.model(input_ids=step_ids, attention_mask=mask, position_ids=next_pos.unsqueeze(1),
-                             past_key_values=cache, use_cache=True, logits_to_keep=1)
+            out = self._forward(cache, input_ids=step_ids, attention_mask=mask, position_ids=next_pos.unsqueeze(1),
+                                logits_to_keep=1)
             logits, next_pos = out.logits[:, -1], next_pos + feed.long()
         pending = [r for r, c in enumerate(rows) if chains[c].verdict is None]
         if force and pending:
@@ -112,15 +125,15 @@ class ChainSampler:
         return [chains[i * n:(i + 1) * n] for i in range(len(prompts))]
 
     def _force(self, cache, mask, next_pos, rows, pending, chains) -> None:
-        """Append the verdict marker to every unfinished sample and read the two letters' logits."""
+        """Append the verdict marker to the `pending` rows' samples and read the two letters' logits (on a copy
+        of those rows' cache: the batch goes on decoding)."""
         keep = torch.tensor(pending)
-        cache.batch_select_indices(keep)
+        cache = select_rows(cache, keep)
         mask, next_pos = mask[keep], next_pos[keep]
         suffix = torch.tensor(self.force_ids).unsqueeze(0).repeat(len(pending), 1)
         mask = torch.cat([mask, torch.ones_like(suffix)], dim=1)
         positions = next_pos.unsqueeze(1) + torch.arange(suffix.shape[1]).unsqueeze(0)
-        out = self.model(input_ids=suffix, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                         use_cache=True, logits_to_keep=1)
+        out = self._forward(cache, input_ids=suffix, attention_mask=mask, position_ids=positions, logits_to_keep=1)
         logprobs = torch.log_softmax(out.logits[:, -1].float(), dim=-1)[:, self.choice_ids]
         for i, r in enumerate(pending):
             chain = chains[rows[r]]

@@ -9,7 +9,7 @@ import math
 import os
 import time
 
-from labeler.judge.backends.base import Completion, SamplingParams
+from labeler.judge.backends.base import Completion, SamplingParams, default_seeds
 
 
 def _unit(*parts: object) -> float:
@@ -43,17 +43,18 @@ class FakeBackend:
             out.append((math.log(p), math.log(1 - p)))
         return out
 
-    def generate(self, prompts: list[str], n: int, params: SamplingParams,
-                 choices: tuple[str, str], marker: str) -> list[list[Completion]]:
+    def generate(self, prompts: list[str], n: int, params: SamplingParams, choices: tuple[str, str], marker: str,
+                 seeds: list[list[int]] | None = None) -> list[list[Completion]]:
         self._delay()
+        seeds = seeds or default_seeds(params.seed, len(prompts), n)
         results = []
-        for prompt in prompts:
+        for prompt, row in zip(prompts, seeds):
             p = min(max(_unit(prompt), 0.05), 0.95)
             samples = []
-            for i in range(n):
-                letter = choices[0] if _unit(prompt, params.seed, i) < p else choices[1]
+            for i, seed in enumerate(row):
+                letter = choices[0] if _unit(prompt, seed) < p else choices[1]
                 logprobs = (math.log(p), math.log(1 - p))
-                if _unit(prompt, "abstain", params.seed, i) >= self.abstain_rate:
+                if _unit(prompt, "abstain", seed) >= self.abstain_rate:
                     text = f"Sample {i}: weighing both responses, {letter} is better.\n{marker}{letter}]]"
                     samples.append(Completion(text=text, verdict_logprobs=logprobs))
                 elif params.force_verdict:

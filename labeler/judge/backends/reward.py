@@ -94,7 +94,7 @@ class RewardBackend:
             out.append((float(F.logsigmoid(diff)), float(F.logsigmoid(-diff))))
         return out
 
-    def generate(self, prompts, n, params, choices, marker):
+    def generate(self, prompts, n, params, choices, marker, seeds=None):
         raise LabelerError("a Bradley-Terry judge has no rationales: use --mode direct")
 
 

@@ -8,7 +8,7 @@ from transformers.utils import logging as hf_logging
 
 from labeler.errors import LabelerError
 from labeler.judge.backends.adapters import is_adapter_dir, load_adapter_model
-from labeler.judge.backends.base import Completion, SamplingParams
+from labeler.judge.backends.base import Completion, SamplingParams, default_seeds
 from labeler.judge.backends.chains import Chain, ChainSampler, left_pad, positions_from_mask
 from labeler.judge.default_model import check_model_dir, default_model_dir, model_fingerprint
 
@@ -26,7 +26,7 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
 
 
 class TransformersBackend:
-    def __init__(self, model: str | Path | None = None, batch_size: int = 8, max_sequences: int = 32, **_: object):
+    def __init__(self, model: str | Path | None = None, batch_size: int = 8, max_sequences: int = 128, **_: object):
         self.path = Path(model) if model else None
         self.batch_size = batch_size
         self.max_sequences = max_sequences
@@ -128,14 +128,15 @@ class TransformersBackend:
         logprobs = torch.log_softmax(logits.float(), dim=-1)[:, choice_ids]
         return [(float(a), float(b)) for a, b in logprobs.tolist()]
 
-    def generate(self, prompts: list[str], n: int, params: SamplingParams,
-                 choices: tuple[str, str], marker: str) -> list[list[Completion]]:
+    def generate(self, prompts: list[str], n: int, params: SamplingParams, choices: tuple[str, str], marker: str,
+                 seeds: list[list[int]] | None = None) -> list[list[Completion]]:
         sampler = self._sampler(choices, marker)
         encoded = [self.tokenizer.encode(p, add_special_tokens=False) for p in prompts]
+        seeds = seeds or default_seeds(params.seed, len(prompts), n)
         out: list[list[Completion]] = [[] for _ in prompts]
-        for number, batch in enumerate(self._by_length(prompts, max(1, self.max_sequences // n))):
+        for batch in self._by_length(prompts, max(1, self.max_sequences // n)):
             chains = sampler.sample([encoded[i] for i in batch], n, params.max_new_tokens, params.temperature,
-                                    params.top_p, params.seed + number, force=params.force_verdict)
+                                    params.top_p, [seeds[i] for i in batch], force=params.force_verdict)
             for i, samples in zip(batch, chains):
                 out[i] = [self._completion(c) for c in samples]
         return out

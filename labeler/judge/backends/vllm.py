@@ -1,16 +1,21 @@
 """vLLM backend (`pip install 'labeler[vllm]'`, needs a GPU). Never imported on the CPU path.
 
-Written to vLLM's documented offline API: `LLM.generate(prompts, SamplingParams(n=K, ...))` with automatic
-prefix caching, so the K samples and the two orders of a pair share their common prompt prefix.
+Written to vLLM's documented offline API (`LLM.generate(prompts, [SamplingParams, ...])`) with automatic
+prefix caching, so the samples and the two orders of a pair share their prompt's KV cache instead of
+re-encoding it. The rules match the transformers backend: each sample is its own request with its own seed
+(so it is the same text whatever the batch), it stops at its verdict letter (stop strings "[[A", "[[B"), and
+a sample that ends without one is forced: the marker is appended and the two letters' log-probs read.
 """
 
 import math
 from pathlib import Path
 
 from labeler.errors import LabelerError
-from labeler.judge.backends.base import Completion, SamplingParams
+from labeler.judge.backends.base import Completion, SamplingParams, default_seeds
 from labeler.judge.default_model import check_model_dir, default_model_dir, model_fingerprint
-from labeler.judge.parse import MARKER
+
+FORCE_SUFFIX = "\nVerdict: "
+TOP_LOGPROBS = 20
 
 
 class VLLMBackend:
@@ -21,6 +26,8 @@ class VLLMBackend:
         self.llm = None
 
     def load(self) -> None:
+        if self.llm is not None:
+            return
         try:
             import vllm
         except ImportError:
@@ -38,34 +45,48 @@ class VLLMBackend:
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + assistant_prefix
 
     def _ids(self, choices: tuple[str, str]) -> list[int]:
-        return [self.tokenizer.encode(c, add_special_tokens=False)[0] for c in choices]
+        ids = [self.tokenizer.encode(c, add_special_tokens=False) for c in choices]
+        if any(len(i) != 1 for i in ids):
+            raise LabelerError(f"verdict choices {choices} are not single tokens for this tokenizer")
+        return [i[0] for i in ids]
+
+    def _read_next(self, prompts: list[str], ids: list[int]) -> list[tuple[float, float]]:
+        """Log-probs of the two choice tokens as the next token (from the top log-probs vLLM returns)."""
+        params = self._vllm.SamplingParams(max_tokens=1, temperature=0.0, logprobs=TOP_LOGPROBS)
+        out = []
+        for output in self.llm.generate(prompts, params, use_tqdm=False):
+            top = output.outputs[0].logprobs[0]
+            out.append(tuple(top[i].logprob if i in top else -math.inf for i in ids))
+        return out
 
     def verdict_logprobs(self, prompts: list[str], choices: tuple[str, str]) -> list[tuple[float, float]]:
-        ids = self._ids(choices)
-        params = self._vllm.SamplingParams(max_tokens=1, temperature=0.0, logprobs=20)
-        results = []
-        for output in self.llm.generate(prompts, params, use_tqdm=False):
-            top = output.outputs[0].logprobs[0]  # dict token_id -> Logprob, top-20 of the raw distribution
-            results.append(tuple(top[i].logprob if i in top else -math.inf for i in ids))
-        return results
+        return self._read_next(prompts, self._ids(choices))
 
-    def generate(self, prompts: list[str], n: int, params: SamplingParams,
-                 choices: tuple[str, str], marker: str) -> list[list[Completion]]:
+    def generate(self, prompts: list[str], n: int, params: SamplingParams, choices: tuple[str, str], marker: str,
+                 seeds: list[list[int]] | None = None) -> list[list[Completion]]:
         ids = self._ids(choices)
-        sampling = self._vllm.SamplingParams(n=n, temperature=params.temperature, top_p=params.top_p,
-                                             max_tokens=params.max_new_tokens, seed=params.seed, logprobs=20)
-        results = []
-        for output in self.llm.generate(prompts, sampling, use_tqdm=False):
-            results.append([self._completion(c, ids, marker) for c in output.outputs])
-        return results
+        seeds = seeds or default_seeds(params.seed, len(prompts), n)
+        requests = [(prompt, seed) for prompt, row in zip(prompts, seeds) for seed in row]
+        sampling = [self._vllm.SamplingParams(
+            n=1, temperature=params.temperature, top_p=params.top_p, max_tokens=params.max_new_tokens, seed=seed,
+            logprobs=TOP_LOGPROBS, stop=[marker + c for c in choices], include_stop_str_in_output=True)
+            for _, seed in requests]
+        outputs = self.llm.generate([prompt for prompt, _ in requests], sampling, use_tqdm=False)
+        completions = [self._completion(output.outputs[0], ids) for output in outputs]
+        unfinished = [i for i, c in enumerate(completions) if c.verdict_logprobs is None]
+        if params.force_verdict and unfinished:
+            forced = [requests[i][0] + completions[i].text + FORCE_SUFFIX + marker for i in unfinished]
+            for i, (la, lb) in zip(unfinished, self._read_next(forced, ids)):
+                letter = choices[0] if la >= lb else choices[1]
+                text = f"{completions[i].text}{FORCE_SUFFIX}{marker}{letter}]]"
+                completions[i] = Completion(text=text, verdict_logprobs=(la, lb), forced=True)
+        return [completions[i * n:(i + 1) * n] for i in range(len(prompts))]
 
-    def _completion(self, out, ids: list[int], marker: str) -> Completion:
-        found = list(MARKER.finditer(out.text))
-        if not found or not out.logprobs:
-            return Completion(text=out.text)
-        for j in range(len(out.token_ids) - 1, -1, -1):
-            if out.token_ids[j] in ids:
-                top = out.logprobs[j]
-                return Completion(text=out.text, verdict_logprobs=tuple(
-                    top[i].logprob if i in top else -math.inf for i in ids))
+    @staticmethod
+    def _completion(out, ids: list[int]) -> Completion:
+        """A sample that stopped on its verdict letter: close the marker and keep that letter's log-probs."""
+        if out.token_ids and out.token_ids[-1] in ids and out.logprobs:
+            top = out.logprobs[-1]
+            return Completion(text=out.text + "]]",
+                              verdict_logprobs=tuple(top[i].logprob if i in top else -math.inf for i in ids))
         return Completion(text=out.text)
