@@ -104,7 +104,8 @@ def annotate(
     max_new_tokens: Annotated[int, typer.Option(help="Rationale length limit (cot).")] = 256,
     temperature: Annotated[float, typer.Option(help="Sampling temperature (cot).")] = 1.0,
     top_p: Annotated[float, typer.Option(help="Nucleus sampling top-p (cot).")] = 0.95,
-    adaptive: Annotated[bool, typer.Option(help="cot: sample in rounds of 2 per order; stop once the vote is settled.")] = False,
+    adaptive: Annotated[bool, typer.Option(
+        help="cot: sample in rounds of 2 per order; stop once the vote is settled or each order repeats itself.")] = False,
     force_verdict: Annotated[bool, typer.Option(help="cot: a sample without [[A]]/[[B]] gets its verdict from the "
                                                      "logits after an appended marker (else it abstains).")] = True,
     prompt_field: PromptField = "prompt",
@@ -241,8 +242,9 @@ def eval_(
     max_new_tokens: Annotated[int, typer.Option(help="Rationale length limit (cot).", rich_help_panel=JUDGE)] = 256,
     temperature: Annotated[float, typer.Option(help="Sampling temperature (cot).", rich_help_panel=JUDGE)] = 1.0,
     top_p: Annotated[float, typer.Option(help="Nucleus sampling top-p (cot).", rich_help_panel=JUDGE)] = 0.95,
-    adaptive: Annotated[bool, typer.Option(help="cot: sample in rounds of 2 per order; stop once the vote is settled.",
-                                           rich_help_panel=JUDGE)] = False,
+    adaptive: Annotated[bool, typer.Option(
+        help="cot: sample in rounds of 2 per order; stop once the vote is settled or each order repeats itself.",
+        rich_help_panel=JUDGE)] = False,
     force_verdict: Annotated[bool, typer.Option(help="cot: a sample without [[A]]/[[B]] gets its verdict from the "
                                                      "logits after an appended marker.", rich_help_panel=JUDGE)] = True,
     limit: Annotated[int | None, typer.Option(help="Use the first N human-labelled pairs of each file.")] = None,

@@ -7,10 +7,11 @@ Sampling runs in rounds of `adaptive_round` samples per order. After each round 
    Beta(a + 1, b + 1); stop when P(share > 1/2) >= `confidence` or <= 1 - `confidence`, or when the leader
    can no longer be overtaken by the votes left in the budget; or
 2. within each order, the latest round's samples (at least the latest WINDOW) all name the same letter
-   (Early-Stopping Self-Consistency, Li et al. 2024, with the round as the window, applied per order). Per order because a position-biased
-   judge names the first-shown letter in both orders: its pooled vote splits and never settles, while each
-   order repeats itself, so more samples add cost and no information. Such a pair stops order-inconsistent,
-   its label read from the verdict probabilities, and is routed to review like any order-inconsistent pair.
+   (Early-Stopping Self-Consistency, Li et al. 2024, with the round as the window, applied per order). Per
+   order because a position-biased judge names the first-shown letter in both orders: its pooled vote splits
+   and never settles, while each order repeats itself, so more samples add cost and no information. Such a
+   pair stops order-inconsistent, its label read from the verdict probabilities, and is routed to review like
+   any order-inconsistent pair.
 """
 
 from math import comb
