@@ -12,13 +12,31 @@
   counted once per prompt, where the verdict logits are read).
 """
 
+import json
 import time
+from pathlib import Path
 
 import torch
 
 from labeler.judge.judge import CHOICES, Judge, JudgeConfig
 from labeler.judge.parse import parse_verdict
 from labeler.judge.prompts import render, to_original
+from schemas import Pair
+
+
+def labelled_pairs(path: Path, n: int) -> tuple[list[Pair], list[str]]:
+    """The first `n` rows of a JSONL file with a human label "A"/"B": (pairs, labels)."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if r.get("label") in ("A", "B")][:n]
+    pairs = [Pair(pair_id=str(r["id"]), prompt=r["prompt"], response_a=r["response_a"], response_b=r["response_b"])
+             for r in rows]
+    return pairs, [r["label"] for r in rows]
+
+
+def prompt_ids(backend, mode: str, pair: Pair, position: str) -> list[int]:
+    """The judge prompt's token ids, as `Judge` renders it."""
+    r = render(mode, pair, position)
+    return backend.tokenizer.encode(backend.render_chat(r.system, r.user, r.assistant_prefix), add_special_tokens=False)
 
 
 def agreement(labels: list[str | None], gold: list[str]) -> float:
@@ -42,9 +60,7 @@ def naive_cot(backend, pairs, k: int, max_new_tokens: int, top_p: float, seed: i
     for pair in pairs:
         votes = {"A": 0, "B": 0}
         for position in ("AB", "BA"):
-            r = render("cot", pair, position)
-            ids = torch.tensor([tok.encode(backend.render_chat(r.system, r.user, r.assistant_prefix),
-                                           add_special_tokens=False)])
+            ids = torch.tensor([prompt_ids(backend, "cot", pair, position)])
             for _ in range(k):
                 out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=True, temperature=1.0,
                                      top_p=top_p, top_k=0, max_new_tokens=max_new_tokens,
@@ -60,14 +76,12 @@ def naive_cot(backend, pairs, k: int, max_new_tokens: int, top_p: float, seed: i
 @torch.inference_mode()
 def direct_reference(backend, pairs) -> float:
     """One prompt at a time, full logits (the reference runs' way)."""
-    model, tok = backend.model, backend.tokenizer
+    model = backend.model
     ids_ab = backend.choice_ids(CHOICES)
     start = time.perf_counter()
     for pair in pairs:
         for position in ("AB", "BA"):
-            r = render("direct", pair, position)
-            ids = torch.tensor([tok.encode(backend.render_chat(r.system, r.user, r.assistant_prefix),
-                                           add_special_tokens=False)])
+            ids = torch.tensor([prompt_ids(backend, "direct", pair, position)])
             torch.log_softmax(model(ids).logits[0, -1], dim=-1)[ids_ab]
     return time.perf_counter() - start
 
@@ -83,14 +97,10 @@ def matmul_peak_flops(n: int = 2048, reps: int = 8) -> float:
 
 def direct_limit(backend, pairs, peak: float) -> float:
     """Pairs/s if every token's matmuls ran at the measured peak."""
-    model, tok = backend.model, backend.tokenizer
+    model = backend.model
     body = sum(m.weight.numel() for m in model.model.layers.modules() if isinstance(m, torch.nn.Linear))
     head = model.lm_head.weight.numel()
-    tokens = 0
-    for pair in pairs:
-        for position in ("AB", "BA"):
-            r = render("direct", pair, position)
-            tokens += len(tok.encode(backend.render_chat(r.system, r.user, r.assistant_prefix), add_special_tokens=False))
+    tokens = sum(len(prompt_ids(backend, "direct", pair, position)) for pair in pairs for position in ("AB", "BA"))
     flops = 2 * body * tokens + 2 * head * 2 * len(pairs)
     return peak / (flops / len(pairs))
 

@@ -5,15 +5,14 @@ the run several-fold; read the table for the split between ops, not for the cloc
 """
 
 import argparse
-import json
 import time
 from pathlib import Path
 
+from judge_speed import labelled_pairs
 from torch.profiler import ProfilerActivity, profile
 
 from labeler.judge.backends import make_backend
 from labeler.judge.judge import Judge, JudgeConfig
-from schemas import Pair
 
 PREFS = Path(__file__).resolve().parents[2] / "shared" / "data" / "prefs"
 
@@ -26,9 +25,7 @@ def main() -> None:
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--rows", type=int, default=15, help="Ops shown.")
     args = p.parse_args()
-    rows = [json.loads(line) for line in args.data.read_text().splitlines() if line.strip()][: args.pairs]
-    pairs = [Pair(pair_id=str(r["id"]), prompt=r["prompt"], response_a=r["response_a"], response_b=r["response_b"])
-             for r in rows]
+    pairs, _ = labelled_pairs(args.data, args.pairs)
     backend = make_backend("transformers")
     backend.load()
     judge = Judge(backend, JudgeConfig(mode="cot", samples=args.samples, max_new_tokens=args.max_new_tokens))

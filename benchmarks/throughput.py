@@ -204,19 +204,15 @@ def main(args: argparse.Namespace) -> dict:
 
 
 def speedup_section(args: argparse.Namespace) -> dict:
-    from judge_speed import speedups
+    from judge_speed import labelled_pairs, speedups
 
     from labeler.judge.backends import make_backend
-    from schemas import Pair
 
-    rows = [json.loads(line) for line in args.speedup_data.read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if r.get("label") in ("A", "B")][: args.speedup_pairs]
-    pairs = [Pair(pair_id=str(r["id"]), prompt=r["prompt"], response_a=r["response_a"], response_b=r["response_b"])
-             for r in rows]
+    pairs, gold = labelled_pairs(args.speedup_data, args.speedup_pairs)
     backend = make_backend("transformers", model=str(args.model) if args.model else None, batch_size=args.batch_size)
     backend.load()
     print(f"speedups on {len(pairs)} pairs of {args.speedup_data.name}, K={args.speedup_k} ...", file=sys.stderr)
-    return speedups(backend, pairs, [r["label"] for r in rows], args.speedup_k, args.max_new_tokens, args.batch_size)
+    return speedups(backend, pairs, gold, args.speedup_k, args.max_new_tokens, args.batch_size)
 
 
 def _print(result: dict) -> None:

@@ -29,16 +29,12 @@ WORKSPACE = "reviewers"
 COMPONENTS = {"search": "noida-db", "server": "argilla_server", "worker": "argilla_server"}
 
 
-def cache_dir() -> Path:
-    return cache_root()
-
-
 def default_data_dir() -> Path:
-    return cache_dir() / "argilla"
+    return cache_root() / "argilla"
 
 
 def venv_dir() -> Path:
-    return cache_dir() / "argilla-server-venv"
+    return cache_root() / "argilla-server-venv"
 
 
 @dataclass

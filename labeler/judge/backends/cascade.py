@@ -25,15 +25,15 @@ _active: ContextVar["CascadeCache | None"] = ContextVar("labeler_cascade", defau
 
 
 class CascadeLayer(DynamicLayer):
-    """One layer: the prompts' prefix keys/values (prompts x heads x prefix x dim) and a preallocated
-    per-sample suffix buffer; `group[row]` is the prompt of each sample row (rows of a prompt are adjacent)."""
+    """One layer: the prompts' prefix keys/values (prompts x heads x prefix x dim), shared, and a preallocated
+    suffix buffer with one row per sample."""
 
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor, group: torch.Tensor, capacity: int):
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, rows: int, capacity: int):
         super().__init__()
-        self.prefix_keys, self.prefix_values, self.group = keys, values, group
+        self.prefix_keys, self.prefix_values = keys, values
         _, heads, _, dim = keys.shape
-        self._keys = keys.new_empty(len(group), heads, capacity, dim)
-        self._values = values.new_empty(len(group), heads, capacity, dim)
+        self._keys = keys.new_empty(rows, heads, capacity, dim)
+        self._values = values.new_empty(rows, heads, capacity, dim)
         self.length = 0
         self.dtype, self.device, self.is_initialized = keys.dtype, keys.device, True
         self._refresh()
@@ -55,7 +55,7 @@ class CascadeLayer(DynamicLayer):
         return self.prefix_keys.shape[2] + self.length
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
-        self._keys, self._values, self.group = self._keys[indices], self._values[indices], self.group[indices]
+        self._keys, self._values = self._keys[indices], self._values[indices]
         self._refresh()
 
     def batch_repeat_interleave(self, repeats: int) -> None:
@@ -66,32 +66,35 @@ class CascadeLayer(DynamicLayer):
 
 
 class CascadeCache(DynamicCache):
+    """`group[row]` is the prompt of each sample row (rows of a prompt are adjacent), the same in every layer;
+    `slot[row]` is the row's index among its prompt's rows and `width` the most rows one prompt has."""
+
     @classmethod
     def from_prefill(cls, cache: DynamicCache, repeats: int, capacity: int) -> "CascadeCache":
         """`repeats` sample rows per prefilled prompt, each with room for `capacity` generated tokens."""
         out = cls()
         prompts = cache.layers[0].keys.shape[0]
-        group = torch.arange(prompts).repeat_interleave(repeats)
-        out.layers = [CascadeLayer(layer.keys, layer.values, group, capacity) for layer in cache.layers]
+        out.layers = [CascadeLayer(layer.keys, layer.values, prompts * repeats, capacity) for layer in cache.layers]
+        out._regroup(torch.arange(prompts).repeat_interleave(repeats), prompts)
         return out
+
+    def _regroup(self, group: torch.Tensor, prompts: int) -> None:
+        counts = torch.bincount(group, minlength=prompts)
+        starts = counts.cumsum(0) - counts
+        self.group, self.prompts = group, prompts
+        self.slot, self.width = torch.arange(len(group)) - starts[group], int(counts.max())
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        super().batch_select_indices(indices)
+        self._regroup(self.group[indices], self.prompts)
 
 
 def select_rows(cache: DynamicCache, indices: torch.Tensor) -> DynamicCache:
     """A new cache holding copies of the `indices` rows (a cascade cache shares its prefixes); `cache` is unchanged."""
     out = copy.copy(cache)
-    out.layers = []
-    for layer in cache.layers:
-        part = copy.copy(layer)
-        part.batch_select_indices(indices)
-        out.layers.append(part)
+    out.layers = [copy.copy(layer) for layer in cache.layers]
+    out.batch_select_indices(indices)
     return out
-
-
-def _slots(group: torch.Tensor, prompts: int) -> tuple[torch.Tensor, int]:
-    """Each row's index among its prompt's rows, and the largest number of rows of one prompt."""
-    counts = torch.bincount(group, minlength=prompts)
-    starts = counts.cumsum(0) - counts
-    return torch.arange(len(group)) - starts[group], int(counts.max())
 
 
 def cascade_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
@@ -99,19 +102,18 @@ def cascade_attention(module, query, key, value, attention_mask, scaling=None, d
     if cache is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout,
                                       **kwargs)
-    layer = cache.layers[module.layer_idx]
+    layer, group, slot, width = cache.layers[module.layer_idx], cache.group, cache.slot, cache.width
     rows, heads, q_len, dim = query.shape
     prompts, kv_heads, prefix_len, _ = layer.prefix_keys.shape
     rep = heads // kv_heads
     scale = scaling if scaling is not None else dim**-0.5
     q = query.reshape(rows, kv_heads, rep * q_len, dim)  # heads sharing a kv head sit together
-    slot, width = _slots(layer.group, prompts)
     padded = q.new_zeros(prompts, width, kv_heads, rep * q_len, dim)
-    padded[layer.group, slot] = q
+    padded[group, slot] = q
     padded = padded.permute(0, 2, 1, 3, 4).reshape(prompts, kv_heads, width * rep * q_len, dim)
     prefix_scores = (padded @ layer.prefix_keys.transpose(-1, -2)) * scale
     prefix_scores = prefix_scores.reshape(prompts, kv_heads, width, rep * q_len, prefix_len)
-    prefix_scores = prefix_scores.permute(0, 2, 1, 3, 4)[layer.group, slot]  # rows x kv_heads x rep*q x prefix
+    prefix_scores = prefix_scores.permute(0, 2, 1, 3, 4)[group, slot]  # rows x kv_heads x rep*q x prefix
     suffix_scores = (q @ key.transpose(-1, -2)) * scale
     scores = torch.cat([prefix_scores, suffix_scores], dim=-1).reshape(rows, kv_heads, rep, q_len, -1)
     if attention_mask is not None:  # rows x 1 x q x (prefix + suffix), True = attend (sdpa_mask)
@@ -123,10 +125,10 @@ def cascade_attention(module, query, key, value, attention_mask, scaling=None, d
     weights = torch.softmax(scores, dim=-1).reshape(rows, kv_heads, rep * q_len, -1)
     prefix_weights, suffix_weights = weights[..., :prefix_len], weights[..., prefix_len:]
     spread = prefix_weights.new_zeros(prompts, width, kv_heads, rep * q_len, prefix_len)
-    spread[layer.group, slot] = prefix_weights
+    spread[group, slot] = prefix_weights
     spread = spread.permute(0, 2, 1, 3, 4).reshape(prompts, kv_heads, width * rep * q_len, prefix_len)
     from_prefix = (spread @ layer.prefix_values).reshape(prompts, kv_heads, width, rep * q_len, dim)
-    out = from_prefix.permute(0, 2, 1, 3, 4)[layer.group, slot] + suffix_weights @ value
+    out = from_prefix.permute(0, 2, 1, 3, 4)[group, slot] + suffix_weights @ value
     return out.reshape(rows, heads, q_len, dim).transpose(1, 2).contiguous(), None
 
 

@@ -8,6 +8,7 @@ marker is appended and the verdict read from the two letters' logits. Finished s
 out) leave the batch so they cost nothing more.
 """
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -62,9 +63,7 @@ class ChainSampler:
     def sample(self, prompts: list[list[int]], n: int, max_new_tokens: int, temperature: float, top_p: float,
                seeds: list[list[int]], force: bool = True) -> list[list[Chain]]:
         """`n` chains per prompt; `seeds[i][j]` drives the randomness of prompt i's sample j and nothing else."""
-        if not self.shared_prefix:
-            return self._sample(prompts, n, max_new_tokens, temperature, top_p, seeds, force)
-        with cascade.cascade_attention_on(self.model):
+        with cascade.cascade_attention_on(self.model) if self.shared_prefix else nullcontext():
             return self._sample(prompts, n, max_new_tokens, temperature, top_p, seeds, force)
 
     def _forward(self, cache, **inputs):
