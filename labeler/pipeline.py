@@ -1,6 +1,9 @@
-"""The stages a user runs, as library calls: the CLI only parses options and renders these results."""
+"""The stages a user runs, as library calls: the CLI only parses options and renders these results.
 
-import os
+Here: which judge to use (`judge_for`, the one place that resolves `--judge/--model/--backend/--mode/-k`),
+annotate (ingest, then judge what is pending) and export. Ingest is `labeler.ingest`, eval/calibrate
+`labeler.evaluation`, review `labeler.review`, retrain `labeler.retrain`."""
+
 import time
 import uuid
 from collections.abc import Callable
@@ -11,7 +14,8 @@ from labeler.errors import LabelerError
 from labeler.ingest import DEFAULT_MAX_CHARS, FileReport, ingest_files
 from labeler.judge.backends import make_backend
 from labeler.judge.judge import Judge, JudgeConfig
-from labeler.progress import progress_bar
+from labeler.paths import atomic_path
+from labeler.progress import silent
 from labeler.store import FieldMap, Store
 from schemas import Judgment
 
@@ -34,7 +38,7 @@ class AnnotateResult:
 
 def build_judge(backend: str, model: str | None, config: JudgeConfig, batch_size: int) -> Judge:
     if backend == "reward":  # a Bradley-Terry judge version scores the pair, not a judge prompt
-        from labeler.judge.backends.reward import RewardJudge
+        from labeler.judge.reward import RewardJudge
 
         return RewardJudge(make_backend(backend, model=model, batch_size=batch_size), config)
     return Judge(make_backend(backend, model=model, batch_size=batch_size), config)
@@ -57,6 +61,19 @@ def resolve_judge(store: Store, backend: str, model: str | None, version: str | 
         raise LabelerError("--relabel re-judges with the active judge version, and there is none yet "
                            "(run `labeler retrain`, or pass --judge VERSION or --model PATH)")
     return active or JudgeSpec(backend, None)
+
+
+def judge_for(store: Store, backend: str = "transformers", model: str | Path | None = None,
+              version: str | None = None, mode: str | None = None, samples: int | None = None, batch_size: int = 8,
+              relabel: bool = False, **decoding) -> Judge:
+    """The judge annotate, eval and calibrate use for these options, built: `resolve_judge` picks the model; the
+    mode defaults to the judge version's (else direct), K to the version's for that mode (else 4 for cot, 1).
+    A bad combination of options raises ValueError (the CLI reports it as a usage error)."""
+    spec = resolve_judge(store, backend, str(model) if model else None, version, relabel)
+    mode = mode or spec.mode or "direct"
+    default_k = spec.samples if spec.mode == mode and spec.samples else (4 if mode == "cot" else 1)
+    config = JudgeConfig(mode=mode, samples=samples or default_k, **decoding)
+    return build_judge(spec.backend, spec.model, config, batch_size)
 
 
 def label_changes(store: Store, result: AnnotateResult) -> tuple[int, int]:
@@ -96,7 +113,7 @@ def annotate(
     started = time.perf_counter()
     status = "interrupted"
     try:
-        with (progress or _silent)(len(pending)) as advance:
+        with (progress or silent)(len(pending)) as advance:
             for start in range(0, len(pending), batch_size):
                 judgments, samples = judge.judge(pending[start : start + batch_size], run_id)
                 store.save_batch(run_id, judgments, samples)
@@ -110,16 +127,9 @@ def annotate(
     return result
 
 
-def _silent(total: int):
-    return progress_bar(total, "judging", quiet=True)
-
-
 def export(db: Path, out: Path, fmt: str, dpo: bool, min_confidence: float | None) -> int:
     """Write atomically: a killed export never leaves a half file at `out`."""
     if not out.parent.exists():
         raise LabelerError(f"{out}: folder {out.parent} does not exist")
-    tmp = out.with_name(f".{out.name}.tmp")
-    with Store(db) as store:
-        n = store.copy_export(tmp, fmt, dpo, min_confidence)
-    os.replace(tmp, out)
-    return n
+    with Store(db) as store, atomic_path(out) as tmp:
+        return store.copy_export(tmp, fmt, dpo, min_confidence)

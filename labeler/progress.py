@@ -1,4 +1,6 @@
-"""Rich progress bars with items/s and ETA; silent under --quiet."""
+"""The one progress helper: rich bars with items/s and ETA (`progress_bar`), silent under --quiet (`silent`).
+
+Stages take `progress: (total) -> context manager yielding advance(n)`; `silent` is the default."""
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,11 +22,18 @@ class RateColumn(ProgressColumn):
 
 
 @contextmanager
+def silent(total: int = 0, *_: object) -> Iterator[Callable[[int], None]]:
+    """No bar: the default `progress` of every stage (and what --quiet gives)."""
+    yield lambda n: None
+
+
+@contextmanager
 def progress_bar(total: int, description: str, unit: str = "pairs", quiet: bool = False,
                  console: Console | None = None) -> Iterator[Callable[[int], None]]:
     """Yield an `advance(n)` callable that moves the bar."""
     if quiet or total == 0:
-        yield lambda n: None
+        with silent() as advance:
+            yield advance
         return
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(unit),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]

@@ -1,4 +1,4 @@
-"""`labeler retrain` as a library call: gold labels -> split -> STaR data -> TRL -> new version -> gate -> publish.
+"""The retrain stage (`labeler retrain`): gold labels -> split -> STaR data -> TRL -> new version -> gate -> publish.
 
 Work happens in `<judges dir>/.tmp-<run key>/`, where the run key hashes the starting judge, the configs and the
 training gold set. Each iteration writes `iterN/rows.jsonl` (its data), TRL checkpoints in `iterN/checkpoints/`
@@ -22,12 +22,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from labeler.errors import LabelerError
+from labeler.ingest import ingest_files
+from labeler.judge.backends.models import model_fingerprint
+from labeler.judge.judge import JudgeConfig
+from labeler.paths import atomic_write
+from labeler.pipeline import annotate, build_judge
 from labeler.store import Store
 from schemas import GoldPair, JudgeVersion, RetrainResult, TrainingRow
 from trainer import star as star_data
 from trainer.common import StartPoint, train_and_save
-from trainer.config import RetrainConfig, StarConfig, _TrainConfig, as_dict
+from trainer.config import RetrainConfig, StarConfig, _TrainConfig, as_dict, build_configs, load_yaml
 from trainer.versions import CONFIG_FILE, JudgeSpec, next_version_name, publish, register, start_point
+from trainer.versions import judges_dir as default_judges_dir
 
 Progress = Callable[[int, str], object]  # (total, description) -> context manager yielding advance(n)
 
@@ -41,6 +47,22 @@ class RetrainPlan:
     model: Path | None = None  # start from this model dir instead of the active judge
     gold_files: list[Path] = field(default_factory=list)
     quiet: bool = False
+
+
+def make_plan(db: Path, flags: dict[str, dict], config_file: Path | None = None, judges_dir: Path | None = None,
+              model: Path | None = None, gold_files: list[Path] = (), quiet: bool = False) -> RetrainPlan:
+    """The plan for `labeler retrain`: defaults, overridden by the YAML `config_file` (`retrain:`/`star:`/`train:`),
+    overridden by the `flags` that were given (None = not given). A bad config raises ValueError or OSError, a
+    missing gold file LabelerError."""
+    sections = load_yaml(config_file) if config_file else {}
+    merged = {name: {**sections.get(name, {}), **{k: v for k, v in flags.get(name, {}).items() if v is not None}}
+              for name in ("retrain", "star", "train")}
+    retrain_cfg, star_cfg, train_cfg = build_configs(merged)
+    for path in gold_files:
+        if not path.exists():
+            raise LabelerError(f"{path}: no such file")
+    return RetrainPlan(retrain_cfg, star_cfg, train_cfg, default_judges_dir(db, judges_dir), model, list(gold_files),
+                       quiet)
 
 
 def assign_split(gold: list[GoldPair], fraction: float, seed: int) -> list[tuple[str, str, str]]:
@@ -63,8 +85,6 @@ def assign_split(gold: list[GoldPair], fraction: float, seed: int) -> list[tuple
 
 
 def _run_key(start: StartPoint, plan: RetrainPlan, train: list[GoldPair], heldout: list[GoldPair]) -> str:
-    from labeler.judge.default_model import model_fingerprint
-
     configs = as_dict(plan.retrain, plan.star, plan.train)
     for volatile in ("force", "batch_size"):
         configs["RetrainConfig"].pop(volatile)
@@ -74,9 +94,6 @@ def _run_key(start: StartPoint, plan: RetrainPlan, train: list[GoldPair], heldou
 
 
 def _judge(spec: JudgeSpec, mode: str, samples: int, plan: RetrainPlan):
-    from labeler.judge.judge import JudgeConfig
-    from labeler.pipeline import build_judge
-
     config = JudgeConfig(mode=mode, samples=samples if mode == "cot" else 1,
                          max_new_tokens=plan.retrain.eval_max_new_tokens)
     return build_judge(spec.backend, spec.model, config, plan.retrain.batch_size)
@@ -84,8 +101,6 @@ def _judge(spec: JudgeSpec, mode: str, samples: int, plan: RetrainPlan):
 
 def _annotate(store: Store, judge, ids: list[str], plan: RetrainPlan, progress: Progress, label: str,
               command: str) -> None:
-    from labeler.pipeline import annotate
-
     annotate(store, [], judge, pair_ids=ids, batch_size=plan.retrain.batch_size, command=command,
              progress=lambda total: progress(total, label))
 
@@ -101,9 +116,7 @@ def heldout_agreement(store: Store, judge, heldout: list[GoldPair], plan: Retrai
 
 
 def _write_jsonl(path: Path, rows: list[TrainingRow]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(r.model_dump_json() + "\n" for r in rows), encoding="utf-8")
-    tmp.replace(path)
+    atomic_write(path, "".join(r.model_dump_json() + "\n" for r in rows))
 
 
 def _read_jsonl(path: Path) -> list[TrainingRow]:
@@ -119,8 +132,6 @@ def _build_rows(store: Store, current: StartPoint, iteration: int, train: list[G
     if method == "genrm-sft":
         judge = _judge(spec, "direct", 1, plan)
         return star_data.genrm_rows(judge, train), {"pairs": len(train), "judge_id": judge.judge_id}
-    from labeler.pipeline import build_judge
-
     judge = build_judge("transformers", spec.model, star_data.cot_config(plan.star), plan.retrain.batch_size)
     ids = [g.pair.pair_id for g in train]
     if iteration == 1:  # a registered judge (or the base model): its samples are stored and reused
@@ -175,7 +186,7 @@ def _iterate(store: Store, start: StartPoint, train: list[GoldPair], plan: Retra
             if not rows:
                 raise LabelerError(f"iteration {iteration}: no training rows could be built from {len(train)} gold "
                                    "pairs (no correct/incorrect chains; try more --samples or --rationalize)")
-            (itdir / "data.json").write_text(json.dumps(info, indent=2, default=str))
+            atomic_write(itdir / "data.json", json.dumps(info, indent=2, default=str))
             _write_jsonl(rows_file, rows)
         if model_dir.is_dir() and (itdir / "train.json").exists():
             metrics, resumed = json.loads((itdir / "train.json").read_text()), True
@@ -185,7 +196,7 @@ def _iterate(store: Store, start: StartPoint, train: list[GoldPair], plan: Retra
                 + (" (resuming from a checkpoint)" if (itdir / "checkpoints").is_dir() else ""))
             metrics = _train(current, rows, plan, itdir)
             resumed = resumed or bool(metrics.get("resumed_from"))
-            (itdir / "train.json").write_text(json.dumps(metrics, indent=2, default=str))
+            atomic_write(itdir / "train.json", json.dumps(metrics, indent=2, default=str))
         history.append({"iteration": iteration, "data": info, "train": metrics})
         all_rows += rows
         current = StartPoint.of(model_dir)
@@ -208,8 +219,6 @@ def _run(store: Store, plan: RetrainPlan, n: int):
 
 def retrain(store: Store, plan: RetrainPlan, progress: Progress, log: Callable[[str], None] = lambda m: None
             ) -> RetrainResult:
-    from labeler.ingest import ingest_files
-
     started = time.perf_counter()
     if plan.gold_files:
         ingest_files(store, plan.gold_files)
@@ -276,8 +285,6 @@ def _incumbent(store: Store, start: StartPoint, mode: str) -> tuple[JudgeSpec, s
 def _describe(name: str, plan: RetrainPlan, start: StartPoint, parent: JudgeVersion | None, final: StartPoint,
               path: Path) -> JudgeVersion:
     """The registry row (its path is where the dir will be published); agreement fields are filled later."""
-    from labeler.judge.default_model import model_fingerprint
-
     r = plan.retrain
     start_id = parent.judge_id if parent else f"{start.judge_dir.name}@{model_fingerprint(start.judge_dir)}"
     weights = "full" if plan.train.full else "lora"

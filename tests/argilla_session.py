@@ -14,7 +14,7 @@ import httpx
 from typer.testing import CliRunner
 
 from labeler.cli import app
-from labeler.review_server import Credentials, local_credentials
+from labeler.review.server import Credentials, local_credentials
 
 _started: "ReviewServer | None" = None
 

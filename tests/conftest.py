@@ -1,6 +1,17 @@
-"""Shared pytest fixtures. Keep each block self-contained and delimited."""
+"""Shared pytest fixtures. Keep each block self-contained and delimited. Plain helpers (`run`, `write_pairs`)
+live in tests/helpers.py so that module-level helpers of the test files can use them too."""
 
 import pytest
+
+# ---- the CLI ------------------------------------------------------------------------------------------------------
+import helpers  # noqa: E402
+
+
+@pytest.fixture
+def cli():
+    """`cli("annotate", path, "--db", db)`: the CliRunner result of `labeler ...` (helpers.run)."""
+    return helpers.run
+# ---- end the CLI --------------------------------------------------------------------------------------------------
 
 # ---- tiny offline Llama (tests/tiny_model.py) -------------------------------------------------------------------
 import torch  # noqa: E402

@@ -3,6 +3,20 @@
 import json
 from pathlib import Path
 
+from typer.testing import CliRunner
+
+runner = CliRunner()
+
+
+def run(*args, env: dict | None = None, ok: bool = False):
+    """Invoke the `labeler` app in-process (exceptions propagate); `ok=True` also asserts exit code 0."""
+    from labeler.cli import app
+
+    result = runner.invoke(app, [str(a) for a in args], env=env, catch_exceptions=False)
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
+
 
 def write_pairs(path: Path, n: int, labeled: bool = False, start: int = 0) -> Path:
     with path.open("w") as f:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from labeler.judge.backends import SamplingParams, make_backend
-from labeler.judge.backends.chains import ChainSampler
+from labeler.judge.backends.transformers.chains import ChainSampler
 from labeler.judge.judge import Judge, JudgeConfig
 from labeler.store import Store
 from schemas import Pair

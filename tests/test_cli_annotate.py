@@ -8,16 +8,9 @@ import sys
 import time
 
 import duckdb
-from typer.testing import CliRunner
 
-from helpers import write_pairs
-from labeler.cli import app
+from helpers import run, write_pairs
 
-runner = CliRunner()
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
 def counts(db):

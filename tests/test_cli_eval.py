@@ -5,21 +5,14 @@ import math
 
 import duckdb
 import pytest
-from typer.testing import CliRunner
 
-from helpers import write_pairs
-from labeler.calibration import calibrated_confidence, score
-from labeler.cli import app
-from labeler.eval_metrics import majority_at_k
+from helpers import run, write_pairs
+from labeler.evaluation.calibration import calibrated_confidence, score
+from labeler.evaluation.metrics import majority_at_k
 from labeler.store import Store
 from schemas import EvalMetrics, ExportRow
 
-runner = CliRunner()
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
 def write_gold(path, n, source="src", start=0):

@@ -5,22 +5,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
-from helpers import write_pairs
+from helpers import run, write_pairs
 from labeler.cli import app
-from labeler.cli_judges import judges_app
+from labeler.cli.judges import judges_app
 from labeler.errors import LabelerError
 from labeler.store import Store
 from schemas import JudgeVersion
 
-runner = CliRunner()
 README = (Path(__file__).parents[1] / "README.md").read_text()
 SUBCOMMANDS = sorted(c.name or c.callback.__name__ for c in judges_app.registered_commands)
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
 @pytest.mark.parametrize("name", SUBCOMMANDS)
@@ -85,7 +79,7 @@ def test_transformers_backend_loads_a_lora_version_merged(tmp_path, tiny_llama):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from labeler.judge.backends import make_backend
-    from labeler.judge.default_model import check_model_dir
+    from labeler.judge.backends.models import check_model_dir
 
     base = AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.float32)
     peft = get_peft_model(base, LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False))

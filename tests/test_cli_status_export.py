@@ -4,17 +4,10 @@ import json
 
 import duckdb
 import pytest
-from typer.testing import CliRunner
 
-from helpers import write_pairs
-from labeler.cli import app
+from helpers import run, write_pairs
 from schemas import DpoRow, ExportRow, StatusReport
 
-runner = CliRunner()
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
 @pytest.fixture

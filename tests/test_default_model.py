@@ -1,13 +1,14 @@
 """default_model: --model safety checks, fingerprints, and the one-time GGUF -> safetensors conversion."""
 
 import json
+import re
 
 import pytest
 import torch
 
 from labeler.errors import LabelerError
-from labeler.judge import default_model
-from labeler.judge.default_model import check_model_dir, default_model_dir, model_fingerprint
+from labeler.judge.backends import models as default_model
+from labeler.judge.backends.models import check_model_dir, default_model_dir, model_fingerprint
 
 torch.set_num_threads(1)
 
@@ -20,10 +21,14 @@ def make_model_dir(path, config=None, weights=("model.safetensors",)):
     return path
 
 
-def test_accepts_plain_and_sharded_safetensors(tmp_path):
-    check_model_dir(make_model_dir(tmp_path / "one"))
-    check_model_dir(make_model_dir(tmp_path / "two", weights=("model-00001-of-00002.safetensors",
-                                                               "model-00002-of-00002.safetensors")))
+def test_accepts_plain_and_sharded_safetensors_and_fingerprints_every_shard(tmp_path):
+    assert check_model_dir(make_model_dir(tmp_path / "one")) is None  # no LabelerError
+    sharded = make_model_dir(tmp_path / "two", weights=("model-00001-of-00002.safetensors",
+                                                        "model-00002-of-00002.safetensors"))
+    assert check_model_dir(sharded) is None
+    before = model_fingerprint(sharded)
+    (sharded / "model-00002-of-00002.safetensors").write_bytes(bytes(range(255, -1, -1)) * 16)
+    assert model_fingerprint(sharded) != before  # the second shard is part of the judge's identity
 
 
 @pytest.mark.parametrize("case, match", [
@@ -60,7 +65,7 @@ def test_check_model_dir_refusals(tmp_path, case, match):
 def test_fingerprint_is_stable_and_tracks_weights_and_config(tmp_path):
     path = make_model_dir(tmp_path / "m")
     first = model_fingerprint(path)
-    assert len(first) == 12 and int(first, 16) >= 0
+    assert re.fullmatch(r"[0-9a-f]{12}", first)
     assert model_fingerprint(path) == first
     assert model_fingerprint(make_model_dir(tmp_path / "copy")) == first  # content, not location
 

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from labeler.cli import app
@@ -35,7 +34,8 @@ def test_readme_starts_with_setup_and_test_commands():
     assert "pytest" in blocks[3]
 
 
-def test_top_level_help():
+def test_top_level_help_lists_every_command_and_group():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0 and "Example:" in result.output
-    assert isinstance(app, typer.Typer)
+    listed = {line.strip("│ ").split(" ")[0] for line in result.output.splitlines()}
+    assert set(COMMANDS) | {"review", "judges"} <= listed

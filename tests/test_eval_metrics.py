@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from labeler import eval_metrics as em
-from labeler.calibration import calibrated_confidence, fit_temperature, score
+from labeler.evaluation import metrics as em
+from labeler.evaluation.calibration import calibrated_confidence, fit_temperature, score
 from schemas import EvalRow, Sample
 
 

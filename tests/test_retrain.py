@@ -1,6 +1,7 @@
 """`labeler retrain` end to end on the tiny random Llama: gold file -> new version -> annotate with it; the promotion
 gate; crashes at every step of publishing; kill -9 mid-training then resume."""
 
+import functools
 import itertools
 import json
 import math
@@ -16,9 +17,10 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
+from helpers import run as run_cli
 from helpers import write_pairs
 from labeler.cli import app
-from labeler.judge.default_model import model_fingerprint
+from labeler.judge.backends.models import model_fingerprint
 from labeler.store import Store
 from schemas import JudgeVersion, TrainingRow
 
@@ -26,11 +28,7 @@ runner = CliRunner()
 FAST = ["--max-steps", "2", "--learning-rate", "1e-3", "--eval-samples", "1", "--max-new-tokens", "12", "-k", "2"]
 
 
-def run(*args, ok: bool = True):
-    result = runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
-    if ok:
-        assert result.exit_code == 0, result.output
-    return result
+run = functools.partial(run_cli, ok=True)  # every call must succeed unless it passes ok=False
 
 
 def versions(db) -> list[JudgeVersion]:
@@ -112,11 +110,11 @@ def test_gate_refuses_a_worse_judge_and_force_or_use_overrides(data, tiny_llama,
     db, gold, _ = data
     genrm = ["--method", "genrm-sft", "--max-steps", "2", "--learning-rate", "1e-3", "-q"]
     run("retrain", "--db", db, "--gold", gold, "--model", tiny_llama, *genrm, "--force")
-    import trainer.retrain
+    import labeler.retrain
 
     # each retrain evaluates the new judge, then the one it replaces: 0.25 against 0.75
     scores = itertools.cycle([0.25, 0.75])
-    monkeypatch.setattr(trainer.retrain, "heldout_agreement", lambda *a: next(scores))
+    monkeypatch.setattr(labeler.retrain, "heldout_agreement", lambda *a: next(scores))
     out = run("retrain", "--db", db, *genrm, "--json")
     result = json.loads(out.stdout)
     assert (result["version"], result["promoted"], result["active"]) == ("v002-genrm-sft", False, False)
@@ -140,12 +138,12 @@ def test_a_crash_while_publishing_leaves_the_previous_judge_active(data, tiny_ll
     db, gold, new = data
     genrm = ["--method", "genrm-sft", "--max-steps", "2", "--learning-rate", "1e-3", "-q"]
     run("retrain", "--db", db, "--gold", gold, "--model", tiny_llama, *genrm, "--force")
-    import trainer.retrain
+    import labeler.retrain
 
     def crash(*args, **kwargs):
         raise RuntimeError(f"simulated crash in {step}")
 
-    monkeypatch.setattr(trainer.retrain, step, crash)
+    monkeypatch.setattr(labeler.retrain, step, crash)
     with pytest.raises(RuntimeError, match="simulated crash"):
         runner.invoke(app, [str(a) for a in ("retrain", "--db", db, *genrm, "--force")], catch_exceptions=False)
     (v1,) = versions(db)

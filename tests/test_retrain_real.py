@@ -23,7 +23,7 @@ GOLD = [
 
 
 def test_star_rows_on_the_default_model():
-    from labeler.judge.default_model import default_model_dir
+    from labeler.judge.backends.models import default_model_dir
 
     star = StarConfig(samples=2, max_new_tokens=40, rationalize_samples=1)
     judge = Judge(make_backend("transformers", model=str(default_model_dir()), batch_size=4),

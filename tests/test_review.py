@@ -14,22 +14,15 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from typer.testing import CliRunner
 
 from argilla_session import free_port, session_server
-from helpers import write_pairs
-from labeler.cli import app
-from labeler.cli_review import review_app
-from labeler.review_server import Paths
+from helpers import run, write_pairs
+from labeler.cli.review import review_app
+from labeler.review.server import Paths
 from schemas import ExportRow, StatusReport
 
-runner = CliRunner()
 README = (Path(__file__).parents[1] / "README.md").read_text()
 REVIEW_COMMANDS = sorted(c.name or c.callback.__name__ for c in review_app.registered_commands)
-
-
-def run(*args, env=None):
-    return runner.invoke(app, [str(a) for a in args], env=env, catch_exceptions=False)
 
 
 def annotated_db(tmp_path, n=16, start=0, mode="cot", db=None):

@@ -9,20 +9,13 @@ from pathlib import Path
 import duckdb
 import pytest
 from playwright.sync_api import sync_playwright
-from typer.testing import CliRunner
 
 from argilla_session import session_server
-from helpers import write_pairs
-from labeler.cli import app
+from helpers import run, write_pairs
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-runner = CliRunner()
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from helpers import write_pairs
 from labeler.cli import app
-from labeler.routing import RoutingRules, audit_draw, doubt_reason, route
+from labeler.review.routing import RoutingRules, audit_draw, doubt_reason, route
 from labeler.store import Store
 from schemas import ReviewAnswer, RoutingCandidate, StatusReport
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
 
-from labeler.judge.backends.sampling import nucleus, nucleus_sample
+from labeler.judge.backends.transformers.sampling import nucleus, nucleus_sample
 
 
 def _dense(ids: torch.Tensor, weights: torch.Tensor, vocab: int) -> torch.Tensor:
@@ -49,8 +49,8 @@ def test_cascade_attention_decodes_like_sdpa_over_a_repeated_cache(tiny_llama):
     holding every prompt once per sample."""
     from transformers import AutoModelForCausalLM
 
-    from labeler.judge.backends import cascade
-    from labeler.judge.backends.chains import left_pad, positions_from_mask
+    from labeler.judge.backends.transformers import cascade
+    from labeler.judge.backends.transformers.chains import left_pad, positions_from_mask
 
     model = AutoModelForCausalLM.from_pretrained(tiny_llama).eval()
     assert model.config.num_attention_heads > model.config.num_key_value_heads  # grouped-query heads covered

@@ -1,4 +1,4 @@
-"""`labeler retrain`: train a new judge version on human (gold) labels and promote it behind a held-out gate.
+"""Training a judge on TRL: rows in, a trained judge dir out, plus the registry of judge versions.
 
 - `config.py`: `RetrainConfig`, `StarConfig`, `DpoTrainConfig`, `SftTrainConfig`, `BtTrainConfig` and the
   functions that map them to TRL's configs.
@@ -6,7 +6,8 @@
 - `dpo.py`, `sft.py`, `bt.py`: one TRL trainer each (DPOTrainer, SFTTrainer, RewardTrainer); `common.py` loads
   the starting judge, applies LoRA, resumes from checkpoints and saves a judge dir.
 - `versions.py`: the judges directory, the registry, atomic publish/promotion, `judges list/use`.
-- `retrain.py`: the loop (split -> data -> train -> evaluate -> gate -> publish), resumable.
 
+The retrain loop that drives these (split -> data -> train -> evaluate -> gate -> publish) is a pipeline stage,
+`labeler.retrain`; nothing here imports a stage or the CLI (an import-linter contract in pyproject.toml).
 Heavy libraries (torch, transformers, trl, peft, datasets) are imported inside functions.
 """

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from labeler.paths import atomic_path
 from trainer.config import _TrainConfig
 
 
@@ -102,22 +102,20 @@ def train_and_save(trainer, checkpoints: Path, model_dir: Path, tokenizer, base_
         trainer.remove_callback(PrinterCallback)
     resume = last_checkpoint(checkpoints)
     result = trainer.train(resume_from_checkpoint=resume)
-    tmp = model_dir.with_name(model_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
     model = trainer.model
-    if hasattr(model, "peft_config"):
-        model.save_pretrained(str(tmp), selected_adapters=["default"])
-        config_path = tmp / "adapter_config.json"
-        config = json.loads(config_path.read_text())
-        config["base_model_name_or_path"] = str(Path(base_model).resolve())
-        config_path.write_text(json.dumps(config, indent=2, sort_keys=True))
-    else:
-        model.save_pretrained(str(tmp))
-    tokenizer.save_pretrained(str(tmp))
-    for stray in ("README.md",):
-        (tmp / stray).unlink(missing_ok=True)
     shutil.rmtree(model_dir, ignore_errors=True)
-    os.replace(tmp, model_dir)
+    with atomic_path(model_dir) as tmp:
+        if hasattr(model, "peft_config"):
+            model.save_pretrained(str(tmp), selected_adapters=["default"])
+            config_path = tmp / "adapter_config.json"
+            config = json.loads(config_path.read_text())
+            config["base_model_name_or_path"] = str(Path(base_model).resolve())
+            config_path.write_text(json.dumps(config, indent=2, sort_keys=True))
+        else:
+            model.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        for stray in ("README.md",):
+            (tmp / stray).unlink(missing_ok=True)
     return {"train_loss": result.training_loss, "steps": result.global_step, "resumed_from": resume,
             **{k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}}
 

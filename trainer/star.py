@@ -9,8 +9,7 @@ chosen chain for the AB order (its A/B are the ones the reviewer saw).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import ContextManager
 from dataclasses import asdict, dataclass
 from functools import cache
@@ -23,6 +22,7 @@ from labeler.judge.backends.base import sample_seed
 from labeler.judge.judge import CHOICES, MARKER, Judge, JudgeConfig
 from labeler.judge.parse import parse_verdict
 from labeler.judge.prompts import POSITIONS, render, shorten
+from labeler.progress import silent
 from schemas import GoldPair, Sample, TrainingRow
 from trainer.config import StarConfig
 
@@ -45,11 +45,6 @@ class StarStats:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-@contextmanager
-def _no_progress(total: int) -> Iterator[Callable[[int], None]]:
-    yield lambda n: None
 
 
 def seen(label: str, position: str) -> str:
@@ -147,7 +142,7 @@ def star_rows(judge: Judge, gold: list[GoldPair], samples: dict[str, list[Sample
                 needs.append((g, pos))
     if needs:
         stats.orders_rationalized = len(needs)
-        with (progress or _no_progress)(len(needs)) as advance:
+        with (progress or silent)(len(needs)) as advance:
             for key, texts in rationalize(judge, needs, star, batch_size, advance).items():
                 chosen[key] += [(t, "rationalization") for t in texts]
                 stats.rationalizations_kept += len(texts)

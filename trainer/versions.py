@@ -63,7 +63,7 @@ def get(store: Store, name: str) -> JudgeVersion:
 
 
 def check_version_dir(record: JudgeVersion) -> None:
-    from labeler.judge.default_model import check_model_dir
+    from labeler.judge.backends.models import check_model_dir
 
     path = Path(record.path)
     if not path.is_dir():
@@ -76,13 +76,13 @@ def start_point(store: Store, model: Path | None = None) -> tuple[StartPoint, Ju
 
     A Bradley-Terry version cannot generate, so after one the generative methods start from its base model."""
     if model is not None:
-        from labeler.judge.default_model import check_model_dir
+        from labeler.judge.backends.models import check_model_dir
 
         check_model_dir(Path(model))
         return StartPoint.of(Path(model)), None
     active = store.active_judge()
     if active is None:
-        from labeler.judge.default_model import default_model_dir
+        from labeler.judge.backends.models import default_model_dir
 
         return StartPoint.of(default_model_dir()), None
     check_version_dir(active)

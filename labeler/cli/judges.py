@@ -1,7 +1,4 @@
-"""`labeler retrain` and `labeler judges list/use`. Thin: parse options, call `trainer`, render.
-
-Import `labeler.cli` (not this module) first: it registers these commands and owns the shared options.
-"""
+"""`labeler retrain` and `labeler judges list/use`: parse options, call `labeler.retrain` / `trainer.versions`, render."""
 
 import json as jsonlib
 import sys
@@ -10,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from labeler.cli import DEFAULT_DB, Db, Quiet, user_errors
-from labeler.errors import LabelerError
+from labeler.cli.options import DEFAULT_DB, Db, Json, Quiet, open_store, usage_errors, user_errors
 
 judges_app = typer.Typer(
     no_args_is_help=True,
@@ -77,99 +73,54 @@ def retrain(
 
     Example: labeler retrain --gold reviewed.jsonl --method star-dpo --samples 4 --iterations 1
     """
-    from labeler import render
+    from labeler import retrain as stage
+    from labeler.cli import render
     from labeler.progress import progress_bar
-    from labeler.store import Store
-    from trainer.config import build_configs, load_yaml
-    from trainer.retrain import RetrainPlan, retrain as run
-    from trainer.versions import judges_dir as default_judges_dir
 
-    try:
-        sections = load_yaml(config) if config else {}
-        flags = {
-            "retrain": {"method": method, "iterations": iterations, "heldout_fraction": heldout_fraction,
-                        "split_seed": split_seed, "eval_samples": eval_samples, "force": force or None,
-                        "limit": limit, "batch_size": batch_size, "eval_max_new_tokens": max_new_tokens},
-            "star": {"samples": samples, "temperature": temperature, "top_p": top_p,
-                     "max_new_tokens": max_new_tokens, "max_pairs_per_order": max_pairs_per_order,
-                     "rationalize": rationalize},
-            "train": {"full": full or None, "learning_rate": learning_rate, "num_train_epochs": epochs,
-                      "max_steps": max_steps, "per_device_train_batch_size": train_batch_size, "lora_r": lora_r,
-                      "save_steps": save_steps, "max_length": max_length},
-        }
-        merged = {name: {**sections.get(name, {}), **{k: v for k, v in flags[name].items() if v is not None}}
-                  for name in ("retrain", "star", "train")}
-        retrain_cfg, star_cfg, train_cfg = build_configs(merged)
-    except (ValueError, OSError) as exc:
-        raise typer.BadParameter(str(exc)) from None
-    for path in gold or []:
-        if not path.exists():
-            raise LabelerError(f"{path}: no such file")
-    plan = RetrainPlan(retrain_cfg, star_cfg, train_cfg, default_judges_dir(db, judges_dir), model, gold or [],
-                       quiet)
+    flags = {
+        "retrain": {"method": method, "iterations": iterations, "heldout_fraction": heldout_fraction,
+                    "split_seed": split_seed, "eval_samples": eval_samples, "force": force or None,
+                    "limit": limit, "batch_size": batch_size, "eval_max_new_tokens": max_new_tokens},
+        "star": {"samples": samples, "temperature": temperature, "top_p": top_p,
+                 "max_new_tokens": max_new_tokens, "max_pairs_per_order": max_pairs_per_order,
+                 "rationalize": rationalize},
+        "train": {"full": full or None, "learning_rate": learning_rate, "num_train_epochs": epochs,
+                  "max_steps": max_steps, "per_device_train_batch_size": train_batch_size, "lora_r": lora_r,
+                  "save_steps": save_steps, "max_length": max_length},
+    }
+    with usage_errors(OSError):
+        plan = stage.make_plan(db, flags, config, judges_dir, model, gold or [], quiet)
 
     def log(message: str) -> None:
         if not quiet:
             print(f"retrain: {message}", file=sys.stderr)
 
-    with Store(db) as store:
-        result = run(store, plan, lambda total, what: progress_bar(total, what, quiet=quiet), log)
+    with open_store(db) as store:
+        result = stage.retrain(store, plan, lambda total, what: progress_bar(total, what, quiet=quiet), log)
     if json:
         print(result.model_dump_json(indent=2))
     elif not quiet:
-        render.console.print(_result_table(result))
-
-
-def _result_table(result):
-    from rich.table import Table
-
-    verdict = "promoted (active)" if result.promoted and not result.forced else \
-        "promoted with --force (worse on held-out)" if result.forced else "not promoted: worse on held-out"
-    table = Table(title=f"{result.version}: {verdict}")
-    table.add_column("")
-    table.add_column("value", justify="right")
-    table.add_row("held-out agreement (new / previous)",
-                  f"{result.heldout_agreement:.3f} / {result.parent_agreement:.3f} (n={result.heldout_n})")
-    table.add_row("trained from", result.parent or result.start_judge_id)
-    table.add_row("gold pairs / training rows", f"{result.train_pairs} / {result.train_rows}")
-    table.add_row("resumed", "yes" if result.resumed else "no")
-    table.add_row("time", f"{result.seconds:.1f} s")
-    table.add_row("path", result.path)
-    return table
+        render.console.print(render.retrain_table(result))
 
 
 @judges_app.command("list")
 @user_errors
-def list_(db: Db = DEFAULT_DB, json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False):
+def list_(db: Db = DEFAULT_DB, json: Json = False):
     """Judge versions: method, parent, held-out agreement (and the parent's), active flag.
 
     Example: labeler judges list --json
     """
-    from rich.table import Table
-
-    from labeler import render
-    from labeler.store import Store
+    from labeler.cli import render
     from trainer.versions import list_versions
 
-    if not db.exists():
-        raise LabelerError(f"{db}: no such database")
-    with Store(db) as store:
+    with open_store(db, must_exist=True) as store:
         versions = list_versions(store)
     if json:
         print(jsonlib.dumps([v.model_dump(mode="json", exclude={"metrics"}) for v in versions], indent=2))
-        return
-    if not versions:
+    elif not versions:
         render.console.print("No judge versions yet: the default model judges (run `labeler retrain`).")
-        return
-    table = Table(title="Judge versions (held-out agreement: this version / the judge it had to beat)")
-    for col in ("version", "status", "held-out", "trained from", "mode"):
-        table.add_column(col, overflow="fold")
-    for v in versions:
-        agree = lambda x: "-" if x is None else f"{x:.3f}"  # noqa: E731
-        status = "[bold green]active[/bold green]" if v.active else ("promoted" if v.promoted else "rejected")
-        table.add_row(v.version, status, f"{agree(v.heldout_agreement)} / {agree(v.parent_agreement)} "
-                      f"(n={v.heldout_n})", v.parent or v.start_judge_id, f"{v.mode} ({v.weights})")
-    render.console.print(table)
+    else:
+        render.console.print(render.versions_table(versions))
 
 
 @judges_app.command()
@@ -180,12 +131,9 @@ def use(version: Annotated[str, typer.Argument(help="Version name, or `default` 
 
     Example: labeler judges use v002-star-dpo
     """
-    from labeler.store import Store
     from trainer.versions import use as activate
 
-    if not db.exists():
-        raise LabelerError(f"{db}: no such database")
-    with Store(db) as store:
+    with open_store(db, must_exist=True) as store:
         record = activate(store, version)
     print(f"active judge: {record.version} ({record.method}, {record.mode})" if record
           else "active judge: the default model")

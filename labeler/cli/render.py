@@ -1,4 +1,4 @@
-"""Rich rendering of command results (tables, summaries). No logic beyond formatting."""
+"""Rich rendering of command results (tables, summaries): every table the CLI prints. No logic beyond formatting."""
 
 import json
 
@@ -8,7 +8,7 @@ from rich.table import Table
 
 from labeler.ingest import FileReport
 from labeler.pipeline import AnnotateResult
-from schemas import CalibrationRecord, EvalMetrics, StatusReport
+from schemas import CalibrationRecord, EvalMetrics, JudgeVersion, RetrainResult, StatusReport
 
 console = Console()
 
@@ -35,6 +35,14 @@ def quarantine_hint(reports: list[FileReport]) -> str | None:
             f"(see `labeler status`; --strict fails instead)")
 
 
+def ingested(reports: list[FileReport]) -> None:
+    """The ingest table, then a hint naming the first quarantined row (if any)."""
+    console.print(ingest_table(reports))
+    hint = quarantine_hint(reports)
+    if hint:
+        console.print(f"[yellow]{hint}[/yellow]")
+
+
 def annotate_summary(result: AnnotateResult) -> Table | str:
     if not result.judged:
         if result.pending == 0:
@@ -51,11 +59,10 @@ def annotate_summary(result: AnnotateResult) -> Table | str:
                   f"{sum(x.label == 'B' for x in j)} / {len(j) - len(decided)}")
     table.add_row("mean confidence", f"{sum(x.confidence for x in j) / len(j):.3f}")
     if result.temperature:
-        from labeler.calibration import calibrated_confidence, score
+        from labeler.evaluation.calibration import calibrated
 
-        calibrated = [calibrated_confidence(score(x.mode, x.p_a, x.votes_a, x.votes_b), result.temperature,
-                                            x.confidence, x.label is not None) for x in j]
-        table.add_row(f"  calibrated (T={result.temperature:.2f})", f"{sum(calibrated) / len(j):.3f}")
+        mean = sum(calibrated(x, result.temperature) for x in j) / len(j)
+        table.add_row(f"  calibrated (T={result.temperature:.2f})", f"{mean:.3f}")
     table.add_row("order-consistent", f"{sum(consistent)}/{len(consistent)}" if consistent else "-")
     table.add_row("samples abstained", str(sum(x.abstained for x in j)))
     table.add_row("throughput", f"{result.pairs_per_second:.2f} pairs/s ({result.seconds:.1f} s)")
@@ -150,3 +157,45 @@ def calibration_summary(record: CalibrationRecord) -> str:
            if record.ece_before is not None and record.ece_after is not None else "ECE -")
     return (f"Stored temperature T = {record.temperature:.3f} for {record.judge_id} ({record.mode}, K={record.samples}), "
             f"fitted on {record.fitted_on}; {ece}. status, export and review routing now report calibrated confidence.")
+
+
+def evaluated(result, out) -> None:
+    """`labeler eval`: what was ingested and judged, the metric tables, the files written."""
+    console.print(ingest_table(result.ingested))
+    reused = result.metrics.n - len(result.judged.judged)
+    console.print(f"Judged {len(result.judged.judged)} pairs, reused {max(reused, 0)} stored judgments.")
+    for part in eval_tables(result.metrics):
+        console.print(part)
+    if result.written:
+        console.print(f"Wrote {', '.join(p.name for p in result.written.values())} to {out}")
+
+
+def retrain_table(result: RetrainResult) -> Table:
+    verdict = "promoted (active)" if result.promoted and not result.forced else \
+        "promoted with --force (worse on held-out)" if result.forced else "not promoted: worse on held-out"
+    table = Table(title=f"{result.version}: {verdict}")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    table.add_row("held-out agreement (new / previous)",
+                  f"{result.heldout_agreement:.3f} / {result.parent_agreement:.3f} (n={result.heldout_n})")
+    table.add_row("trained from", result.parent or result.start_judge_id)
+    table.add_row("gold pairs / training rows", f"{result.train_pairs} / {result.train_rows}")
+    table.add_row("resumed", "yes" if result.resumed else "no")
+    table.add_row("time", f"{result.seconds:.1f} s")
+    table.add_row("path", result.path)
+    return table
+
+
+def _agree(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def versions_table(versions: list[JudgeVersion]) -> Table:
+    table = Table(title="Judge versions (held-out agreement: this version / the judge it had to beat)")
+    for col in ("version", "status", "held-out", "trained from", "mode"):
+        table.add_column(col, overflow="fold")
+    for v in versions:
+        status = "[bold green]active[/bold green]" if v.active else ("promoted" if v.promoted else "rejected")
+        table.add_row(v.version, status, f"{_agree(v.heldout_agreement)} / {_agree(v.parent_agreement)} "
+                      f"(n={v.heldout_n})", v.parent or v.start_judge_id, f"{v.mode} ({v.weights})")
+    return table

@@ -1,7 +1,4 @@
-"""`labeler review ...`: human review in Argilla. Thin: parse options, call review_server / review, print.
-
-Import `labeler.cli` (not this module) first: it registers this sub-app and owns the shared options.
-"""
+"""`labeler review ...`: human review in Argilla. Parse options, call `labeler.review` (argilla, server), print."""
 
 import sys
 from pathlib import Path
@@ -9,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from labeler.cli import DEFAULT_DB, Db, Quiet, user_errors
+from labeler.cli.options import DEFAULT_DB, Db, Quiet, open_store, require_db, usage_errors, user_errors
 from labeler.errors import LabelerError
 
 review_app = typer.Typer(
@@ -40,7 +37,7 @@ def _say(message: str) -> None:
 
 
 def _client(url: str | None, api_key: str | None):
-    from labeler import review, review_server
+    from labeler.review import argilla, server as review_server
 
     if url and not api_key:
         raise LabelerError(f"--url {url} needs an API key: pass --api-key or set ARGILLA_API_KEY")
@@ -49,7 +46,7 @@ def _client(url: str | None, api_key: str | None):
     if not url:
         creds = review_server.local_credentials(review_server.default_data_dir())
         url, api_key = creds.url, creds.api_key
-    return review.connect(url, api_key)
+    return argilla.connect(url, api_key)
 
 
 @review_app.command()
@@ -63,7 +60,7 @@ def serve(
 
     Example: labeler review serve --port 6900
     """
-    from labeler import review_server
+    from labeler.review import server as review_server
 
     if not 0 < port < 65536:
         raise typer.BadParameter(f"--port must be within 1-65535, got {port}")
@@ -87,7 +84,7 @@ def stop(data_dir: DataDir = None):
 
     Example: labeler review stop
     """
-    from labeler import review_server
+    from labeler.review import server as review_server
 
     data_dir = data_dir or review_server.default_data_dir()
     stopped = review_server.stop(data_dir)
@@ -103,7 +100,7 @@ def env(data_dir: DataDir = None):
     """
     import shlex
 
-    from labeler import review_server
+    from labeler.review import server as review_server
 
     data_dir = data_dir or review_server.default_data_dir()
     creds = review_server.local_credentials(data_dir)
@@ -133,22 +130,18 @@ def push(
 
     Example: labeler review push --threshold 0.8 --audit-rate 0.1 --limit 200
     """
-    from labeler import review
     from labeler.progress import progress_bar
-    from labeler.routing import RoutingRules
-    from labeler.store import Store
+    from labeler.review import argilla
+    from labeler.review.routing import RoutingRules
 
     if batch_size < 1 or min_submitted < 1 or (limit is not None and limit < 0):
         raise typer.BadParameter("--batch-size and --min-submitted must be >= 1, --limit >= 0")
-    try:
+    with usage_errors():
         rules = RoutingRules(threshold=threshold, audit_rate=audit_rate, seed=seed)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
-    if not db.exists():
-        raise LabelerError(f"{db}: no such database (run `labeler annotate` first)")
+    require_db(db, "run `labeler annotate` first")
     client = _client(url, api_key)
-    with Store(db) as store:
-        result = review.push(store, client, dataset, workspace, rules, limit, batch_size, min_submitted,
+    with open_store(db) as store:
+        result = argilla.push(store, client, dataset, workspace, rules, limit, batch_size, min_submitted,
                              progress=lambda total: progress_bar(total, "pushing", "records", quiet=quiet))
     if not quiet:
         routed = ", ".join(f"{n} {reason}" for reason, n in sorted(result.newly_routed.items())) or "none"
@@ -173,14 +166,12 @@ def pull(
 
     Example: labeler review pull --dataset labeler-review
     """
-    from labeler import review
-    from labeler.store import Store
+    from labeler.review import argilla
 
-    if not db.exists():
-        raise LabelerError(f"{db}: no such database")
+    require_db(db)
     client = _client(url, api_key)
-    with Store(db) as store:
-        result = review.pull(store, client, dataset, workspace)
+    with open_store(db) as store:
+        result = argilla.pull(store, client, dataset, workspace)
     if quiet:
         return
     c, a = result.counts, result.agreement

@@ -38,6 +38,16 @@ def calibrated_confidence(s: float | None, temperature: float, raw: float, decid
     return _sigmoid(abs(s) / temperature)
 
 
+def calibrated(j, temperature: float | None) -> float:
+    """The confidence to report for a judgment-like record (`mode`, `p_a`, `votes_a`, `votes_b`, `label`,
+    `confidence`: a `Judgment` or an `EvalRow`) under a stored temperature; the raw confidence when there is none.
+    The one Python place that applies a temperature; `CALIBRATED_CONFIDENCE` in SQL is its twin."""
+    if temperature is None:
+        return j.confidence
+    return calibrated_confidence(score(j.mode, j.p_a, j.votes_a, j.votes_b), temperature, j.confidence,
+                                 j.label is not None)
+
+
 def fit_temperature(scores: Sequence[float], human_is_a: Sequence[bool]) -> float:
     """Maximum-likelihood T for P(A) = sigmoid(s / T), by bisection on the (monotone) gradient in w = 1 / T.
 

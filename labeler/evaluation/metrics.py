@@ -21,7 +21,7 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
-from labeler.calibration import calibrated_confidence, fit_temperature, score
+from labeler.evaluation.calibration import calibrated, fit_temperature, score
 from labeler.judge.aggregate import pool_cot
 from schemas.records import (CalibrationSummary, CoverageChoice, CoveragePoint, EvalMetrics, EvalRow,
                              GroupMetrics, MajorityPoint, ReliabilityBin, Sample)
@@ -139,7 +139,7 @@ def fit_rows(rows: Sequence[EvalRow]) -> float:
 
 
 def apply_temperature(rows: Sequence[EvalRow], temperature: float) -> list[float]:
-    return [calibrated_confidence(row_score(r), temperature, r.confidence, r.label is not None) for r in rows]
+    return [calibrated(r, temperature) for r in rows]
 
 
 def cross_validated(rows: Sequence[EvalRow], folds: int = 5) -> tuple[list[float], list[float]]:

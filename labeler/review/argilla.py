@@ -16,8 +16,9 @@ from datetime import datetime
 
 import httpx
 
-from labeler import routing
+from labeler.review import routing
 from labeler.errors import LabelerError
+from labeler.progress import silent
 from labeler.store import Agreement, AnswerCounts, Store
 from schemas import ReviewAnswer, ReviewRecord
 
@@ -92,7 +93,7 @@ def push(store: Store, client, dataset: str, workspace: str, rules: routing.Rout
     result.newly_routed = Counter(r.reason for r in routes)
     records = store.review_records_to_push(dataset, limit)
     store.release()
-    with (progress or _no_progress)(len(records)) as advance:
+    with (progress or silent)(len(records)) as advance:
         for start in range(0, len(records), batch_size):
             batch = records[start:start + batch_size]
             records_out = [_to_argilla(r) for r in batch]
@@ -224,11 +225,6 @@ def _argilla_errors(what: str):
         raise LabelerError(f"{what}: {_one_line(exc)}") from None
     except (ArgillaError, httpx.HTTPError) as exc:
         raise LabelerError(f"{what}: {_one_line(exc)}") from None
-
-
-@contextlib.contextmanager
-def _no_progress(total: int):
-    yield lambda n: None
 
 
 @contextlib.contextmanager

@@ -1,16 +1,14 @@
-"""Process, port and lock helpers for the local Argilla server (review_server.py). Loopback only."""
+"""Process, port and lock helpers for the local Argilla server (`review.server`). Loopback only."""
 
-import fcntl
 import os
 import signal
 import socket
 import subprocess
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import psutil
+from filelock import FileLock
 
 from labeler.errors import LabelerError
 
@@ -18,35 +16,40 @@ HOST = "127.0.0.1"
 
 
 def terminate(pids: list[int], grace: float = 20.0) -> None:
-    """SIGTERM each process group (noida-db saves its data on SIGTERM), SIGKILL what is left after `grace` s."""
-    left = set(pids)
-    for pid in pids:
-        signal_group(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while left and time.monotonic() < deadline:
-        for pid in list(left):
-            reap(pid)
-            if not signal_group(pid, 0):
-                left.discard(pid)
-        time.sleep(0.1)
-    for pid in left:
-        signal_group(pid, signal.SIGKILL)
+    """SIGTERM each process with every process of its session (each was started as a session leader, so this is
+    what `killpg` reached; noida-db saves its data on SIGTERM), then SIGKILL what is left after `grace` s.
+    Exited children of ours are reaped on the way (`serve` and `stop` may run in one process)."""
+    procs = [p for p in psutil.process_iter() if _session(p) in pids]
+    for p in procs:
+        _signal(p, signal.SIGTERM)
+    _, left = psutil.wait_procs(procs, timeout=grace)
+    for p in left:
+        _signal(p, signal.SIGKILL)
+    psutil.wait_procs(left, timeout=5)
 
 
-def signal_group(pid: int, sig: int) -> bool:
+def _session(p: psutil.Process) -> int | None:
     try:
-        os.killpg(pid, sig)
-        return True
-    except ProcessLookupError:
-        return False
+        return os.getsid(p.pid)
+    except OSError:
+        return None
 
 
-def reap(pid: int) -> None:
-    """Collect our own exited child (when `serve` and `stop` run in one process, e.g. in tests)."""
+def _signal(p: psutil.Process, sig: int) -> None:
     try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
+        p.send_signal(sig)
+    except psutil.NoSuchProcess:
         pass
+
+
+def alive(pid: int, marker: str) -> bool:
+    """Whether `pid` runs and is ours: not a zombie, and `marker` is in its command line (a pid file left
+    behind never makes us signal an unrelated process that reused the pid)."""
+    try:
+        p = psutil.Process(pid)
+        return p.status() != psutil.STATUS_ZOMBIE and marker in " ".join(p.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return False
 
 
 def run(argv: list[str], what: str, env: dict | None = None) -> None:
@@ -56,14 +59,9 @@ def run(argv: list[str], what: str, env: dict | None = None) -> None:
         raise LabelerError(f"{what} failed: {lines[-1].strip() if lines else f'exit code {done.returncode}'}")
 
 
-@contextmanager
-def locked(path: Path) -> Iterator[None]:
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+def locked(path: Path) -> FileLock:
+    """An exclusive lock on `path`, held inside `with` (one `serve`/`stop`/venv install at a time)."""
+    return FileLock(path)
 
 
 def answers(url: str) -> bool:

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from labeler import review_processes as proc
 from labeler.errors import LabelerError
-from labeler.judge.default_model import cache_root
+from labeler.paths import atomic_write, cache_root
+from labeler.review import processes as proc
 
 HOST = proc.HOST
 SERVER_REQUIREMENTS = ("argilla-server==2.8.0", "click<8.2", "datasets<5", "noida-db==0.2.3")
@@ -50,11 +50,7 @@ class Credentials:
         return cls(**json.loads(path.read_text())) if path.exists() else None
 
     def save(self, path: Path) -> None:
-        tmp = path.with_name(path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(asdict(self), f, indent=2)
-        os.replace(tmp, path)
+        atomic_write(path, json.dumps(asdict(self), indent=2), mode=0o600)
 
     @property
     def masked_key(self) -> str:
@@ -260,8 +256,6 @@ def _pid_alive(paths: Paths, name: str) -> int | None:
     """The pid in `run/<name>.pid` if that process is alive and is ours (not a zombie, not a reused pid)."""
     try:
         pid = int(paths.pid_file(name).read_text())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, ValueError, IndexError):
+    except (OSError, ValueError):
         return None
-    return pid if COMPONENTS[name] in cmdline and state != "Z" else None
+    return pid if proc.alive(pid, COMPONENTS[name]) else None

@@ -1,7 +1,7 @@
 """SQL for confidence calibration: one temperature per (judge_id, mode, samples), applied where labels are read.
 
-`labeler.calibration` documents the formula; `CALIBRATED_CONFIDENCE` is the same in SQL. It is used by
-`reports.LATEST`, so status, export (`--min-confidence`) and review routing all see calibrated confidences.
+`labeler.evaluation.calibration` documents the formula; `CALIBRATED_CONFIDENCE` is the same in SQL. It is used by
+`rules.LATEST`, so status, export (`--min-confidence`) and review routing all see calibrated confidences.
 """
 
 from datetime import datetime, timezone

@@ -6,7 +6,7 @@ human labels are split evenly has none and is left out.
 
 import duckdb
 
-from labeler.store.reports import HUMAN
+from labeler.store.rules import HUMAN
 from schemas import EvalRow, Sample
 
 ROW_COLUMNS = list(EvalRow.model_fields)

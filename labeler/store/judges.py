@@ -1,6 +1,6 @@
 """SQL for `labeler retrain` and `labeler judges`: gold pairs, the stored held-out split, judge versions.
 
-Gold label of a pair = the majority of its human A/B labels (`reports.HUMAN`); ties and even splits have none.
+Gold label of a pair = the majority of its human A/B labels (`rules.HUMAN`); ties and even splits have none.
 `gold_split` assigns every gold pair once to 'train' or 'heldout' and never changes it. `judges` registers
 every trained judge; at most one row is active, and switching it is one transaction.
 """
@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 import duckdb
 
-from labeler.store.reports import HUMAN
+from labeler.store.rules import HUMAN
 from schemas import GoldPair, JudgeVersion, Pair
 
 VERSION_COLUMNS = [c for c in JudgeVersion.model_fields if c != "metrics"]

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 import duckdb
 
+from labeler.store.rules import REVIEWED
 from schemas import Judgment, Pair, Sample
 
 JUDGMENT_COLUMNS = list(Judgment.model_fields)
@@ -16,7 +17,7 @@ SAMPLE_COLUMNS = list(Sample.model_fields)
 def pending_pairs(con: duckdb.DuckDBPyConnection, judge_key: str, limit: int | None, skip_human: bool,
                   pair_ids: list[str] | None = None) -> list[Pair]:
     """Pairs (of `pair_ids`, when given) without a judgment under `judge_key`, in ingest order."""
-    human = "AND pair_id NOT IN (SELECT pair_id FROM gold_labels)" if skip_human else ""
+    human = f"AND pair_id NOT IN ({REVIEWED})" if skip_human else ""
     only = "AND pair_id IN (SELECT unnest($ids))" if pair_ids is not None else ""
     params = {"key": judge_key, "limit": limit if limit is not None else 2**62}
     rows = con.execute(

@@ -1,27 +1,14 @@
 """SQL for reading the store back: status counts and export rows."""
 
-import os
 import socket
 from pathlib import Path
 
 import duckdb
+import psutil
 
-from labeler.store.calibrations import CALIBRATED_CONFIDENCE
-from labeler.store.calibrations import JOIN as CALIBRATION_JOIN
+from labeler.store.rules import HUMAN, LATEST, REVIEWED
 from schemas import ExportRow, RunRecord
 
-# Each pair's latest judgment, its confidence calibrated when a calibration is stored for the judge (the judge's
-# own value stays in raw_confidence): status, export and review routing all read confidences through this.
-LATEST = f"""
-    SELECT DISTINCT ON (j.pair_id) j.* REPLACE ({CALIBRATED_CONFIDENCE} AS confidence), j.confidence AS raw_confidence
-    FROM judgments j {CALIBRATION_JOIN} ORDER BY j.pair_id, j.created_at DESC
-"""
-HUMAN = """
-    SELECT pair_id, CASE WHEN count_if(label = 'A') > count_if(label = 'B') THEN 'A'
-                         WHEN count_if(label = 'B') > count_if(label = 'A') THEN 'B' END AS label
-    FROM gold_labels WHERE label IN ('A', 'B') GROUP BY pair_id
-"""  # the human A/B majority (NULL on an even split); a pair any human answered (even "tie") gets no model label
-REVIEWED = "SELECT DISTINCT pair_id FROM gold_labels"
 
 
 def state_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
@@ -78,15 +65,7 @@ def mark_stale_runs(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return bool(pid) and psutil.pid_exists(pid)
 
 
 def _export_query(min_confidence: float | None) -> str:

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 
 import duckdb
 
-from labeler.store.reports import LATEST
+from labeler.store.rules import LATEST, REVIEWED
 from schemas import ReviewAnswer, ReviewQueue, ReviewRecord, RoutingCandidate
 
 CANDIDATE_COLUMNS = list(RoutingCandidate.model_fields)
@@ -50,7 +50,7 @@ def candidates(con: duckdb.DuckDBPyConnection, dataset: str) -> list[RoutingCand
         f"""
         WITH latest AS ({LATEST})
         SELECT {cols} FROM latest l JOIN pairs p USING (pair_id)
-        WHERE l.pair_id NOT IN (SELECT pair_id FROM gold_labels)
+        WHERE l.pair_id NOT IN ({REVIEWED})
           AND l.pair_id NOT IN (SELECT pair_id FROM review_items WHERE dataset = ?)
         ORDER BY {INGEST_ORDER}
         """,

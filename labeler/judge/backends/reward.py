@@ -2,15 +2,14 @@
 
 Direct mode only: for the order (first, second) it returns log sigmoid(r_first - r_second) and
 log sigmoid(r_second - r_first), so the judge's pooled P(A) is sigmoid(r_A - r_B) (the same in both orders).
-`RewardJudge` feeds it the pair itself instead of the GenRM prompt.
+`labeler.judge.reward.RewardJudge` feeds it the pair itself instead of the GenRM prompt.
 """
 
 import json
 from pathlib import Path
 
 from labeler.errors import LabelerError
-from labeler.judge.judge import Judge
-from labeler.judge.prompts import POSITIONS, shorten
+from labeler.judge.prompts import shorten
 from schemas import Pair
 
 
@@ -37,7 +36,7 @@ class RewardBackend:
             return
         from transformers import AutoTokenizer
 
-        from labeler.judge.default_model import check_model_dir, model_fingerprint
+        from labeler.judge.backends.models import check_model_dir, model_fingerprint
 
         check_model_dir(self.path)
         self.model_id = f"{self.path.name}@{model_fingerprint(self.path)}"
@@ -96,16 +95,3 @@ class RewardBackend:
 
     def generate(self, prompts, n, params, choices, marker, seeds=None):
         raise LabelerError("a Bradley-Terry judge has no rationales: use --mode direct")
-
-
-class RewardJudge(Judge):
-    """Direct judging with a reward model: both orders are scored (they agree by construction)."""
-
-    def __init__(self, backend: RewardBackend, config):
-        if config.mode != "direct":
-            raise LabelerError(f"a Bradley-Terry judge scores responses; use --mode direct (got --mode {config.mode})")
-        super().__init__(backend, config)
-
-    def _prompts(self, pairs: list[Pair]) -> list[tuple[Pair, str, str]]:
-        return [(pair, position, self.backend.render_pair(pair, position, self.config.max_field_chars))
-                for pair in pairs for position in POSITIONS]

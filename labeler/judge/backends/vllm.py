@@ -12,7 +12,7 @@ from pathlib import Path
 
 from labeler.errors import LabelerError
 from labeler.judge.backends.base import Completion, SamplingParams, default_seeds
-from labeler.judge.default_model import check_model_dir, default_model_dir, model_fingerprint
+from labeler.judge.backends.models import check_model_dir, default_model_dir, model_fingerprint
 
 FORCE_SUFFIX = "\nVerdict: "
 TOP_LOGPROBS = 20

@@ -9,8 +9,8 @@ from transformers.utils import logging as hf_logging
 from labeler.errors import LabelerError
 from labeler.judge.backends.adapters import is_adapter_dir, load_adapter_model
 from labeler.judge.backends.base import Completion, SamplingParams, default_seeds
-from labeler.judge.backends.chains import Chain, ChainSampler, left_pad, positions_from_mask
-from labeler.judge.default_model import check_model_dir, default_model_dir, model_fingerprint
+from labeler.judge.backends.transformers.chains import Chain, ChainSampler, left_pad, positions_from_mask
+from labeler.judge.backends.models import check_model_dir, default_model_dir, model_fingerprint
 
 FORCE_SUFFIX = "\nVerdict: "
 MIN_SHARED_PREFIX = 16  # tokens; below this a shared prefill is not worth the cache copy

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import torch
 
-from labeler.judge.backends import cascade
-from labeler.judge.backends.cascade import CascadeCache, select_rows
-from labeler.judge.backends.sampling import nucleus_sample
+from labeler.judge.backends.transformers import cascade
+from labeler.judge.backends.transformers.cascade import CascadeCache, select_rows
+from labeler.judge.backends.transformers.sampling import nucleus_sample
 
 COMPACT_FRACTION = 0.25  # drop finished rows from the KV cache once this share of the batch is done
 

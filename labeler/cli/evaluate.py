@@ -1,0 +1,91 @@
+"""`labeler eval` and `labeler calibrate`: parse options, call `labeler.evaluation`, render."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from labeler.cli.options import (DEFAULT_DB, JUDGE, BatchSize, Db, JudgeBackend, JudgeMode, JudgeModel, JudgeSamples,
+                                 JudgeVersion, Quiet, open_store, usage_errors, user_errors)
+
+
+@user_errors
+def eval_(
+    files: Annotated[list[Path], typer.Argument(help="JSONL/Parquet files of human-labelled pairs (label A/B).",
+                                                show_default=False)],
+    db: Db = DEFAULT_DB,
+    mode: JudgeMode = None,
+    samples: JudgeSamples = None,
+    model: JudgeModel = None,
+    judge: JudgeVersion = None,
+    backend: JudgeBackend = "transformers",
+    seed: Annotated[int, typer.Option(help="Sampling seed.", rich_help_panel=JUDGE)] = 0,
+    max_new_tokens: Annotated[int, typer.Option(help="Rationale length limit (cot).", rich_help_panel=JUDGE)] = 256,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature (cot).", rich_help_panel=JUDGE)] = 1.0,
+    top_p: Annotated[float, typer.Option(help="Nucleus sampling top-p (cot).", rich_help_panel=JUDGE)] = 0.95,
+    adaptive: Annotated[bool, typer.Option(
+        help="cot: sample in rounds of 2 per order; stop once the vote is settled or each order repeats itself.",
+        rich_help_panel=JUDGE)] = False,
+    force_verdict: Annotated[bool, typer.Option(help="cot: a sample without [[A]]/[[B]] gets its verdict from the "
+                                                     "logits after an appended marker.", rich_help_panel=JUDGE)] = True,
+    limit: Annotated[int | None, typer.Option(help="Use the first N human-labelled pairs of each file.")] = None,
+    batch_size: BatchSize = 8,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write metrics.json, PNG plots and report.md here.")] = None,
+    coverage: Annotated[float, typer.Option(help="Report the confidence threshold that keeps this share of labels.")] = 0.8,
+    bins: Annotated[int, typer.Option(help="Equal-width confidence bins over [0.5, 1] (ECE, reliability).")] = 10,
+    quiet: Quiet = False,
+):
+    """Judge human-labelled pairs (stored labels of the same judge are reused) and report agreement, position
+    bias, maj@k, calibration (ECE before/after temperature scaling), coverage and confusion.
+
+    Example: labeler eval ../shared/data/prefs/llmbar.jsonl --limit 50 --out eval-llmbar
+    """
+    from labeler import pipeline
+    from labeler.cli import render
+    from labeler.evaluation import EvalOptions, evaluate
+    from labeler.progress import progress_bar
+
+    with usage_errors():
+        options = EvalOptions(limit=limit, batch_size=batch_size, bins=bins, coverage=coverage)
+    with open_store(db) as store:
+        with usage_errors():
+            judge_ = pipeline.judge_for(store, backend, model, judge, mode, samples, batch_size, seed=seed,
+                                        max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                                        adaptive=adaptive, force_verdict=force_verdict)
+        result = evaluate(store, files, judge_, options, out, progress=lambda total: progress_bar(
+            total, f"judging ({judge_.config.mode})", quiet=quiet))
+    if not quiet:
+        render.evaluated(result, out)
+
+
+@user_errors
+def calibrate(
+    db: Db = DEFAULT_DB,
+    mode: JudgeMode = None,
+    samples: JudgeSamples = None,
+    model: JudgeModel = None,
+    judge: JudgeVersion = None,
+    backend: JudgeBackend = "transformers",
+    min_pairs: Annotated[int, typer.Option(help="Refuse to fit on fewer human-labelled pairs.")] = 20,
+    clear: Annotated[bool, typer.Option("--clear", help="Remove the judge's calibration instead.")] = False,
+):
+    """Fit a temperature to the judge's confidence on every human-labelled pair it judged and store it: status,
+    export and review routing then read calibrated confidence (labels never change).
+
+    Example: labeler calibrate --mode cot --samples 4
+    """
+    from labeler import pipeline
+    from labeler.cli import render
+    from labeler.evaluation import calibrate as fit
+
+    if min_pairs < 1:
+        raise typer.BadParameter("--min-pairs must be >= 1")
+    with open_store(db) as store:
+        with usage_errors():
+            judge_ = pipeline.judge_for(store, backend, model, judge, mode, samples, 1)
+        key = (judge_.judge_id, judge_.config.mode, judge_.config.samples)
+        if clear:
+            print(f"removed {store.delete_calibration(*key)} calibration(s) of {key[0]} ({key[1]}, K={key[2]})")
+            return
+        record = fit(store, *key, min_pairs=min_pairs)
+    render.console.print(render.calibration_summary(record))

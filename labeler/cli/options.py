@@ -1,0 +1,92 @@
+"""What every command group shares: option types, the `Error: ...` wrapper and opening the store."""
+
+import functools
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from labeler.errors import LabelerError
+
+if TYPE_CHECKING:
+    from labeler.store import Store
+
+DEFAULT_DB = Path("labeler.duckdb")
+Db = Annotated[Path, typer.Option("--db", envvar="LABELER_DB", help="DuckDB file (env LABELER_DB).")]
+Files = Annotated[list[Path], typer.Argument(help="JSONL or Parquet files of pairs.", show_default=False)]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables; errors only.")]
+Json = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+Strict = Annotated[bool, typer.Option("--strict", help="Fail on the first bad row instead of quarantining it.")]
+MaxChars = Annotated[int, typer.Option("--max-chars", help="Longest text field accepted, in characters.")]
+BatchSize = Annotated[int, typer.Option(help="Pairs per batch; each batch is committed.")]
+
+FIELDS = "Input fields"
+PromptField = Annotated[str, typer.Option("--prompt-field", help="Field holding the prompt.", rich_help_panel=FIELDS)]
+AField = Annotated[str, typer.Option("--a-field", help="Field holding response A.", rich_help_panel=FIELDS)]
+BField = Annotated[str, typer.Option("--b-field", help="Field holding response B.", rich_help_panel=FIELDS)]
+IdField = Annotated[str, typer.Option("--id-field", help="Field holding the pair id.", rich_help_panel=FIELDS)]
+LabelField = Annotated[str, typer.Option("--label-field", help="Field holding a human label (A/B).",
+                                         rich_help_panel=FIELDS)]
+
+JUDGE = "Judge (resolved as in annotate)"
+JudgeMode = Annotated[str | None, typer.Option(help="direct: verdict-token logits; cot: sampled rationales + vote "
+                                               "(default: the judge version's mode, else direct).", rich_help_panel=JUDGE)]
+JudgeSamples = Annotated[int | None, typer.Option("--samples", "-k", help="Votes per order (cot; default 4).",
+                                                  rich_help_panel=JUDGE)]
+JudgeModel = Annotated[Path | None, typer.Option(help="Local Hugging Face model dir (default: the active judge version, "
+                                                 "else SmolLM2-135M-Instruct).", rich_help_panel=JUDGE)]
+JudgeVersion = Annotated[str | None, typer.Option("--judge", help="Judge version (see `labeler judges list`).",
+                                                  rich_help_panel=JUDGE)]
+JudgeBackend = Annotated[str, typer.Option(help="transformers (default), vllm (GPU extra), fake (tests).",
+                                           rich_help_panel=JUDGE)]
+
+
+def user_errors(fn):
+    """Known failures print one `Error: ...` line on stderr and exit 1 (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except LabelerError as exc:
+            print(f"Error: {exc}", file=sys.stderr)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def require_db(db: Path, hint: str = "") -> None:
+    """A command that reads results refuses a database that is not there (instead of creating an empty one)."""
+    if not db.exists():
+        raise LabelerError(f"{db}: no such database{f' ({hint})' if hint else ''}")
+
+
+@contextmanager
+def open_store(db: Path, must_exist: bool = False, hint: str = "") -> Iterator["Store"]:
+    """The store a command works on (created on first use unless `must_exist`), closed when the command ends."""
+    from labeler.store import Store
+
+    if must_exist:
+        require_db(db, hint)
+    with Store(db) as store:
+        yield store
+
+
+def fields(prompt_field: str, a_field: str, b_field: str, id_field: str, label_field: str):
+    """The `--*-field` options as a `FieldMap`."""
+    from labeler.store import FieldMap
+
+    return FieldMap(prompt=prompt_field, response_a=a_field, response_b=b_field, id=id_field, label=label_field)
+
+
+@contextmanager
+def usage_errors(*errors: type[Exception]) -> Iterator[None]:
+    """A ValueError (or one of `errors`) from building an options object (`JudgeConfig`, `EvalOptions`,
+    `RoutingRules`, the retrain configs) is a usage error: `Invalid value: ...` and exit 2."""
+    try:
+        yield
+    except (ValueError, *errors) as exc:
+        raise typer.BadParameter(str(exc)) from None
