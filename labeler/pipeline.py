@@ -36,36 +36,39 @@ class AnnotateResult:
         return len(self.judged) / self.seconds if self.seconds else 0.0
 
 
-def build_judge(backend: str, model: str | None, config: JudgeConfig, batch_size: int) -> Judge:
+def build_judge(backend: str, model: str | None, config: JudgeConfig, batch_size: int,
+                dtype: str = "float32") -> Judge:
+    made = make_backend(backend, model=model, batch_size=batch_size, dtype=dtype)
     if backend == "reward":  # a Bradley-Terry judge version scores the pair, not a judge prompt
         from labeler.judge.reward import RewardJudge
 
-        return RewardJudge(make_backend(backend, model=model, batch_size=batch_size), config)
-    return Judge(make_backend(backend, model=model, batch_size=batch_size), config)
+        return RewardJudge(made, config)
+    return Judge(made, config)
 
 
 def resolve_judge(store: Store, backend: str, model: str | None, version: str | None = None,
                   relabel: bool = False):
-    """Which judge annotate/eval use (a `trainer.versions.JudgeSpec`): `--judge VERSION`, else `--model` (or a
-    non-default backend) as given, else the active judge version, else the default model."""
-    from trainer.versions import JudgeSpec, spec
+    """Which judge annotate/eval use (a `trainer.versions.JudgeSpec`): `--judge VERSION` (or the built-in names
+    `starter` and `base`), else `--model` (or a non-default backend) as given, else the active judge version, else
+    the shipped starter judge (the untrained default model where an install has none)."""
+    from trainer.versions import JudgeSpec, builtin, spec
 
     if version and model:
         raise LabelerError("--judge and --model both choose the judge; pass one of them")
     if version:
-        return spec(store, version)
+        return builtin(version) or spec(store, version)
     if model or backend != "transformers":
         return JudgeSpec(backend, model)
     active = spec(store)
     if active is None and relabel:
         raise LabelerError("--relabel re-judges with the active judge version, and there is none yet "
                            "(run `labeler retrain`, or pass --judge VERSION or --model PATH)")
-    return active or JudgeSpec(backend, None)
+    return active or builtin(None)
 
 
 def judge_for(store: Store, backend: str = "transformers", model: str | Path | None = None,
               version: str | None = None, mode: str | None = None, samples: int | None = None, batch_size: int = 8,
-              relabel: bool = False, **decoding) -> Judge:
+              relabel: bool = False, dtype: str = "float32", **decoding) -> Judge:
     """The judge annotate, eval and calibrate use for these options, built: `resolve_judge` picks the model; the
     mode defaults to the judge version's (else direct), K to the version's for that mode (else 4 for cot, 1).
     A bad combination of options raises ValueError (the CLI reports it as a usage error)."""
@@ -73,7 +76,20 @@ def judge_for(store: Store, backend: str = "transformers", model: str | Path | N
     mode = mode or spec.mode or "direct"
     default_k = spec.samples if spec.mode == mode and spec.samples else (4 if mode == "cot" else 1)
     config = JudgeConfig(mode=mode, samples=samples or default_k, **decoding)
-    return build_judge(spec.backend, spec.model, config, batch_size)
+    judge = build_judge(spec.backend, spec.model, config, batch_size, dtype)
+    _store_shipped_calibration(store, judge)
+    return judge
+
+
+def _store_shipped_calibration(store: Store, judge: Judge) -> None:
+    """The starter judge comes calibrated: its shipped temperature is stored on first use, unless the store already
+    has one for it (`labeler calibrate` fits and replaces it; `--clear` removes it until the next use)."""
+    from labeler.judge.backends import starter
+
+    record = starter.calibration()
+    key = (judge.judge_id, judge.config.mode, judge.config.samples)
+    if record is not None and (record.judge_id, record.mode, record.samples) == key and store.calibration(*key) is None:
+        store.save_calibration(record)
 
 
 def label_changes(store: Store, result: AnnotateResult) -> tuple[int, int]:

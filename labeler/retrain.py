@@ -47,10 +47,12 @@ class RetrainPlan:
     model: Path | None = None  # start from this model dir instead of the active judge
     gold_files: list[Path] = field(default_factory=list)
     quiet: bool = False
+    start_judge: str | None = None  # start from this version (or `base`/`starter`) instead of the active judge
 
 
 def make_plan(db: Path, flags: dict[str, dict], config_file: Path | None = None, judges_dir: Path | None = None,
-              model: Path | None = None, gold_files: list[Path] = (), quiet: bool = False) -> RetrainPlan:
+              model: Path | None = None, gold_files: list[Path] = (), quiet: bool = False,
+              start_judge: str | None = None) -> RetrainPlan:
     """The plan for `labeler retrain`: defaults, overridden by the YAML `config_file` (`retrain:`/`star:`/`train:`),
     overridden by the `flags` that were given (None = not given). A bad config raises ValueError or OSError, a
     missing gold file LabelerError."""
@@ -61,8 +63,10 @@ def make_plan(db: Path, flags: dict[str, dict], config_file: Path | None = None,
     for path in gold_files:
         if not path.exists():
             raise LabelerError(f"{path}: no such file")
+    if model is not None and start_judge is not None:
+        raise LabelerError("--judge and --model both choose where training starts; pass one of them")
     return RetrainPlan(retrain_cfg, star_cfg, train_cfg, default_judges_dir(db, judges_dir), model, list(gold_files),
-                       quiet)
+                       quiet, start_judge)
 
 
 def assign_split(gold: list[GoldPair], fraction: float, seed: int) -> list[tuple[str, str, str]]:
@@ -159,9 +163,9 @@ def _build_rows(store: Store, current: StartPoint, iteration: int, train: list[G
 
 
 def _train(current: StartPoint, rows: list[TrainingRow], plan: RetrainPlan, itdir: Path) -> dict:
-    from trainer import bt, dpo, sft
+    from trainer import bt, dpo, sft, verdict
 
-    module = {"star-dpo": dpo, "star-sft": sft, "genrm-sft": sft, "bt": bt}[plan.retrain.method]
+    module = {"star-dpo": dpo, "star-sft": sft, "genrm-sft": verdict, "bt": bt}[plan.retrain.method]
     trainer = module.make_trainer(current, rows, plan.train, itdir / "checkpoints", plan.quiet)
     base = current.base_model if not plan.train.full else itdir / "model"
     try:
@@ -231,7 +235,7 @@ def retrain(store: Store, plan: RetrainPlan, progress: Progress, log: Callable[[
         raise LabelerError(f"retrain needs gold labels on at least two different prompts (one to train on, one "
                            f"held out); the store has {len(gold)} gold pair(s): {len(train)} train, "
                            f"{len(heldout)} held out (ingest a file with a `label` field, or use --gold FILE)")
-    start, parent = start_point(store, plan.model)
+    start, parent = start_point(store, plan.model, plan.start_judge)
     log(f"{len(train)} gold pairs to train on, {len(heldout)} held out; starting from "
         f"{parent.version if parent else start.judge_dir}")
     root = plan.judges_root
@@ -244,6 +248,9 @@ def retrain(store: Store, plan: RetrainPlan, progress: Progress, log: Callable[[
             shutil.rmtree(stale, ignore_errors=True)
         vdir = work / name
         shutil.copytree(final.judge_dir, vdir)
+        snapshots = work / f"iter{r.iterations}" / "checkpoints" / "snapshots"
+        if snapshots.is_dir():  # learning-curve snapshots (train.snapshot_pairs) travel with the version
+            shutil.copytree(snapshots, vdir / "snapshots", ignore=shutil.ignore_patterns("*.tmp"))
         record = _describe(name, plan, start, parent, final, root / name)
         _write_manifest(vdir, record, plan, train, heldout, rows, history)
         new_spec = JudgeSpec(record.backend, str(vdir), record.mode, record.samples, name)

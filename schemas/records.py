@@ -283,6 +283,8 @@ class CalibrationSummary(_Strict):
     temperature: float = Field(..., description="Fitted on all evaluated pairs (what `labeler calibrate` stores "
                                                 "when these are the store's only human labels).")
     stored_temperature: float | None = Field(None, description="The calibration the store applies to this judge.")
+    ece_stored: float | None = Field(None, description="ECE on these pairs with the stored temperature applied (a "
+                                                       "calibration fitted elsewhere, e.g. the starter judge's shipped one).")
 
 
 class EvalMetrics(GroupMetrics):

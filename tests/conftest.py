@@ -26,3 +26,21 @@ def tiny_llama(tmp_path_factory):
 
     return build_tiny_llama(tmp_path_factory.mktemp("tiny_llama"), seed=0)
 # ---- end tiny offline Llama -------------------------------------------------------------------------------------
+
+# ---- the starter judge (labeler/judge/backends/starter.py) --------------------------------------------------------
+@pytest.fixture
+def no_starter(tmp_path, monkeypatch):
+    """An install that ships no starter judge: the untrained default model is the default judge."""
+    from labeler.judge.backends import starter
+
+    monkeypatch.setattr(starter, "_shipped", lambda: tmp_path / "no-starter")
+
+
+@pytest.fixture
+def tiny_starter(tmp_path, tiny_llama, monkeypatch):
+    """A starter judge shipped for the tiny Llama (a random LoRA adapter, temperature 2), with the tiny Llama as
+    the default model. Returns its manifest."""
+    from starter_fixture import ship_tiny_starter
+
+    return ship_tiny_starter(tmp_path, tiny_llama, monkeypatch)
+# ---- end the starter judge ----------------------------------------------------------------------------------------

@@ -180,3 +180,18 @@ def test_samples_that_end_early_are_forced_on_the_way_out_without_disturbing_the
                 fresh = torch.log_softmax(backend.model(torch.tensor([ids + kept + sampler.force_ids])).logits[0, -1], -1)
             assert chain.logprobs == pytest.approx((float(fresh[ab[0]]), float(fresh[ab[1]])), abs=1e-4)
     assert all(len(c.tokens) == 2 + len(sampler.force_ids) + 1 for c in chains[0])
+
+
+def test_bfloat16_weights_read_float32_verdict_logits_under_their_own_judge_key(backend, tiny_llama):
+    from labeler.errors import LabelerError
+
+    bf16 = make_backend("transformers", model=str(tiny_llama), batch_size=2, dtype="bfloat16")
+    plain, fast = Judge(backend, JudgeConfig()), Judge(bf16, JudgeConfig())
+    assert fast.judge_id == plain.judge_id and fast.judge_key != plain.judge_key
+    prompts = [backend.render_chat("s", "q" * n, "Verdict: [[") for n in (1, 30, 7)]
+    ours, theirs = backend.verdict_logprobs(prompts, ("A", "B")), bf16.verdict_logprobs(prompts, ("A", "B"))
+    assert bf16.model.dtype == torch.bfloat16 and bf16._head.dtype == torch.float32
+    for (a1, b1), (a2, b2) in zip(ours, theirs):
+        assert abs(a1 - a2) < 0.05 and abs(b1 - b2) < 0.05
+    with pytest.raises(LabelerError, match="dtype must be one of"):
+        make_backend("transformers", model=str(tiny_llama), dtype="fp8")

@@ -51,7 +51,7 @@ def test_registering_an_active_version_deactivates_the_rest_in_one_transaction(t
         assert store.active_judge().version == "v001-a"
 
 
-def test_judges_cli_and_annotate_resolution_errors(tmp_path, tiny_llama):
+def test_judges_cli_and_annotate_resolution_errors(tmp_path, tiny_llama, no_starter):
     db = tmp_path / "l.duckdb"
     assert run("judges", "list", "--db", db).exit_code == 1  # no database yet
     write_pairs(tmp_path / "d.jsonl", 3)

@@ -28,7 +28,8 @@ def test_annotate_examples_with_the_default_model(tmp_path):
     judgments = con.execute("SELECT label, confidence, p_a, judge_id, mode FROM judgments").fetchall()
     assert len(judgments) == 3
     for label, confidence, p_a, judge_id, mode in judgments:
-        assert label in ("A", "B") and mode == "direct" and judge_id.startswith("smollm2-135m-instruct")
+        # the default judge is the shipped starter judge: a LoRA adapter on SmolLM2-135M-Instruct
+        assert label in ("A", "B") and mode == "direct" and judge_id.startswith("labeler-starter-")
         assert 0.5 <= confidence <= 1.0 and 0.0 < p_a < 1.0 and (label == "A") == (p_a > 0.5)
     samples = con.execute("SELECT position, logprob_a, logprob_b FROM samples").fetchall()
     con.close()
@@ -40,3 +41,13 @@ def test_annotate_examples_with_the_default_model(tmp_path):
     assert CliRunner().invoke(app, ["export", "--db", str(db), "--out", str(export)]).exit_code == 0
     rows = [json.loads(line) for line in export.read_text().splitlines()]
     assert [r["pair_id"] for r in rows] == ["ex-01", "ex-02", "ex-03"]
+
+
+def test_the_untrained_base_model_is_one_name_away(tmp_path):
+    data = tmp_path / "one.jsonl"
+    data.write_text(EXAMPLES.read_text().splitlines(keepends=True)[0])
+    db = tmp_path / "real.duckdb"
+    args = ["annotate", str(data), "--db", str(db), "--judge", "base", "--quiet"]
+    assert CliRunner().invoke(app, args, catch_exceptions=False).exit_code == 0
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT judge_id FROM judgments").fetchone()[0].startswith("smollm2-135m-instruct")

@@ -167,6 +167,41 @@ class SftTrainConfig(_TrainConfig):
 
 
 @dataclass
+class VerdictTrainConfig(SftTrainConfig):
+    """genrm-sft: the direct verdict token, trained at scale (`trainer/verdict.py`). Defaults chosen by
+    measurement on the 2-core CPU (`benchmarks/train_speed.py`): LoRA on the top 8 blocks, bf16 autocast,
+    16 rows per step, length-grouped, constant learning rate after a short warm-up."""
+
+    train_layers: int = field(default=8, metadata={
+        "help": "Train only the top N transformer blocks (LoRA, or full weights with full=True); 0 = all blocks."})
+    bf16: bool = field(default=True, metadata={
+        "help": "bf16 autocast (CPU: needs avx512_bf16 or AMX to pay; weights and adapter stay fp32)."})
+    group_by_length: bool = field(default=True, metadata={"help": "Batch rows of similar length together."})
+    lr_scheduler_type: str = field(default="constant_with_warmup", metadata={
+        "help": "Learning-rate schedule (transformers name); constant keeps a checkpoint after n pairs equal to a "
+        "run on those n pairs."})
+    per_device_train_batch_size: int = field(default=16, metadata={"help": "Rows per forward pass."})
+    warmup_steps: int = field(default=20, metadata={"help": "Linear warm-up steps."})
+    save_steps: int = field(default=50, metadata={
+        "help": "Checkpoint every N steps in the version's temporary dir; a killed retrain resumes from the last one."})
+    logging_steps: int = field(default=10, metadata={"help": "Log the loss every N steps."})
+    snapshot_pairs: str = field(default="", metadata={
+        "help": "Comma-separated pair counts (e.g. '250,1000,4000'): save the adapter once training has seen that "
+        "many rows, in <checkpoints>/snapshots/rows-N (learning curves from one run)."})
+
+    _lora_lr = 2e-4
+
+    def __post_init__(self):
+        super().__post_init__()
+        _check(self.train_layers >= 0, f"train_layers must be >= 0, got {self.train_layers}")
+        _check(all(p.strip().isdigit() for p in self.snapshot_pairs.split(",") if p.strip()),
+               f"snapshot_pairs must be comma-separated integers, got {self.snapshot_pairs!r}")
+
+    def snapshots(self) -> list[int]:
+        return sorted({int(p) for p in self.snapshot_pairs.split(",") if p.strip()})
+
+
+@dataclass
 class BtTrainConfig(_TrainConfig):
     """Bradley-Terry baseline: a scalar reward head on the base model, trained with TRL's RewardTrainer."""
 
@@ -174,7 +209,7 @@ class BtTrainConfig(_TrainConfig):
         "help": "Pushes rewards towards zero mean (Eisenstein et al. 2023); None disables it."})
 
 
-TRAIN_CONFIGS = {"star-dpo": DpoTrainConfig, "star-sft": SftTrainConfig, "genrm-sft": SftTrainConfig,
+TRAIN_CONFIGS = {"star-dpo": DpoTrainConfig, "star-sft": SftTrainConfig, "genrm-sft": VerdictTrainConfig,
                  "bt": BtTrainConfig}
 
 
@@ -237,6 +272,17 @@ def to_sft_config(cfg: SftTrainConfig, output_dir: Path, quiet: bool = False):
 
     return SFTConfig(**_trl_common(cfg, output_dir, quiet), max_length=cfg.max_length, completion_only_loss=True,
                      packing=False)
+
+
+def to_verdict_args(cfg: VerdictTrainConfig, output_dir: Path, quiet: bool, epochs: int):
+    """TrainingArguments for `trainer/verdict.py`; its dataset already holds `epochs` passes (one order each)."""
+    from transformers import TrainingArguments
+
+    common = _trl_common(cfg, output_dir, quiet)
+    common.update(num_train_epochs=cfg.num_train_epochs / epochs, bf16=cfg.bf16,
+                  train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
+                  lr_scheduler_type=cfg.lr_scheduler_type, remove_unused_columns=False)
+    return TrainingArguments(**common)
 
 
 def to_reward_config(cfg: BtTrainConfig, output_dir: Path, quiet: bool = False):

@@ -71,8 +71,10 @@ def check_version_dir(record: JudgeVersion) -> None:
     check_model_dir(path)
 
 
-def start_point(store: Store, model: Path | None = None) -> tuple[StartPoint, JudgeVersion | None]:
-    """Where training starts: `model` if given, else the active version, else the default model.
+def start_point(store: Store, model: Path | None = None, version: str | None = None
+                ) -> tuple[StartPoint, JudgeVersion | None]:
+    """Where training starts: `model` if given, else `version` (a registered version, or the built-in `base` or
+    `starter`), else the active version, else the default judge (the starter where this install ships one).
 
     A Bradley-Terry version cannot generate, so after one the generative methods start from its base model."""
     if model is not None:
@@ -80,15 +82,33 @@ def start_point(store: Store, model: Path | None = None) -> tuple[StartPoint, Ju
 
         check_model_dir(Path(model))
         return StartPoint.of(Path(model)), None
-    active = store.active_judge()
-    if active is None:
-        from labeler.judge.backends.models import default_model_dir
+    named = builtin(version) if version else None
+    record = None if named else (get(store, version) if version else store.active_judge())
+    if record is None:
+        default = named or builtin(None)
+        return StartPoint.of(Path(default.model) if default.model else _base_dir()), None
+    check_version_dir(record)
+    if record.backend == "reward":
+        return StartPoint.of(Path(record.base_model)), record
+    return StartPoint.of(Path(record.path), record.version), record
 
-        return StartPoint.of(default_model_dir()), None
-    check_version_dir(active)
-    if active.backend == "reward":
-        return StartPoint.of(Path(active.base_model)), active
-    return StartPoint.of(Path(active.path), active.version), active
+
+def builtin(name: str | None) -> JudgeSpec | None:
+    """The judges every install has: `starter` (the shipped trained judge; `None` asks for the default judge,
+    which is the starter where this install ships one) and `base` (the untrained default model)."""
+    from labeler.judge.backends import starter
+
+    if name in (starter.STARTER, None) and (name or starter.available()):
+        return JudgeSpec("transformers", str(starter.starter_dir()), "direct", 1, starter.STARTER)
+    if name in (starter.BASE, None):
+        return JudgeSpec("transformers", None)
+    return None
+
+
+def _base_dir() -> Path:
+    from labeler.judge.backends.models import default_model_dir
+
+    return default_model_dir()
 
 
 def spec(store: Store, version: str | None = None) -> JudgeSpec | None:
@@ -121,7 +141,7 @@ def register(store: Store, record: JudgeVersion) -> None:
 
 def use(store: Store, name: str) -> JudgeVersion | None:
     """Make `name` the active judge (`default` = no version: the default model judges again)."""
-    if name in ("default", "none"):
+    if name in ("default", "none", "starter"):  # no active version: the default judge (the starter) judges
         store.activate_judge(None)
         return None
     record = get(store, name)
@@ -131,4 +151,11 @@ def use(store: Store, name: str) -> JudgeVersion | None:
 
 
 def list_versions(store: Store) -> list[JudgeVersion]:
-    return store.judge_versions()
+    """The registered versions, after the shipped starter judge (active while no registered version is)."""
+    from labeler.judge.backends import starter
+
+    versions = store.judge_versions()
+    if not starter.available():
+        return versions
+    record = JudgeVersion(**starter.manifest()["judge"])
+    return [record.model_copy(update={"active": not any(v.active for v in versions)}), *versions]

@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from labeler.cli.options import (DEFAULT_DB, JUDGE, BatchSize, Db, JudgeBackend, JudgeMode, JudgeModel, JudgeSamples,
+from labeler.cli.options import (DEFAULT_DB, JUDGE, BatchSize, Db, JudgeBackend, JudgeDtype, JudgeMode, JudgeModel, JudgeSamples,
                                  JudgeVersion, Quiet, open_store, usage_errors, user_errors)
 
 
@@ -19,6 +19,7 @@ def eval_(
     model: JudgeModel = None,
     judge: JudgeVersion = None,
     backend: JudgeBackend = "transformers",
+    dtype: JudgeDtype = "float32",
     seed: Annotated[int, typer.Option(help="Sampling seed.", rich_help_panel=JUDGE)] = 0,
     max_new_tokens: Annotated[int, typer.Option(help="Rationale length limit (cot).", rich_help_panel=JUDGE)] = 256,
     temperature: Annotated[float, typer.Option(help="Sampling temperature (cot).", rich_help_panel=JUDGE)] = 1.0,
@@ -49,7 +50,7 @@ def eval_(
         options = EvalOptions(limit=limit, batch_size=batch_size, bins=bins, coverage=coverage)
     with open_store(db) as store:
         with usage_errors():
-            judge_ = pipeline.judge_for(store, backend, model, judge, mode, samples, batch_size, seed=seed,
+            judge_ = pipeline.judge_for(store, backend, model, judge, mode, samples, batch_size, dtype=dtype, seed=seed,
                                         max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
                                         adaptive=adaptive, force_verdict=force_verdict)
         result = evaluate(store, files, judge_, options, out, progress=lambda total: progress_bar(

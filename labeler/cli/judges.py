@@ -38,6 +38,9 @@ def retrain(
     = None,
     config: Annotated[Path | None, _opt("YAML with retrain:/star:/train: sections; flags override it.")] = None,
     model: Annotated[Path | None, _opt("Start from this model dir instead of the active judge.")] = None,
+    judge: Annotated[str | None, _opt("Start from this judge instead of the active one: a version, `starter` (the "
+                                      "shipped judge) or `base` (the untrained default model).", None, "--judge")]
+    = None,
     judges_dir: JudgesDir = None,
     samples: Annotated[int | None, _opt("Rationales per order (default 4).", STAR, "--samples", "-k")] = None,
     temperature: Annotated[float | None, _opt("Sampling temperature (default 1.0).", STAR)] = None,
@@ -60,9 +63,9 @@ def retrain(
     = None,
     epochs: Annotated[float | None, _opt("Epochs (default 1).", TRAIN)] = None,
     max_steps: Annotated[int | None, _opt("Stop after N optimizer steps.", TRAIN)] = None,
-    train_batch_size: Annotated[int | None, _opt("Rows per step (default 2).", TRAIN)] = None,
+    train_batch_size: Annotated[int | None, _opt("Rows per step (default 2; genrm-sft 16).", TRAIN)] = None,
     lora_r: Annotated[int | None, _opt("LoRA rank (default 16).", TRAIN)] = None,
-    save_steps: Annotated[int | None, _opt("Checkpoint every N steps (default 25).", TRAIN)] = None,
+    save_steps: Annotated[int | None, _opt("Checkpoint every N steps (default 25; genrm-sft 50).", TRAIN)] = None,
     max_length: Annotated[int | None, _opt("Token limit of prompt + completion (default 2048).", TRAIN)] = None,
     batch_size: Annotated[int | None, _opt("Pairs per judging batch (default 8).")] = None,
     json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
@@ -89,7 +92,7 @@ def retrain(
                   "save_steps": save_steps, "max_length": max_length},
     }
     with usage_errors(OSError):
-        plan = stage.make_plan(db, flags, config, judges_dir, model, gold or [], quiet)
+        plan = stage.make_plan(db, flags, config, judges_dir, model, gold or [], quiet, judge)
 
     def log(message: str) -> None:
         if not quiet:
@@ -118,14 +121,15 @@ def list_(db: Db = DEFAULT_DB, json: Json = False):
     if json:
         print(jsonlib.dumps([v.model_dump(mode="json", exclude={"metrics"}) for v in versions], indent=2))
     elif not versions:
-        render.console.print("No judge versions yet: the default model judges (run `labeler retrain`).")
+        render.console.print("No judge versions yet: the untrained default model judges (run `labeler retrain`).")
     else:
         render.console.print(render.versions_table(versions))
 
 
 @judges_app.command()
 @user_errors
-def use(version: Annotated[str, typer.Argument(help="Version name, or `default` for the default model.")],
+def use(version: Annotated[str, typer.Argument(help="Version name, or `default` for the default judge (the shipped "
+                                                  "starter judge).")],
         db: Db = DEFAULT_DB):
     """Make a judge version the active one (annotate uses it when --model is not given).
 
@@ -136,4 +140,4 @@ def use(version: Annotated[str, typer.Argument(help="Version name, or `default` 
     with open_store(db, must_exist=True) as store:
         record = activate(store, version)
     print(f"active judge: {record.version} ({record.method}, {record.mode})" if record
-          else "active judge: the default model")
+          else "active judge: the default judge (the starter judge where shipped)")

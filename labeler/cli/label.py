@@ -5,7 +5,8 @@ from typing import Annotated
 
 import typer
 
-from labeler.cli.options import (DEFAULT_DB, AField, BatchSize, BField, Db, Files, IdField, Json, LabelField, MaxChars,
+from labeler.cli.options import (DEFAULT_DB, AField, BatchSize, BField, Db, Files, IdField, Json, JudgeDtype, LabelField,
+                                 MaxChars,
                                  PromptField, Quiet, Strict, fields, open_store, require_db, usage_errors, user_errors)
 
 
@@ -49,6 +50,7 @@ def annotate(
     relabel: Annotated[bool, typer.Option("--relabel", help="Re-judge every pair without a human label with the "
                                           "active judge; older labels are kept for comparison.")] = False,
     backend: Annotated[str, typer.Option(help="transformers (default), vllm (GPU extra), fake (tests).")] = "transformers",
+    dtype: JudgeDtype = "float32",
     limit: Annotated[int | None, typer.Option(help="Judge at most N pending pairs.")] = None,
     batch_size: BatchSize = 8,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
@@ -80,7 +82,7 @@ def annotate(
         raise typer.BadParameter("--batch-size must be >= 1 and --limit >= 0")
     with open_store(db) as store:
         with usage_errors():
-            judge_ = pipeline.judge_for(store, backend, model, judge, mode, samples, batch_size, relabel, seed=seed,
+            judge_ = pipeline.judge_for(store, backend, model, judge, mode, samples, batch_size, relabel, dtype, seed=seed,
                                         max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
                                         adaptive=adaptive, force_verdict=force_verdict)
         result = pipeline.annotate(

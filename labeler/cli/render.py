@@ -141,7 +141,8 @@ def eval_tables(m: EvalMetrics) -> list[Table | str]:
     c, cal = m.coverage, m.calibration
     confusion = "; ".join(f"human {h}: judge A {r['A']}, B {r['B']}, undecided {r['undecided']}"
                           for h, r in m.confusion.items())
-    stored = (f"stored calibration T = {cal.stored_temperature:.3f}" if cal.stored_temperature
+    stored = (f"stored calibration T = {cal.stored_temperature:.3f} (ECE with it: {_ece(cal.ece_stored)})"
+              if cal.stored_temperature
               else "no stored calibration (`labeler calibrate` fits one)")
     notes = (f"Coverage {c.target:.0%}: keep {c.confidence} confidence >= {c.threshold:.3f} -> {c.n} pairs "
              f"({c.coverage:.1%}) at {c.accuracy:.1%} agreement.\n"
@@ -195,7 +196,8 @@ def versions_table(versions: list[JudgeVersion]) -> Table:
     for col in ("version", "status", "held-out", "trained from", "mode"):
         table.add_column(col, overflow="fold")
     for v in versions:
-        status = "[bold green]active[/bold green]" if v.active else ("promoted" if v.promoted else "rejected")
+        status = ("[bold green]active[/bold green]" if v.active else "built-in" if v.version == "starter"
+                  else "promoted" if v.promoted else "rejected")
         table.add_row(v.version, status, f"{_agree(v.heldout_agreement)} / {_agree(v.parent_agreement)} "
                       f"(n={v.heldout_n})", v.parent or v.start_judge_id, f"{v.mode} ({v.weights})")
     return table

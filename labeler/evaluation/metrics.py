@@ -197,8 +197,10 @@ def summarize(rows: Sequence[EvalRow], samples: Sequence[Sample], *, files: list
         coverage_curve=curve,
         coverage=CoverageChoice(**chosen.model_dump(), target=coverage_target,
                                 confidence="calibrated" if stored_temperature else "raw"),
-        calibration=CalibrationSummary(folds=folds, fold_temperatures=fold_temps, temperature=fit_rows(rows),
-                                       stored_temperature=stored_temperature),
+        calibration=CalibrationSummary(
+            folds=folds, fold_temperatures=fold_temps, temperature=fit_rows(rows), stored_temperature=stored_temperature,
+            ece_stored=expected_calibration_error([routing[i] for i in decided], [hits[i] for i in decided], bins)
+            if stored_temperature else None),
         by_source=_groups(rows, calibrated, lambda r: r.source, bins),
         by_category=_groups(rows, calibrated, lambda r: r.category, bins),
         by_subcategory=_groups(rows, calibrated, subcategory_key, bins),

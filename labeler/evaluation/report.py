@@ -54,7 +54,8 @@ def report_markdown(m: EvalMetrics) -> str:
     lines += ["", "![agreement by group](groups.png)", "", "## Calibration", "",
               f"Temperature fitted on all {m.n} pairs: T = {m.calibration.temperature:.3f} (per fold: "
               f"{', '.join(f'{t:.3f}' for t in m.calibration.fold_temperatures)}). "
-              + (f"Stored calibration applied by status/export/routing: T = {m.calibration.stored_temperature:.3f}."
+              + (f"Stored calibration applied by status/export/routing: T = {m.calibration.stored_temperature:.3f} "
+                 f"(ECE with it on these pairs: {_num(m.calibration.ece_stored)})."
                  if m.calibration.stored_temperature else "No calibration is stored for this judge (`labeler calibrate`)."),
               "", "![reliability diagram](reliability.png)", "", "## Coverage", "",
               f"To keep {c.target:.0%} of the labels, route pairs with {c.confidence} confidence below "

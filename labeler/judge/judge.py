@@ -53,6 +53,8 @@ class Judge:
         backend.load()
         self.template_hash = template_hash(config.mode)
         key = {"model": backend.model_id, "template": self.template_hash, **asdict(self.config)}
+        if getattr(backend, "dtype", "float32") != "float32":  # float32 keys stay as they were before dtypes
+            key["dtype"] = backend.dtype
         self.judge_key = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
     @property

@@ -22,7 +22,7 @@ def adapter_base(path: Path) -> Path:
     base = config.get("base_model_name_or_path") if isinstance(config, dict) else None
     if not base:
         raise LabelerError(f"{path}: adapter_config.json names no base_model_name_or_path")
-    return Path(base)
+    return Path(path) / base if not Path(base).is_absolute() else Path(base)  # relative: to the adapter dir
 
 
 def load_adapter_model(path: Path, auto_class=None, **kwargs):

@@ -1,4 +1,7 @@
-"""The default backend: a local Hugging Face causal LM on the CPU (fp32), batched with left padding."""
+"""The default backend: a local Hugging Face causal LM on the CPU, batched with left padding.
+
+Weights in `dtype` (float32, or bfloat16, which runs about twice as fast on CPUs with avx512_bf16/AMX); the
+verdict-token logits and log-probs are always computed in float32 from the last hidden state."""
 
 from pathlib import Path
 
@@ -14,6 +17,7 @@ from labeler.judge.backends.models import check_model_dir, default_model_dir, mo
 
 FORCE_SUFFIX = "\nVerdict: "
 MIN_SHARED_PREFIX = 16  # tokens; below this a shared prefill is not worth the cache copy
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
@@ -26,12 +30,17 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
 
 
 class TransformersBackend:
-    def __init__(self, model: str | Path | None = None, batch_size: int = 8, max_sequences: int = 128, **_: object):
+    def __init__(self, model: str | Path | None = None, batch_size: int = 8, max_sequences: int = 128,
+                 dtype: str = "float32", **_: object):
+        if dtype not in DTYPES:
+            raise LabelerError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        self.dtype = dtype
         self.path = Path(model) if model else None
         self.batch_size = batch_size
         self.max_sequences = max_sequences
         self.model_id = ""
         self._model = None
+        self._head = None  # the output layer's weight in float32, for the verdict logits
         self._samplers: dict = {}
         self.tokenizer = None
 
@@ -54,12 +63,19 @@ class TransformersBackend:
     def model(self):
         """Weights load on first use, so a run with nothing to judge never pays for them."""
         if self._model is None and is_adapter_dir(self._resolved):  # a LoRA judge version (labeler retrain)
-            self._model = load_adapter_model(self._resolved).eval()
+            self._model = load_adapter_model(self._resolved).to(DTYPES[self.dtype]).eval()
         if self._model is None:
             self._model = AutoModelForCausalLM.from_pretrained(
-                self._resolved, dtype=torch.float32, use_safetensors=True, trust_remote_code=False
+                self._resolved, dtype=DTYPES[self.dtype], use_safetensors=True, trust_remote_code=False
             ).eval()
         return self._model
+
+    def _verdict_logits(self, **inputs) -> torch.Tensor:
+        """float32 logits of the last position, read from the decoder's last hidden state."""
+        if self._head is None:
+            self._head = self.model.get_output_embeddings().weight.float()
+        hidden = self.model.get_decoder()(use_cache=False, **inputs).last_hidden_state[:, -1]
+        return hidden.float() @ self._head.T
 
     def render_chat(self, system: str, user: str, assistant_prefix: str) -> str:
         messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
@@ -112,9 +128,8 @@ class TransformersBackend:
             return self._last_logprobs(*left_pad(rows, self.tokenizer.pad_token_id), None, choice_ids)
         shared = [_common_prefix(a, b) for a, b in groups]
         ids, mask = left_pad([a[:n] for (a, _), n in zip(groups, shared)], self.tokenizer.pad_token_id)
-        prefill = self.model(input_ids=ids, attention_mask=mask, position_ids=positions_from_mask(mask), use_cache=True,
-                             logits_to_keep=1)
-        cache = prefill.past_key_values
+        cache = self.model.get_decoder()(input_ids=ids, attention_mask=mask, position_ids=positions_from_mask(mask),
+                                         use_cache=True).past_key_values
         cache.batch_repeat_interleave(2)
         suffixes = [seq[n:] for g, n in zip(groups, shared) for seq in g]
         suffix_ids, suffix_mask = left_pad(suffixes, self.tokenizer.pad_token_id)
@@ -123,9 +138,9 @@ class TransformersBackend:
 
     def _last_logprobs(self, ids, mask, cache, choice_ids) -> list[tuple[float, float]]:
         positions = positions_from_mask(mask)[:, -ids.shape[1]:]
-        logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                            logits_to_keep=1).logits[:, -1]
-        logprobs = torch.log_softmax(logits.float(), dim=-1)[:, choice_ids]
+        logits = self._verdict_logits(input_ids=ids, attention_mask=mask, position_ids=positions,
+                                      past_key_values=cache)
+        logprobs = torch.log_softmax(logits, dim=-1)[:, choice_ids]
         return [(float(a), float(b)) for a, b in logprobs.tolist()]
 
     def generate(self, prompts: list[str], n: int, params: SamplingParams, choices: tuple[str, str], marker: str,

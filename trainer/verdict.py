@@ -1,0 +1,165 @@
+"""genrm-sft at scale: supervised fine-tuning of the direct verdict token, on transformers' Trainer.
+
+Each row is the direct judge prompt exactly as the judge sees it (chat template applied, ending in the assistant
+prefix "Verdict: [[") and the gold letter as seen in that order. What makes it fit a 2-core CPU (measured in
+`benchmarks/train_speed.py`):
+
+- the loss is the cross-entropy of the verdict token alone, so the output layer runs on the last position only
+  (`logits_to_keep=1`; rows are left-padded, so that position is the verdict's in every row);
+- LoRA only on the top `train_layers` blocks: the blocks below are frozen and need no backward pass;
+- bf16 autocast on the CPU (`bf16=True`), weights and adapter kept in fp32;
+- length-grouped batches (`group_by_length`), so padding wastes little;
+- one presentation order per pair and epoch, drawn with the seed and balanced (half the pairs shown AB), the
+  other order in the next epoch: over two epochs every pair is seen both ways, and position carries no signal.
+
+TRL's SFTTrainer computes the logits of every position for its completion loss, which is what this avoids; the
+rest (checkpoints, resume, progress bar with ETA) is the Trainer's.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+
+from schemas import TrainingRow
+from trainer.common import StartPoint, load_policy, quiet_transformers, tokenizer_for
+from trainer.config import VerdictTrainConfig, to_verdict_args
+
+
+def epoch_rows(rows: list[TrainingRow], epochs: int, seed: int) -> list[TrainingRow]:
+    """One row per pair and epoch: pair p shows order `(o_p + epoch) % 2`, where o_p splits the pairs half and
+    half at random. Rows of a pair missing one order always use the order they have."""
+    by_pair: dict[str, dict[str, TrainingRow]] = {}
+    for row in rows:
+        by_pair.setdefault(row.pair_id, {})[row.position] = row
+    pairs = sorted(by_pair)
+    shuffled = pairs[:]
+    random.Random(seed).shuffle(shuffled)
+    first = {pid: i % 2 for i, pid in enumerate(shuffled)}
+    out = []
+    for epoch in range(epochs):
+        for pid in pairs:
+            orders = by_pair[pid]
+            wanted = ("AB", "BA")[(first[pid] + epoch) % 2]
+            out.append(orders.get(wanted) or next(iter(orders.values())))
+    return out
+
+
+def encode_rows(rows: list[TrainingRow], tokenizer) -> list[dict]:
+    """input_ids of the prompt (special-token strings inside it are already the template's own) and the id of the
+    verdict letter that follows it."""
+    out = []
+    for row in rows:
+        letter = row.chosen[0]
+        verdict = tokenizer.encode(letter, add_special_tokens=False)
+        if len(verdict) != 1:
+            raise ValueError(f"verdict letter {letter!r} is not a single token for this tokenizer")
+        ids = tokenizer.encode(row.prompt, add_special_tokens=False)
+        out.append({"input_ids": ids, "verdict_id": verdict[0], "length": len(ids)})
+    return out
+
+
+class LeftPadCollator:
+    """Left-pads a batch so that the last position of every row is the one that predicts the verdict."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, features: list[dict]) -> dict:
+        import torch
+
+        width = max(len(f["input_ids"]) for f in features)
+        ids = torch.full((len(features), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(features), width), dtype=torch.long)
+        for i, f in enumerate(features):
+            n = len(f["input_ids"])
+            ids[i, width - n:] = torch.tensor(f["input_ids"])
+            mask[i, width - n:] = 1
+        positions = (mask.cumsum(1) - 1).clamp(min=0)
+        return {"input_ids": ids, "attention_mask": mask, "position_ids": positions,
+                "labels": torch.tensor([f["verdict_id"] for f in features])}
+
+
+def verdict_loss(model, inputs, return_outputs=False):
+    import torch.nn.functional as F
+
+    labels = inputs.pop("labels")
+    outputs = model(**inputs, logits_to_keep=1)
+    loss = F.cross_entropy(outputs.logits[:, -1].float(), labels)
+    return (loss, outputs) if return_outputs else loss
+
+
+def top_layer_lora(model, cfg: VerdictTrainConfig):
+    """A LoRA config on the linear layers of the top `cfg.train_layers` blocks (all blocks when 0)."""
+    import torch
+    from peft import LoraConfig
+
+    n_layers = model.config.num_hidden_layers
+    first = max(0, n_layers - cfg.train_layers) if cfg.train_layers else 0
+    names = cfg.target_modules()
+    if names == "all-linear":
+        block = model.model.layers[0]
+        names = sorted({n.rsplit(".", 1)[-1] for n, m in block.named_modules() if isinstance(m, torch.nn.Linear)})
+    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, target_modules=names,
+                      layers_to_transform=list(range(first, n_layers)), task_type="CAUSAL_LM")
+
+
+def make_trainer(start: StartPoint, rows: list[TrainingRow], cfg: VerdictTrainConfig, output_dir: Path,
+                 quiet: bool = False, callbacks: list | None = None):
+    from datasets import Dataset
+    from peft import get_peft_model
+    from transformers import Trainer
+
+    quiet_transformers()
+    tokenizer = tokenizer_for(start)
+    model = load_policy(start, cfg)
+    if not cfg.full and start.adapter is None:
+        model = get_peft_model(model, top_layer_lora(model, cfg))
+    elif cfg.full and cfg.train_layers:
+        _freeze_below(model, model.config.num_hidden_layers - cfg.train_layers)
+    epochs = max(1, math.ceil(cfg.num_train_epochs))
+    data = Dataset.from_list(encode_rows(epoch_rows(rows, epochs, cfg.seed), tokenizer))
+
+    class VerdictTrainer(Trainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            return verdict_loss(model, inputs, return_outputs)
+
+    args = to_verdict_args(cfg, output_dir, quiet, epochs)
+    if cfg.snapshots():
+        rows_per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps
+        callbacks = [*(callbacks or []), Snapshots(cfg.snapshots(), rows_per_step, Path(output_dir) / "snapshots")]
+    return VerdictTrainer(model=model, args=args, train_dataset=data, data_collator=LeftPadCollator(tokenizer.pad_token_id),
+                          processing_class=tokenizer, callbacks=callbacks)
+
+
+def _snapshot_callback():
+    from transformers import TrainerCallback
+
+    class _Snapshots(TrainerCallback):
+        """Saves the model (adapter) the first time training has seen at least N rows, for each N."""
+
+        def __init__(self, counts: list[int], rows_per_step: int, root: Path):
+            self.counts, self.rows_per_step, self.root = counts, rows_per_step, root
+
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            seen = state.global_step * self.rows_per_step
+            for n in self.counts:
+                target = self.root / f"rows-{n}"
+                if seen >= n and not target.exists() and seen - self.rows_per_step < n:
+                    tmp = target.with_name(target.name + ".tmp")
+                    model.save_pretrained(str(tmp))
+                    tmp.rename(target)
+
+    return _Snapshots
+
+
+def Snapshots(counts: list[int], rows_per_step: int, root: Path):
+    return _snapshot_callback()(counts, rows_per_step, root)
+
+
+def _freeze_below(model, first_trained: int) -> None:
+    """Full fine-tuning of the top blocks only: everything below block `first_trained` (embeddings included)."""
+    keep = tuple(f"model.layers.{i}." for i in range(first_trained, model.config.num_hidden_layers))
+    for name, param in model.named_parameters():
+        param.requires_grad = name.startswith(keep) or name.startswith("model.norm")
