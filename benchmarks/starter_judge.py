@@ -10,10 +10,12 @@ Steps (each skips what a previous run of it finished):
    calibration), split by prompt.
 2. ship: the version's adapter goes to `labeler/judge/starter/` with `manifest.json` (base model and fingerprint,
    training files with sha256, the command, the configs, the training metrics).
-3. calibrate: the shipped judge (`--judge starter`) judges the held-out training pairs in `<work>/calib.duckdb`;
-   `labeler calibrate` fits the temperature there, and it goes into the manifest. The dev sets are never used.
+3. calibrate: `labeler calibrate` fits the temperature on the held-out training pairs as `retrain` judged them with
+   the new version (the same adapter), and it ships under the starter judge's id. The dev sets are never used.
 4. evaluate: `labeler eval ../shared/data/prefs/*.jsonl --judge starter` in `<work>/dev.duckdb`; the metrics (with
    the shipped calibration applied) go into the manifest.
+5. compare (optional, `--steps ...,compare`): the first `--compare-limit` hh_helpful dev pairs judged again in
+   float32, to check that `--dtype bfloat16` gives the same labels.
 """
 
 from __future__ import annotations
@@ -95,22 +97,20 @@ def ship(version_dir: Path, command: str) -> dict:
     return manifest
 
 
-def calibrate(work: Path, manifest: dict) -> dict:
-    heldout = {p["pair_id"]: p["label"] for p in manifest["heldout_pairs"]}
-    rows = _pairs_by_id(heldout)
-    pairs_file = work / "heldout.jsonl"
-    pairs_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    db = str(work / "calib.duckdb")
-    run(LABELER, "eval", str(pairs_file), "--judge", "starter", "--db", db, "--dtype", DTYPE, "-q")
-    run(LABELER, "calibrate", "--judge", "starter", "--db", db, "--clear")  # the shipped one, if any, is not refit on
-    out = run(LABELER, "calibrate", "--judge", "starter", "--db", db)
-    print(out, file=sys.stderr)
+def calibrate(train_db: Path, version: str, manifest: dict) -> dict:
+    """Fit the temperature on the held-out training pairs, as `retrain` judged them with the new version (same
+    weights as the starter judge, float32, direct), and ship it under the starter judge's id."""
     from labeler.store import Store
 
-    judge = manifest["judge"]
-    with Store(Path(db)) as store:
-        record = store.calibration(judge["judge_id"], "direct", 1)
-    manifest["calibration"] = record.model_dump(mode="json")
+    print(run(LABELER, "calibrate", "--db", str(train_db), "--judge", version), file=sys.stderr)
+    with Store(train_db) as store:
+        record = store.judge_version(version)
+        fitted = store.calibration(record.judge_id, "direct", 1)
+    shipped = fitted.model_copy(update={"judge_id": manifest["judge"]["judge_id"],
+                                        "fitted_on": f"{fitted.fitted_on}, judged by {version} (the same adapter) "
+                                                     f"in its held-out split of {len(manifest['heldout_pairs'])} "
+                                                     "training pairs; no dev pair"})
+    manifest["calibration"] = shipped.model_dump(mode="json")
     _write_manifest(manifest)
     return manifest
 
@@ -131,14 +131,24 @@ def evaluate(work: Path, manifest: dict) -> dict:
     return manifest
 
 
-def _pairs_by_id(ids: dict[str, str]) -> list[dict]:
-    rows = []
-    for f in train_files():
-        for line in f.open():
-            row = json.loads(line)
-            if row["id"] in ids:
-                rows.append(row)
-    return rows
+def compare_dtypes(work: Path, manifest: dict, limit: int) -> dict:
+    """The first `limit` hh_helpful dev pairs judged again in float32: share of identical labels and agreement."""
+    out, db = work / "dev-eval-float32", work / "dev.duckdb"
+    run(LABELER, "eval", str(DATA / "prefs" / "hh_helpful.jsonl"), "--judge", "starter", "--db", str(db),
+        "--dtype", "float32", "--limit", str(limit), "--out", str(out), "-q")
+    fp32 = json.loads((out / "metrics.json").read_text())
+    fast = json.loads((work / "dev-eval" / "metrics.json").read_text())
+    import duckdb
+
+    with duckdb.connect(str(db), read_only=True) as con:
+        same, n, agree_fast = con.execute(
+            """SELECT count_if(a.label IS NOT DISTINCT FROM b.label), count(*), avg((b.label = g.label)::INT)
+               FROM judgments a JOIN judgments b USING (pair_id) JOIN gold_labels g USING (pair_id)
+               WHERE a.judge_key = ? AND b.judge_key = ?""", [fp32["judge_key"], fast["judge_key"]]).fetchone()
+    manifest["dtype_check"] = {"pairs": n, "reference": "float32", "dtype": DTYPE, "identical_labels": same / n,
+                               "agreement_float32": fp32["accuracy"], "agreement_dtype": agree_fast}
+    _write_manifest(manifest)
+    return manifest
 
 
 def _version(package: str) -> str | None:
@@ -164,7 +174,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", default="train,ship,calibrate,evaluate")
     parser.add_argument("--version-dir", type=Path, help="Ship this trained version instead of training one.")
     parser.add_argument("--train-command", help="The command that trained --version-dir (recorded in the manifest).")
-    parser.add_argument("--dtype", default=DTYPE, help="Judge weights for calibration and evaluation.")
+    parser.add_argument("--train-db", type=Path, help="The store --version-dir was trained in (default: <work>/train.duckdb).")
+    parser.add_argument("--dtype", default=DTYPE, help="Judge weights for the dev evaluation.")
+    parser.add_argument("--compare-limit", type=int, default=100,
+                        help="compare step: hh_helpful dev pairs judged again in float32 against --dtype.")
     args = parser.parse_args(argv)
     DTYPE = args.dtype
     steps = args.steps.split(",")
@@ -172,12 +185,16 @@ def main(argv: list[str] | None = None) -> None:
     version_dir, command = args.version_dir, args.train_command
     if "train" in steps:
         version_dir, command = train(args.work)
+    train_db = args.train_db or args.work / "train.duckdb"
     manifest = ship(version_dir, command) if "ship" in steps else json.loads((SHIPPED / "manifest.json").read_text())
     if "calibrate" in steps:
-        manifest = calibrate(args.work, manifest)
+        manifest = calibrate(train_db, version_dir.name, manifest)
     if "evaluate" in steps:
         manifest = evaluate(args.work, manifest)
-    print(json.dumps({k: manifest.get(k) for k in ("judge", "calibration", "dev_metrics")}, indent=2, default=str))
+    if "compare" in steps:
+        manifest = compare_dtypes(args.work, manifest, args.compare_limit)
+    print(json.dumps({k: manifest.get(k) for k in ("judge", "calibration", "dev_metrics", "dtype_check")}, indent=2,
+                     default=str))
 
 
 if __name__ == "__main__":

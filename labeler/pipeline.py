@@ -30,6 +30,7 @@ class AnnotateResult:
     judged: list[Judgment] = field(default_factory=list)
     seconds: float = 0.0
     temperature: float | None = None  # the judge's stored calibration (`labeler calibrate`), if any
+    stored: int = 0  # pairs in the store
 
     @property
     def pairs_per_second(self) -> float:
@@ -115,7 +116,7 @@ def annotate(
     committing per batch."""
     reports = ingest_files(store, files, fields, strict, max_chars)
     pending = store.pending_pairs(judge.judge_key, limit, skip_human=skip_human, pair_ids=pair_ids)
-    result = AnnotateResult(reports, judge.judge_id, judge.judge_key, None, len(pending))
+    result = AnnotateResult(reports, judge.judge_id, judge.judge_key, None, len(pending), stored=store.count("pairs"))
     calibration = store.calibration(judge.judge_id, judge.config.mode, judge.config.samples)
     result.temperature = calibration.temperature if calibration else None
     if not pending:
@@ -147,5 +148,7 @@ def export(db: Path, out: Path, fmt: str, dpo: bool, min_confidence: float | Non
     """Write atomically: a killed export never leaves a half file at `out`."""
     if not out.parent.exists():
         raise LabelerError(f"{out}: folder {out.parent} does not exist")
+    if out.is_dir():
+        raise LabelerError(f"{out}: is a directory; --out takes a file name")
     with Store(db) as store, atomic_path(out) as tmp:
         return store.copy_export(tmp, fmt, dpo, min_confidence)

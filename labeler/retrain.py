@@ -250,7 +250,7 @@ def retrain(store: Store, plan: RetrainPlan, progress: Progress, log: Callable[[
         shutil.copytree(final.judge_dir, vdir)
         snapshots = work / f"iter{r.iterations}" / "checkpoints" / "snapshots"
         if snapshots.is_dir():  # learning-curve snapshots (train.snapshot_pairs) travel with the version
-            shutil.copytree(snapshots, vdir / "snapshots", ignore=shutil.ignore_patterns("*.tmp"))
+            shutil.copytree(snapshots, vdir / "snapshots", ignore=shutil.ignore_patterns(".*.tmp"))
         record = _describe(name, plan, start, parent, final, root / name)
         _write_manifest(vdir, record, plan, train, heldout, rows, history)
         new_spec = JudgeSpec(record.backend, str(vdir), record.mode, record.samples, name)

@@ -55,6 +55,39 @@ def test_direct_mode_and_new_config_gets_new_labels(tmp_path):
     assert counts(db)["judgments"] == 7
 
 
+def test_a_db_that_is_not_a_duckdb_file_is_refused_and_left_untouched(tmp_path):
+    data = write_pairs(tmp_path / "d.jsonl", 2)
+    victim = write_pairs(tmp_path / "victim.jsonl", 3)
+    before = victim.read_bytes()
+    result = run("annotate", data, "--backend", "fake", "--db", victim)
+    assert result.exit_code == 1 and victim.read_bytes() == before
+    assert result.stderr.strip() == f"Error: {victim}: exists and is not a DuckDB database; pass --db a new or a " \
+                                    "labeler .duckdb file"
+    empty = tmp_path / "empty.duckdb"
+    empty.touch()  # DuckDB refuses an empty file too
+    assert run("annotate", data, "--backend", "fake", "--db", empty).exit_code == 1 and empty.stat().st_size == 0
+    assert run("annotate", data, "--backend", "fake", "--db", tmp_path / "new.duckdb").exit_code == 0
+
+
+def test_the_ingest_summary_is_shown_before_judging_starts(tmp_path, monkeypatch):
+    from helpers import runner
+    from labeler.cli import app
+    from labeler.judge.judge import Judge
+
+    def fail(self, pairs, run_id):
+        raise RuntimeError("judging started")
+
+    monkeypatch.setattr(Judge, "judge", fail)
+    data = write_pairs(tmp_path / "d.jsonl", 2)
+    result = runner.invoke(app, ["annotate", str(data), "--db", str(tmp_path / "l.duckdb"), "--backend", "fake"])
+    assert isinstance(result.exception, RuntimeError) and "Ingest" in result.output and "quarantined" in result.output
+
+
+def test_an_empty_store_says_so(tmp_path):
+    result = run("annotate", "--db", tmp_path / "empty.duckdb", "--backend", "fake")
+    assert result.exit_code == 0 and "Nothing to judge: the store has no pairs" in result.output
+
+
 def test_usage_and_user_errors(tmp_path):
     db = tmp_path / "l.duckdb"
     bad_k = run("annotate", "--db", db, "--backend", "fake", "--samples", "4")

@@ -152,3 +152,22 @@ def test_review_routing_reads_calibrated_confidence(tmp_path):
         _, p_a, confidence = raw[c.pair_id]
         assert c.confidence == pytest.approx(calibrated_confidence(score("direct", p_a, 0, 0), temperature, confidence))
         assert c.confidence != pytest.approx(confidence)
+
+
+def test_calibrate_refuses_a_fit_on_its_bound_unless_forced(tmp_path):
+    first = tmp_path / "first.duckdb"
+    assert run("eval", write_gold(tmp_path / "g.jsonl", 30), "--db", first, "--backend", "fake").exit_code == 0
+    with duckdb.connect(str(first), read_only=True) as con:
+        said = dict(con.execute("SELECT pair_id, label FROM judgments").fetchall())
+    wrong = tmp_path / "wrong.jsonl"  # the same pairs, every human label against the judge's
+    rows = [json.loads(line) for line in (tmp_path / "g.jsonl").read_text().splitlines()]
+    wrong.write_text("".join(json.dumps({**r, "label": "B" if said[r["id"]] == "A" else "A"}) + "\n" for r in rows))
+    db = tmp_path / "l.duckdb"
+    assert run("eval", wrong, "--db", db, "--backend", "fake").exit_code == 0
+    refused = run("calibrate", "--db", db, "--backend", "fake")
+    assert refused.exit_code == 1 and "hit its bound T = 1000 on 30 pairs (agreement 0.0%)" in refused.stderr
+    with Store(db) as store:
+        assert store.calibration("fake:default", "direct", 1) is None
+    assert run("calibrate", "--db", db, "--backend", "fake", "--force").exit_code == 0
+    with Store(db) as store:
+        assert store.calibration("fake:default", "direct", 1).temperature == 1000

@@ -72,6 +72,13 @@ def test_export_usage_errors(db, tmp_path):
     assert run("export", "--db", db, "--out", tmp_path / "x", "--format", "csv").exit_code == 2
     nodir = run("export", "--db", db, "--out", tmp_path / "no" / "x.jsonl")
     assert nodir.exit_code == 1 and "does not exist" in nodir.stderr
+    for bad in ("nan", "inf", "-0.1", "1.5"):
+        result = run("export", "--db", db, "--out", tmp_path / "x.jsonl", "--min-confidence", bad)
+        assert result.exit_code == 2 and "--min-confidence must be a number in [0, 1]" in result.output
+    (tmp_path / "adir").mkdir()
+    isdir = run("export", "--db", db, "--out", tmp_path / "adir")
+    assert isdir.exit_code == 1 and isdir.stderr.strip() == f"Error: {tmp_path / 'adir'}: is a directory; --out takes a file name"
+    assert list((tmp_path / "adir").iterdir()) == [] and not list(tmp_path.glob(".*.tmp"))
 
 
 def test_a_human_tie_outranks_the_model_label(db, tmp_path):

@@ -39,3 +39,11 @@ def test_top_level_help_lists_every_command_and_group():
     assert result.exit_code == 0 and "Example:" in result.output
     listed = {line.strip("│ ").split(" ")[0] for line in result.output.splitlines()}
     assert set(COMMANDS) | {"review", "judges"} <= listed
+
+
+def test_version_flag_prints_the_package_version():
+    from labeler import __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.strip() == f"labeler {__version__}"
+    assert "labeler --version" in README

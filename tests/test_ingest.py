@@ -102,6 +102,14 @@ def test_bom_crlf_blank_lines_and_unknown_fields(store, tmp_path):
     assert store.con.execute("SELECT prompt FROM pairs WHERE pair_id='p2'").fetchone()[0] == "question 2"
 
 
+def test_whitespace_only_fields_are_empty_and_whitespace_only_lines_blank(store, tmp_path):
+    f = write_lines(tmp_path / "ws.jsonl", [row(1), "\t", "  \t ", row(2, prompt="\t\n"), row(3, response_b=" \r\n "),
+                                           row(4, id="\t")])
+    counts = ingest_file(store, f).counts
+    assert (counts.new_pairs, counts.quarantined, counts.blank_lines) == (1, 3, 2)
+    assert quarantine(store) == [(4, "prompt", "is empty"), (5, "response_b", "is empty"), (6, "id", "is empty")]
+
+
 def test_ten_megabyte_field_is_quarantined_not_fatal(store, tmp_path):
     big = "x" * (10 * 1024 * 1024)
     counts = ingest_file(store, write_lines(tmp_path / "big.jsonl", [row(1, prompt=big), row(2)])).counts

@@ -77,3 +77,8 @@ def test_without_a_shipped_starter_the_base_model_is_the_default(tmp_path, no_st
     cli("annotate", write_pairs(tmp_path / "d.jsonl", 2), "--db", db, "-q", ok=True)
     assert {i.split("@")[0] for i in judge_ids(db)} == {tiny_llama.name}
     assert json.loads(cli("judges", "list", "--db", db, "--json").stdout) == []
+
+
+def test_retrain_starts_from_judge_or_model_not_both(tmp_path, tiny_llama, cli):
+    result = cli("retrain", "--db", tmp_path / "l.duckdb", "--judge", "base", "--model", tiny_llama)
+    assert result.exit_code == 1 and "--judge and --model both choose where training starts" in result.output

@@ -64,7 +64,8 @@ def test_trains_lora_on_the_top_blocks_only_and_lowers_the_verdict_loss(tiny_lla
     after = trainable_parameters(trainer.model)
     assert all(not torch.equal(before[n], after[n]) for n in before if "lora_B" in n)
     assert loss() < start
-    assert (tmp_path / "ck" / "snapshots" / "rows-8" / "adapter_model.safetensors").is_file()
+    snapshot = tmp_path / "ck" / "snapshots" / "rows-8"
+    assert (snapshot / "adapter_model.safetensors").is_file() and (snapshot / "tokenizer_config.json").is_file()
     assert (tmp_path / "ck" / "checkpoint-6").is_dir()
 
 

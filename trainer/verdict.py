@@ -117,7 +117,7 @@ def make_trainer(start: StartPoint, rows: list[TrainingRow], cfg: VerdictTrainCo
     if not cfg.full and start.adapter is None:
         model = get_peft_model(model, top_layer_lora(model, cfg))
     elif cfg.full and cfg.train_layers:
-        _freeze_below(model, model.config.num_hidden_layers - cfg.train_layers)
+        freeze_below(model, model.config.num_hidden_layers - cfg.train_layers)
     epochs = max(1, math.ceil(cfg.num_train_epochs))
     data = Dataset.from_list(encode_rows(epoch_rows(rows, epochs, cfg.seed), tokenizer))
 
@@ -128,37 +128,34 @@ def make_trainer(start: StartPoint, rows: list[TrainingRow], cfg: VerdictTrainCo
     args = to_verdict_args(cfg, output_dir, quiet, epochs)
     if cfg.snapshots():
         rows_per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps
-        callbacks = [*(callbacks or []), Snapshots(cfg.snapshots(), rows_per_step, Path(output_dir) / "snapshots")]
+        snapshots = snapshot_callback(cfg.snapshots(), rows_per_step, Path(output_dir) / "snapshots", tokenizer)
+        callbacks = [*(callbacks or []), snapshots]
     return VerdictTrainer(model=model, args=args, train_dataset=data, data_collator=LeftPadCollator(tokenizer.pad_token_id),
                           processing_class=tokenizer, callbacks=callbacks)
 
 
-def _snapshot_callback():
+def snapshot_callback(counts: list[int], rows_per_step: int, root: Path, tokenizer):
+    """A TrainerCallback that saves the model (adapter) and tokenizer in `root/rows-N` at the step where training
+    has seen N rows, for each N: a judge dir `--model` takes, for learning curves from one run."""
     from transformers import TrainerCallback
 
-    class _Snapshots(TrainerCallback):
-        """Saves the model (adapter) the first time training has seen at least N rows, for each N."""
+    from labeler.paths import atomic_path
 
-        def __init__(self, counts: list[int], rows_per_step: int, root: Path):
-            self.counts, self.rows_per_step, self.root = counts, rows_per_step, root
-
+    class Snapshots(TrainerCallback):
         def on_step_end(self, args, state, control, model=None, **kwargs):
-            seen = state.global_step * self.rows_per_step
-            for n in self.counts:
-                target = self.root / f"rows-{n}"
-                if seen >= n and not target.exists() and seen - self.rows_per_step < n:
-                    tmp = target.with_name(target.name + ".tmp")
-                    model.save_pretrained(str(tmp))
-                    tmp.rename(target)
+            seen = state.global_step * rows_per_step
+            for n in counts:
+                target = root / f"rows-{n}"
+                if seen - rows_per_step < n <= seen and not target.exists():
+                    root.mkdir(parents=True, exist_ok=True)
+                    with atomic_path(target) as tmp:
+                        model.save_pretrained(str(tmp))
+                        tokenizer.save_pretrained(str(tmp))
 
-    return _Snapshots
-
-
-def Snapshots(counts: list[int], rows_per_step: int, root: Path):
-    return _snapshot_callback()(counts, rows_per_step, root)
+    return Snapshots()
 
 
-def _freeze_below(model, first_trained: int) -> None:
+def freeze_below(model, first_trained: int) -> None:
     """Full fine-tuning of the top blocks only: everything below block `first_trained` (embeddings included)."""
     keep = tuple(f"model.layers.{i}." for i in range(first_trained, model.config.num_hidden_layers))
     for name, param in model.named_parameters():

@@ -26,6 +26,23 @@ app.command()(judges.retrain)
 app.add_typer(judges.judges_app, name="judges")
 
 
+def _version(value: bool) -> None:
+    if value:
+        from labeler import __version__
+
+        print(f"labeler {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")) -> None:
+    """Label prompt/response pairs with a generative reward model judge.
+
+    Example: labeler annotate examples/pairs.jsonl && labeler status
+    """
+
+
 def main() -> None:  # pragma: no cover
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     app()

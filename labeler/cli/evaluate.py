@@ -69,6 +69,7 @@ def calibrate(
     backend: JudgeBackend = "transformers",
     min_pairs: Annotated[int, typer.Option(help="Refuse to fit on fewer human-labelled pairs.")] = 20,
     clear: Annotated[bool, typer.Option("--clear", help="Remove the judge's calibration instead.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Store a fit that hit the bound of its search.")] = False,
 ):
     """Fit a temperature to the judge's confidence on every human-labelled pair it judged and store it: status,
     export and review routing then read calibrated confidence (labels never change).
@@ -88,5 +89,5 @@ def calibrate(
         if clear:
             print(f"removed {store.delete_calibration(*key)} calibration(s) of {key[0]} ({key[1]}, K={key[2]})")
             return
-        record = fit(store, *key, min_pairs=min_pairs)
+        record = fit(store, *key, min_pairs=min_pairs, force=force)
     render.console.print(render.calibration_summary(record))

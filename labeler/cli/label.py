@@ -76,6 +76,7 @@ def annotate(
     """
     from labeler import pipeline
     from labeler.cli import render
+    from labeler.ingest import ingest_files
     from labeler.progress import progress_bar
 
     if batch_size < 1 or (limit is not None and limit < 0):
@@ -85,16 +86,18 @@ def annotate(
             judge_ = pipeline.judge_for(store, backend, model, judge, mode, samples, batch_size, relabel, dtype, seed=seed,
                                         max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
                                         adaptive=adaptive, force_verdict=force_verdict)
+        ingested = ingest_files(store, files or [], fields(prompt_field, a_field, b_field, id_field, label_field),
+                                strict, max_chars)
+        if files and not quiet:  # before judging starts, so bad rows are seen at once
+            render.ingested(ingested)
         result = pipeline.annotate(
-            store, files or [], judge_, fields(prompt_field, a_field, b_field, id_field, label_field),
-            limit=limit, batch_size=batch_size, strict=strict, max_chars=max_chars, skip_human=relabel,
+            store, [], judge_, limit=limit, batch_size=batch_size, skip_human=relabel,
             command="relabel" if relabel else "annotate",
             progress=lambda total: progress_bar(total, f"judging ({judge_.config.mode})", quiet=quiet),
         )
+        result.ingested = ingested
         compared, changed = pipeline.label_changes(store, result) if relabel else (0, 0)
     if not quiet:
-        if files:
-            render.ingested(result.ingested)
         render.console.print(render.annotate_summary(result))
         if compared:
             render.console.print(f"relabel: {changed} of {compared} pairs changed label against the previous judge")
@@ -129,6 +132,8 @@ def export(
 
     if format not in ("jsonl", "parquet"):
         raise typer.BadParameter(f"--format must be jsonl or parquet, got {format!r}")
+    if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:  # also refuses nan
+        raise typer.BadParameter(f"--min-confidence must be a number in [0, 1], got {min_confidence}")
     require_db(db)
     n = pipeline.export(db, out, format, dpo, min_confidence)
     if not quiet:

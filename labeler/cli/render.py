@@ -45,6 +45,8 @@ def ingested(reports: list[FileReport]) -> None:
 
 def annotate_summary(result: AnnotateResult) -> Table | str:
     if not result.judged:
+        if result.stored == 0:
+            return "Nothing to judge: the store has no pairs (give files to annotate, or `labeler ingest` them first)."
         if result.pending == 0:
             return (f"Nothing to judge: every stored pair already has a label from judge {result.judge_id} "
                     f"(key {result.judge_key}).")

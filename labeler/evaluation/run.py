@@ -8,6 +8,7 @@ from pathlib import Path
 
 from labeler.errors import LabelerError
 from labeler.evaluation import metrics as eval_metrics
+from labeler.evaluation.calibration import MAX_SCALE, MIN_SCALE
 from labeler.evaluation.report import write_outputs
 from labeler.ingest import FileReport, check_path, ingest_file
 from labeler.judge.judge import Judge
@@ -80,15 +81,26 @@ def evaluate(store: Store, files: list[Path], judge: Judge, options: EvalOptions
     return result
 
 
+BOUNDS = (1.0 / MIN_SCALE, 1.0 / MAX_SCALE)
+
+
 def calibrate(store: Store, judge_id: str, mode: str, samples: int, min_pairs: int = 20,
-              bins: int = 10) -> CalibrationRecord:
-    """Fit the temperature on every human-labelled pair this judge (id, mode, K) labelled, and store it."""
+              bins: int = 10, force: bool = False) -> CalibrationRecord:
+    """Fit the temperature on every human-labelled pair this judge (id, mode, K) labelled, and store it. A fit
+    that ends on a bound of its search (no signal to scale: every confidence would become ~0.5, or a perfect
+    separator) is refused unless `force`."""
     rows = store.calibration_rows(judge_id, mode, samples)
     decided = [r for r in rows if r.label is not None]
     if len(decided) < min_pairs:
         raise LabelerError(f"calibrating {judge_id} ({mode}, K={samples}) needs at least {min_pairs} human-labelled "
                            f"pairs it judged, found {len(decided)} (run `labeler eval` on a labelled file first)")
     temperature = eval_metrics.fit_rows(rows)
+    if temperature in BOUNDS and not force:
+        accuracy = sum(eval_metrics.correct(r) for r in decided) / len(decided)
+        raise LabelerError(f"the temperature fit hit its bound T = {temperature:g} on {len(decided)} pairs (agreement "
+                           f"{accuracy:.1%}): the judge's confidence "
+                           f"{'carries no signal' if temperature > 1 else 'separates them perfectly'} here; nothing "
+                           "stored (--force stores it)")
     hits = [eval_metrics.correct(r) for r in decided]
     after = eval_metrics.apply_temperature(decided, temperature)
     sources = sorted({r.source or "-" for r in rows})

@@ -22,6 +22,8 @@ def connect(path: str | Path, wait_seconds: float = 30.0) -> duckdb.DuckDBPyConn
         raise LabelerError(f"{path}: is a directory, expected a DuckDB database file")
     if not path.parent.exists():
         raise LabelerError(f"{path}: folder {path.parent} does not exist")
+    if not is_duckdb_file(path):  # DuckDB would open it as a read-only view and keep every write in memory
+        raise LabelerError(f"{path}: exists and is not a DuckDB database; pass --db a new or a labeler .duckdb file")
     deadline = time.monotonic() + wait_seconds
     while True:
         try:
@@ -37,6 +39,18 @@ def connect(path: str | Path, wait_seconds: float = 30.0) -> duckdb.DuckDBPyConn
     con.execute("SET memory_limit = ?", [os.environ.get("LABELER_DUCKDB_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT)])
     migrate(con)
     return con
+
+
+def is_duckdb_file(path: Path) -> bool:
+    """True for a missing file (DuckDB creates it) and for a DuckDB database ("DUCK" at byte 8)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(12)
+    except FileNotFoundError:
+        return True
+    except OSError as exc:
+        raise LabelerError(f"{path}: cannot read: {exc.strerror}") from None
+    return head[8:12] == b"DUCK"
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:

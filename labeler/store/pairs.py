@@ -91,7 +91,7 @@ def _text_check(field: str) -> str:
         WHEN json_type(raw, {p}) IS NULL THEN 'missing field'
         WHEN json_type(raw, {p}) = 'NULL' THEN 'is null'
         WHEN json_type(raw, {p}) <> 'VARCHAR' THEN 'must be a string, got ' || lower(json_type(raw, {p}))
-        WHEN trim(json_extract_string(raw, {p})) = '' THEN 'is empty'
+        WHEN regexp_full_match(json_extract_string(raw, {p}), '\\s*') THEN 'is empty'
         WHEN strpos(json_extract_string(raw, {p}), chr(0)) > 0 THEN 'contains a NUL byte'
         WHEN length(json_extract_string(raw, {p})) > $max_chars
             THEN 'too long: ' || length(json_extract_string(raw, {p})) || ' characters (limit ' || $max_chars || ')'
@@ -111,7 +111,7 @@ def validate_staged(con: duckdb.DuckDBPyConnection, fields: FieldMap, max_chars:
         (f"'{names['id']}'", """CASE
             WHEN json_type(raw, $id) IN ('NULL') OR json_type(raw, $id) IS NULL THEN NULL
             WHEN json_type(raw, $id) NOT IN ('VARCHAR', 'UBIGINT', 'BIGINT') THEN 'must be a string or integer, got ' || lower(json_type(raw, $id))
-            WHEN trim(json_extract_string(raw, $id)) = '' THEN 'is empty' END"""),
+            WHEN regexp_full_match(json_extract_string(raw, $id), '\\s*') THEN 'is empty' END"""),
         (f"'{names['label']}'", """CASE
             WHEN json_type(raw, $label) IS NULL OR json_type(raw, $label) = 'NULL' THEN NULL
             WHEN upper(trim(coalesce(json_extract_string(raw, $label), ''))) NOT IN ('A', 'B')
@@ -123,7 +123,8 @@ def validate_staged(con: duckdb.DuckDBPyConnection, fields: FieldMap, max_chars:
         f"""
         CREATE OR REPLACE TEMP TABLE checked_reasons AS
         SELECT line, text AS raw, {reason_sql} AS reason, CASE {field_sql} END AS field
-        FROM (SELECT line, reader_error, CASE WHEN json_valid(raw) THEN raw END AS raw, raw AS text FROM staged) WHERE reader_error IS NOT NULL OR trim(coalesce(text, '')) <> ''
+        FROM (SELECT line, reader_error, CASE WHEN json_valid(raw) THEN raw END AS raw, raw AS text FROM staged) WHERE reader_error IS NOT NULL
+            OR NOT regexp_full_match(coalesce(text, ''), '\\s*')  -- whitespace-only lines are blank
         """,
         {k: v for k, v in params.items() if k != "mapped"},
     )

@@ -1,8 +1,11 @@
 """The backend protocol every judge backend implements (transformers, vllm, fake)."""
 
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import Protocol
+
+WORD_JOINER = "\u2060"  # invisible; splits a special-token string so the tokenizer reads it as text
 
 
 @dataclass(frozen=True)
@@ -46,3 +49,15 @@ def sample_seed(*key: object) -> int:
 
 def default_seeds(seed: int, prompts: int, n: int) -> list[list[int]]:
     return [[sample_seed(seed, i, j) for j in range(n)] for i in range(prompts)]
+
+
+def defuse_special_tokens(tokenizer, text: str) -> str:
+    """`text` with each special-token string of `tokenizer` (`<|im_start|>`, ...) broken after its first character,
+    so user text is encoded as text and can never open or close a turn of the judge's prompt."""
+    specials = set(getattr(tokenizer, "all_special_tokens", []))
+    specials |= {t.content for t in getattr(tokenizer, "added_tokens_decoder", {}).values() if t.special}
+    specials = sorted((t for t in specials if len(t) > 1), key=len, reverse=True)
+    if not specials:
+        return text
+    pattern = re.compile("|".join(map(re.escape, specials)))
+    return pattern.sub(lambda m: m.group(0)[0] + WORD_JOINER + m.group(0)[1:], text)

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from labeler.errors import LabelerError
+from labeler.judge.backends.base import defuse_special_tokens
 from labeler.judge.prompts import shorten
 from schemas import Pair
 
@@ -16,7 +17,8 @@ from schemas import Pair
 def bt_text(tokenizer, prompt: str, response: str) -> str:
     """What the reward model reads, in training (TRL RewardTrainer rows) and at inference: the user turn and
     the assistant's response in the chat template, ending with the EOS token."""
-    messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
+    messages = [{"role": "user", "content": defuse_special_tokens(tokenizer, prompt)},
+                {"role": "assistant", "content": defuse_special_tokens(tokenizer, response)}]
     text = tokenizer.apply_chat_template(messages, tokenize=False)
     return text if text.endswith(tokenizer.eos_token) else text + tokenizer.eos_token
 

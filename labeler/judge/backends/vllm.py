@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 
 from labeler.errors import LabelerError
-from labeler.judge.backends.base import Completion, SamplingParams, default_seeds
+from labeler.judge.backends.base import Completion, SamplingParams, default_seeds, defuse_special_tokens
 from labeler.judge.backends.models import check_model_dir, default_model_dir, model_fingerprint
 
 FORCE_SUFFIX = "\nVerdict: "
@@ -41,7 +41,8 @@ class VLLMBackend:
         self.tokenizer = self.llm.get_tokenizer()
 
     def render_chat(self, system: str, user: str, assistant_prefix: str) -> str:
-        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        messages = [{"role": "system", "content": defuse_special_tokens(self.tokenizer, system)},
+                    {"role": "user", "content": defuse_special_tokens(self.tokenizer, user)}]
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + assistant_prefix
 
     def _ids(self, choices: tuple[str, str]) -> list[int]:

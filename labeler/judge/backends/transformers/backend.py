@@ -11,7 +11,7 @@ from transformers.utils import logging as hf_logging
 
 from labeler.errors import LabelerError
 from labeler.judge.backends.adapters import is_adapter_dir, load_adapter_model
-from labeler.judge.backends.base import Completion, SamplingParams, default_seeds
+from labeler.judge.backends.base import Completion, SamplingParams, default_seeds, defuse_special_tokens
 from labeler.judge.backends.transformers.chains import Chain, ChainSampler, left_pad, positions_from_mask
 from labeler.judge.backends.models import check_model_dir, default_model_dir, model_fingerprint
 
@@ -78,7 +78,8 @@ class TransformersBackend:
         return hidden.float() @ self._head.T
 
     def render_chat(self, system: str, user: str, assistant_prefix: str) -> str:
-        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        messages = [{"role": "system", "content": defuse_special_tokens(self.tokenizer, system)},
+                    {"role": "user", "content": defuse_special_tokens(self.tokenizer, user)}]
         text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return text + assistant_prefix
 
