@@ -105,18 +105,26 @@ class ExportRow(_Strict):
     response_b: str
     label: Verdict
     label_source: Literal["human", "model"]
-    confidence: float | None
-    rationale: str | None
+    confidence: float | None = Field(..., description="The model label's confidence; None on a human label.")
+    rationale: str | None = Field(..., description="The model label's rationale; None on a human label.")
     votes_a: int | None
     votes_b: int | None
     order_consistent: bool | None
-    judge_id: str | None
+    labeled_at: datetime | None = Field(..., description="When the model label was made; None on a human label.")
+    model_label: Verdict | None = Field(..., description="The latest model judgment of the pair, also on a "
+                                                         "human-labelled row (None: not judged or undecided).")
+    model_confidence: float | None
+    model_rationale: str | None
+    model_votes_a: int | None
+    model_votes_b: int | None
+    model_order_consistent: bool | None
+    judge_id: str | None = Field(..., description="Provenance of the model judgment (model_*).")
     judge_key: str | None
     mode: str | None
     samples: int | None
     seed: int | None
     template_hash: str | None
-    labeled_at: datetime | None
+    model_labeled_at: datetime | None
     source: str | None
 
 

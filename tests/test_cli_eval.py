@@ -100,7 +100,7 @@ def test_calibrate_applies_to_export_and_clear_restores(tmp_path, mode):
     assert run("eval", write_gold(tmp_path / "g.jsonl", 30), "--db", db, "--backend", "fake", *mode).exit_code == 0
     too_few = run("calibrate", "--db", db, "--backend", "fake", *mode, "--min-pairs", "31")
     assert too_few.exit_code == 1 and "needs at least 31" in too_few.stderr
-    result = run("calibrate", "--db", db, "--backend", "fake", *mode)
+    result = run("calibrate", "--db", db, "--backend", "fake", *mode, "--force")  # the fake has no real signal
     assert result.exit_code == 0 and "Stored temperature" in result.output
     with Store(db) as store:
         record = store.calibration("fake:default", mode[1], k)
@@ -110,7 +110,7 @@ def test_calibrate_applies_to_export_and_clear_restores(tmp_path, mode):
     for r in judged:  # the SQL formula equals the Python one
         want = calibrated_confidence(score(r.mode, r.p_a, r.votes_a, r.votes_b), record.temperature, r.confidence,
                                      r.label is not None)
-        assert math.isclose(exported[r.pair_id].confidence, want, rel_tol=1e-9)
+        assert math.isclose(exported[r.pair_id].model_confidence, want, rel_tol=1e-9)
     judged = {r.pair_id: (r.p_a, r.confidence) for r in judged}
     out = tmp_path / "o"
     assert run("eval", tmp_path / "g.jsonl", "--db", db, "--backend", "fake", *mode, "--out", out).exit_code == 0
@@ -121,7 +121,8 @@ def test_calibrate_applies_to_export_and_clear_restores(tmp_path, mode):
     with Store(db) as store:
         rows = store.export_rows()
         assert store.calibration("fake:default", mode[1], k) is None
-    assert all(isinstance(r, ExportRow) and r.confidence == judged[r.pair_id][1] for r in rows)
+    assert all(isinstance(r, ExportRow) and r.model_confidence == judged[r.pair_id][1] for r in rows)
+    assert all(r.label_source == "human" and r.confidence is None for r in rows)  # the human's label has no such number
 
 
 def test_eval_tiny_llama_end_to_end(tmp_path, tiny_llama):

@@ -38,6 +38,7 @@ def test_status_table_and_missing_db(db, tmp_path):
 
 
 def test_export_jsonl_rows_validate_and_humans_outrank(db, tmp_path):
+    assert run("annotate", "--db", db, "--backend", "fake", "--mode", "cot", "-k", "3").exit_code == 0  # gold pairs too
     out = tmp_path / "labels.jsonl"
     result = run("export", "--db", db, "--out", out)
     assert result.exit_code == 0 and "wrote 10 rows" in result.output
@@ -45,6 +46,9 @@ def test_export_jsonl_rows_validate_and_humans_outrank(db, tmp_path):
     assert len(rows) == 10
     human = [r for r in rows if r.label_source == "human"]
     assert [r.pair_id for r in human] == ["p100", "p101"] and all(r.label == "A" for r in human)
+    for r in human:  # the model's numbers stay in model_* fields; the human label shows none of them
+        assert (r.confidence, r.rationale, r.votes_a, r.votes_b, r.labeled_at) == (None,) * 5
+        assert r.model_label in ("A", "B") and r.model_confidence is not None and r.model_rationale
     model = [r for r in rows if r.label_source == "model"]
     assert all(r.rationale and r.judge_id == "fake:default" and r.mode == "cot" and r.samples == 3 for r in model)
     assert not list(tmp_path.glob(".*.tmp"))

@@ -88,3 +88,22 @@ def test_forced_samples_count_as_votes_and_are_flagged():
     assert any(s.forced for s in fs) and all(s.verdict for s in fs)
     assert not any(s.forced for s in ns) and any(s.verdict is None for s in ns)
     assert sum(j.abstained for j in fj) == 0 < sum(j.abstained for j in nj)
+
+
+def test_the_rationale_shown_with_a_label_reads_in_the_pairs_own_letters():
+    import math
+
+    from labeler.judge.aggregate import SWAPPED_NOTE, pool_cot
+    from schemas import Sample
+
+    def sample(position, idx, verdict, p_a, text):
+        return Sample(pair_id="p", judge_key="k", position=position, sample_idx=idx, text=text, verdict=verdict,
+                      logprob_a=math.log(p_a), logprob_b=math.log(1 - p_a))
+
+    # original B wins; the BA sample is the most confident, but its text calls response_b "Response A"
+    swapped = sample("BA", 0, "B", 0.01, "Response A is better.\n[[A]]")
+    own = sample("AB", 0, "B", 0.3, "Response B is better.\n[[B]]")
+    loser = sample("AB", 1, "A", 0.9, "Response A is better.\n[[A]]")
+    assert pool_cot([swapped, own, loser]).rationale == "Response B is better.\n[[B]]"
+    only_swapped = pool_cot([swapped, loser, sample("BA", 1, "B", 0.2, "A wins.\n[[A]]")])
+    assert only_swapped.label == "B" and only_swapped.rationale == SWAPPED_NOTE + "Response A is better.\n[[A]]"

@@ -88,7 +88,13 @@ def pool_cot(samples: list[Sample]) -> Pooled:
     )
 
 
+SWAPPED_NOTE = ("(Written with the responses swapped: this rationale's Response A is response B and its "
+                "Response B is response A.)\n")
+
+
 def _representative(samples: list[Sample], label: str | None) -> str:
+    """The most confident winning sample, from the order that shows response_a first where there is one, so the
+    letters in the text are the pair's own; a swapped-order rationale says so."""
     winners = [s for s in samples if s.verdict == label and label is not None]
     if not winners:
         return samples[0].text.strip() if samples else ""
@@ -97,4 +103,5 @@ def _representative(samples: list[Sample], label: str | None) -> str:
         p = prob_a(s)
         return 0.0 if p is None else (p if label == "A" else 1.0 - p)
 
-    return max(winners, key=support).text.strip()
+    best = max([s for s in winners if s.position == "AB"] or winners, key=support)
+    return (SWAPPED_NOTE if best.position == "BA" else "") + best.text.strip()

@@ -75,8 +75,18 @@ def _export_query(min_confidence: float | None) -> str:
         SELECT p.pair_id, p.prompt, p.response_a, p.response_b,
                CASE WHEN r.pair_id IS NOT NULL THEN h.label ELSE l.label END AS label,
                CASE WHEN r.pair_id IS NOT NULL THEN 'human' ELSE 'model' END AS label_source,
-               l.confidence, l.rationale, l.votes_a, l.votes_b, l.order_consistent, l.judge_id, l.judge_key,
-               l.mode, l.samples, l.seed, l.template_hash, l.created_at AS labeled_at, p.source
+               -- the label's own numbers: the model's on a model label, none on a human one
+               CASE WHEN r.pair_id IS NULL THEN l.confidence END AS confidence,
+               CASE WHEN r.pair_id IS NULL THEN l.rationale END AS rationale,
+               CASE WHEN r.pair_id IS NULL THEN l.votes_a END AS votes_a,
+               CASE WHEN r.pair_id IS NULL THEN l.votes_b END AS votes_b,
+               CASE WHEN r.pair_id IS NULL THEN l.order_consistent END AS order_consistent,
+               CASE WHEN r.pair_id IS NULL THEN l.created_at END AS labeled_at,
+               -- the latest model judgment, on every row that has one, kept apart
+               l.label AS model_label, l.confidence AS model_confidence, l.rationale AS model_rationale,
+               l.votes_a AS model_votes_a, l.votes_b AS model_votes_b, l.order_consistent AS model_order_consistent,
+               l.judge_id, l.judge_key, l.mode, l.samples, l.seed, l.template_hash, l.created_at AS model_labeled_at,
+               p.source
         FROM pairs p LEFT JOIN latest l USING (pair_id) LEFT JOIN human h USING (pair_id)
              LEFT JOIN reviewed r USING (pair_id)
         WHERE CASE WHEN r.pair_id IS NOT NULL THEN h.label ELSE l.label END IN ('A', 'B') {conf}
