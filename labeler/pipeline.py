@@ -4,13 +4,14 @@ Here: which judge to use (`judge_for`, the one place that resolves `--judge/--mo
 annotate (ingest, then judge what is pending) and export. Ingest is `labeler.ingest`, eval/calibrate
 `labeler.evaluation`, review `labeler.review`, retrain `labeler.retrain`."""
 
+import sys
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from labeler.errors import LabelerError
+from labeler.errors import LabelerError, StoreBusy
 from labeler.ingest import DEFAULT_MAX_CHARS, FileReport, ingest_files
 from labeler.judge.backends import make_backend
 from labeler.judge.judge import Judge, JudgeConfig
@@ -133,7 +134,7 @@ def annotate(
         with (progress or silent)(len(pending)) as advance:
             for start in range(0, len(pending), batch_size):
                 judgments, samples = judge.judge(pending[start : start + batch_size], run_id)
-                store.save_batch(run_id, judgments, samples)
+                _save_keeping_the_batch(store, run_id, judgments, samples)
                 store.release()  # let `labeler status` and other readers in while the next batch computes
                 result.judged.extend(judgments)
                 advance(len(judgments))
@@ -142,6 +143,19 @@ def annotate(
         result.seconds = time.perf_counter() - started
         store.finish_run(run_id, status)
     return result
+
+
+def _save_keeping_the_batch(store: Store, run_id: str, judgments, samples, attempts: int = 20) -> None:
+    """Commit a judged batch; while another process holds the database, wait again (each wait is the store's
+    lock wait, 30 s by default) rather than throw away judgments that took minutes to compute."""
+    for attempt in range(attempts):
+        try:
+            return store.save_batch(run_id, judgments, samples)
+        except StoreBusy:
+            if attempt == attempts - 1:
+                raise
+            print(f"labeler: {store.path} is busy; keeping the {len(judgments)} judged pairs and waiting again",
+                  file=sys.stderr)
 
 
 def export(db: Path, out: Path, fmt: str, dpo: bool, min_confidence: float | None) -> int:

@@ -8,6 +8,7 @@ import sys
 import time
 
 import duckdb
+import pytest
 
 from helpers import run, write_pairs
 
@@ -127,3 +128,25 @@ def test_kill_9_mid_run_then_resume_without_duplicates(tmp_path):
     assert counts(db) == {"pairs": 40, "judgments": 40, "samples": 160}
     con = duckdb.connect(str(db), read_only=True)
     assert sorted(r[0] for r in con.execute("SELECT status FROM runs").fetchall()) == ["finished", "interrupted"]
+
+
+def test_a_busy_store_keeps_the_judged_batch_and_retries(capsys):
+    from labeler.errors import StoreBusy
+    from labeler.pipeline import _save_keeping_the_batch
+
+    class Busy:
+        path, saved, tries = "l.duckdb", [], 0
+
+        def save_batch(self, run_id, judgments, samples):
+            self.tries += 1
+            if self.tries < 3:
+                raise StoreBusy("held by another process")
+            self.saved.append((run_id, judgments, samples))
+
+    store = Busy()
+    _save_keeping_the_batch(store, "r", ["j1", "j2"], ["s"])
+    assert store.saved == [("r", ["j1", "j2"], ["s"])] and store.tries == 3
+    assert "keeping the 2 judged pairs and waiting again" in capsys.readouterr().err
+    store.tries = -100
+    with pytest.raises(StoreBusy):  # after its attempts it says so; it never drops the batch silently
+        _save_keeping_the_batch(store, "r", ["j"], [], attempts=2)

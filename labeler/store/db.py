@@ -8,13 +8,13 @@ from pathlib import Path
 
 import duckdb
 
-from labeler.errors import LabelerError
+from labeler.errors import LabelerError, StoreBusy
 from labeler.store.migrations import MIGRATIONS
 
 DEFAULT_MEMORY_LIMIT = "1GB"
 
 
-def connect(path: str | Path, wait_seconds: float = 30.0) -> duckdb.DuckDBPyConnection:
+def connect(path: str | Path, wait_seconds: float | None = None) -> duckdb.DuckDBPyConnection:
     """Open (and migrate) the database. Another labeler process holds the file only briefly (a batch
     commit, a status query), so a lock conflict is retried for `wait_seconds` before it is an error."""
     path = Path(path)
@@ -24,6 +24,8 @@ def connect(path: str | Path, wait_seconds: float = 30.0) -> duckdb.DuckDBPyConn
         raise LabelerError(f"{path}: folder {path.parent} does not exist")
     if not is_duckdb_file(path):  # DuckDB would open it as a read-only view and keep every write in memory
         raise LabelerError(f"{path}: exists and is not a DuckDB database; pass --db a new or a labeler .duckdb file")
+    if wait_seconds is None:
+        wait_seconds = float(os.environ.get("LABELER_LOCK_WAIT", "30"))
     deadline = time.monotonic() + wait_seconds
     while True:
         try:
@@ -33,7 +35,7 @@ def connect(path: str | Path, wait_seconds: float = 30.0) -> duckdb.DuckDBPyConn
             if "lock" not in str(exc).lower():
                 raise LabelerError(f"{path}: cannot open database: {str(exc).splitlines()[0]}") from None
             if time.monotonic() > deadline:
-                raise LabelerError(f"{path}: database is held by another process for over {wait_seconds:.0f} s") from None
+                raise StoreBusy(f"{path}: database is held by another process for over {wait_seconds:g} s") from None
             time.sleep(0.2)
     # DuckDB's default (80 % of RAM) let a 1M-row ingest reach 5.3 GB RSS; with a limit it spills to <db>.tmp
     con.execute("SET memory_limit = ?", [os.environ.get("LABELER_DUCKDB_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT)])
