@@ -95,3 +95,37 @@ def test_a_human_tie_outranks_the_model_label(db, tmp_path):
     assert "p000" not in ids and len(ids) == 9
     report = StatusReport.model_validate_json(run("status", "--db", db, "--json").stdout)
     assert report.by_state["human-labeled"] == 3
+
+
+def test_a_damaged_store_is_one_error_line(db, tmp_path):
+    damaged = tmp_path / "damaged.duckdb"
+    data = bytearray(db.read_bytes())
+    data[20000:60000] = bytes(40000)  # zero a stretch of blocks: their checksums no longer match
+    damaged.write_bytes(bytes(data))
+    result = run("status", "--db", damaged)
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1 and "Traceback" not in result.output
+    assert result.stderr.startswith(f"Error: {damaged}: cannot open database: ") and "the file is damaged" in result.stderr
+
+
+def test_os_and_database_errors_inside_a_command_are_one_error_line(capsys):
+    import errno
+
+    import duckdb
+    import typer
+
+    from labeler.cli.options import user_errors
+
+    @user_errors
+    def full_disk():
+        raise OSError(errno.ENOSPC, "No space left on device", "/data/out.jsonl")
+
+    @user_errors
+    def database():
+        raise duckdb.IOException("IO Error: Could not write file \"x.duckdb\": No space left on device")
+
+    for command, message in ((full_disk, "Error: /data/out.jsonl: No space left on device\n"),
+                             (database, 'Error: database error: IO Error: Could not write file "x.duckdb": No space '
+                                        "left on device\n")):
+        with pytest.raises(typer.Exit):
+            command()
+        assert capsys.readouterr().err == message

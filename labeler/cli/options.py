@@ -55,8 +55,16 @@ def user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except LabelerError as exc:
-            print(f"Error: {exc}", file=sys.stderr)
-            raise typer.Exit(1) from None
+            message = str(exc)
+        except OSError as exc:  # a full disk, a permission: what and where, not a traceback
+            message = f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else str(exc)
+        except Exception as exc:
+            duckdb = sys.modules.get("duckdb")
+            if duckdb is None or not isinstance(exc, duckdb.Error):
+                raise  # typer.Exit, and bugs, go on
+            message = f"database error: {' '.join(str(exc).split())}"
+        print(f"Error: {message}", file=sys.stderr)
+        raise typer.Exit(1) from None
 
     return wrapper
 

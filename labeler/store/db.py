@@ -37,6 +37,9 @@ def connect(path: str | Path, wait_seconds: float | None = None) -> duckdb.DuckD
             if time.monotonic() > deadline:
                 raise StoreBusy(f"{path}: database is held by another process for over {wait_seconds:g} s") from None
             time.sleep(0.2)
+        except duckdb.Error as exc:  # a damaged file (bad checksum, ...)
+            raise LabelerError(f"{path}: cannot open database: {' '.join(str(exc).split())}; the file is damaged "
+                               "(restore it from a copy, or pass a new --db)") from None
     # DuckDB's default (80 % of RAM) let a 1M-row ingest reach 5.3 GB RSS; with a limit it spills to <db>.tmp
     con.execute("SET memory_limit = ?", [os.environ.get("LABELER_DUCKDB_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT)])
     migrate(con)
