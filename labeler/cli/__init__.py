@@ -17,7 +17,7 @@ app = typer.Typer(
     help="Label prompt/response pairs with a generative reward model judge.\n\n"
     "Example: labeler annotate examples/pairs.jsonl && labeler status",
 )
-for command in (label.ingest, label.annotate, label.status, label.export):
+for command in (label.ingest, label.annotate, label.status, label.quarantine, label.export):
     app.command()(command)
 app.command("eval")(evaluate.eval_)
 app.command()(evaluate.calibrate)

@@ -116,6 +116,26 @@ def status(db: Db = DEFAULT_DB, json: Json = False):
 
 
 @user_errors
+def quarantine(
+    db: Db = DEFAULT_DB,
+    file: Annotated[Path | None, typer.Option("--file", help="Only the rows of this input file.")] = None,
+    json: Json = False,
+):
+    """The rows ingest set aside: file, line (Parquet: row), field, reason and the raw line.
+
+    Example: labeler quarantine --file data.jsonl
+    """
+    from labeler.cli import render
+
+    with open_store(db, must_exist=True, hint="run `labeler ingest` first") as store:
+        rows = store.quarantine_rows(str(file.resolve()) if file else None)
+    if json:
+        print("[" + ",".join(r.model_dump_json() for r in rows) + "]")
+    else:
+        render.console.print(render.quarantine_table(rows) if rows else "No quarantined rows.")
+
+
+@user_errors
 def export(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output file.")],
     db: Db = DEFAULT_DB,

@@ -8,7 +8,7 @@ from rich.table import Table
 
 from labeler.ingest import FileReport
 from labeler.pipeline import AnnotateResult
-from schemas import CalibrationRecord, EvalMetrics, JudgeVersion, RetrainResult, StatusReport
+from schemas import CalibrationRecord, EvalMetrics, JudgeVersion, QuarantineRow, RetrainResult, StatusReport
 
 console = Console()
 
@@ -25,6 +25,15 @@ def ingest_table(reports: list[FileReport]) -> Table:
     return table
 
 
+def quarantine_table(rows: list[QuarantineRow]) -> Table:
+    table = Table(title=f"Quarantined rows ({len(rows)})")
+    for col in ("file", "line", "field", "reason", "raw"):
+        table.add_column(col, overflow="fold", justify="right" if col == "line" else "left")
+    for r in rows:
+        table.add_row(r.file, str(r.line), r.field or "-", r.reason, (r.raw or "")[:80])
+    return table
+
+
 def quarantine_hint(reports: list[FileReport]) -> str | None:
     bad = [(r.path, p) for r in reports for p in r.problems]
     if not bad:
@@ -32,7 +41,7 @@ def quarantine_hint(reports: list[FileReport]) -> str | None:
     path, (line, field, reason) = bad[0]
     total = sum(r.counts.quarantined for r in reports)
     return (f"{total} bad row(s) quarantined, e.g. {path}:{line} field {field or '-'}: {reason} "
-            f"(see `labeler status`; --strict fails instead)")
+            f"(all of them: `labeler quarantine`; --strict fails instead)")
 
 
 def ingested(reports: list[FileReport]) -> None:

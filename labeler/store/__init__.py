@@ -12,8 +12,8 @@ from labeler.store import review as _review
 from labeler.store.db import connect, transaction
 from labeler.store.pairs import FieldMap, IngestCounts
 from labeler.store.review import Agreement, AnswerCounts
-from schemas import (CalibrationRecord, EvalRow, Judgment, Pair, ReviewAnswer, ReviewQueue, ReviewRecord,
-                     RoutingCandidate, Sample, StatusReport)
+from schemas import (CalibrationRecord, EvalRow, Judgment, Pair, QuarantineRow, ReviewAnswer, ReviewQueue,
+                     ReviewRecord, RoutingCandidate, Sample, StatusReport)
 
 __all__ = ["Store", "FieldMap", "IngestCounts", "Agreement", "AnswerCounts"]
 
@@ -64,6 +64,9 @@ class Store:
     def commit_staged(self, file_label: str, id_field: str) -> IngestCounts:
         with transaction(self.con):
             return _pairs.commit_staged(self.con, file_label, id_field)
+
+    def quarantine_rows(self, file_label: str | None = None) -> list[QuarantineRow]:
+        return _pairs.quarantine_rows(self.con, file_label)
 
     def quarantine_for_file(self, file_label: str) -> list[tuple]:
         return _pairs.quarantine_for_file(self.con, file_label)

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import duckdb
 
+from schemas import QuarantineRow
+
 READER_OPTIONS = (
     "columns={'raw': 'VARCHAR'}, delim=chr(1), quote='', escape='', header=false, auto_detect=false,"
     " max_line_size=268435456, ignore_errors=true, store_rejects=true, strict_mode=false,"
@@ -223,6 +225,14 @@ def commit_staged(con: duckdb.DuckDBPyConnection, file_label: str, id_field: str
         {"file": file_label, "id_field": id_field},
     )
     return counts
+
+
+def quarantine_rows(con: duckdb.DuckDBPyConnection, file_label: str | None = None) -> list[QuarantineRow]:
+    """Every quarantined row (of one file, when given), by file and line."""
+    rows = con.execute(
+        "SELECT file, line, field, reason, left(raw, 2000) FROM quarantine WHERE $file IS NULL OR file = $file "
+        "ORDER BY file, line", {"file": file_label}).fetchall()
+    return [QuarantineRow(**dict(zip(QuarantineRow.model_fields, row))) for row in rows]
 
 
 def quarantine_for_file(con: duckdb.DuckDBPyConnection, file_label: str) -> list[tuple]:
