@@ -43,7 +43,10 @@ def sha256(path: Path) -> str:
 
 def run(*args: str) -> str:
     print("+", shlex.join(args), file=sys.stderr, flush=True)
-    return subprocess.run(args, check=True, stdout=subprocess.PIPE, text=True).stdout
+    done = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sys.stderr.write(done.stderr)
+    done.check_returncode()
+    return done.stdout
 
 
 def train_files() -> list[Path]:
@@ -102,7 +105,13 @@ def calibrate(train_db: Path, version: str, manifest: dict) -> dict:
     weights as the starter judge, float32, direct), and ship it under the starter judge's id."""
     from labeler.store import Store
 
-    print(run(LABELER, "calibrate", "--db", str(train_db), "--judge", version), file=sys.stderr)
+    try:
+        print(run(LABELER, "calibrate", "--db", str(train_db), "--judge", version), file=sys.stderr)
+    except subprocess.CalledProcessError as exc:  # e.g. the fit hit its bound: no calibration is shipped
+        manifest["calibration"] = None
+        manifest["calibration_refused"] = exc.stderr.strip()
+        _write_manifest(manifest)
+        return manifest
     with Store(train_db) as store:
         record = store.judge_version(version)
         fitted = store.calibration(record.judge_id, "direct", 1)
@@ -118,12 +127,14 @@ def calibrate(train_db: Path, version: str, manifest: dict) -> dict:
 def evaluate(work: Path, manifest: dict) -> dict:
     out = work / "dev-eval"
     files = sorted(str(f) for f in (DATA / "prefs").glob("*.jsonl"))
+    limit = ["--limit", str(LIMIT)] if LIMIT else []
     run(LABELER, "eval", *files, "--judge", "starter", "--db", str(work / "dev.duckdb"), "--dtype", DTYPE,
-        "--out", str(out), "-q")
+        "--out", str(out), "-q", *limit)
     metrics = json.loads((out / "metrics.json").read_text())
     keep = ("n", "accuracy", "ci95", "position_consistency", "a_rate_by_order", "ece", "ece_calibrated")
     manifest["dev_metrics"] = {
-        "files": [Path(f).name for f in files], "dtype": DTYPE, "overall": {k: metrics[k] for k in keep},
+        "files": [Path(f).name for f in files], "limit_per_file": LIMIT, "dtype": DTYPE,
+        "overall": {k: metrics[k] for k in keep},
         "ece_shipped_calibration": metrics["calibration"]["ece_stored"], "coverage": metrics["coverage"],
         "by_source": {name: {k: g[k] for k in keep} for name, g in metrics["by_source"].items()},
         "macro_agreement": sum(g["accuracy"] for g in metrics["by_source"].values()) / len(metrics["by_source"])}
@@ -165,10 +176,11 @@ def _write_manifest(manifest: dict) -> None:
 
 
 DTYPE = "float32"
+LIMIT: int | None = None  # dev pairs per file (None: all)
 
 
 def main(argv: list[str] | None = None) -> None:
-    global DTYPE
+    global DTYPE, LIMIT
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, required=True, help="Work dir (databases, eval outputs).")
     parser.add_argument("--steps", default="train,ship,calibrate,evaluate")
@@ -176,10 +188,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train-command", help="The command that trained --version-dir (recorded in the manifest).")
     parser.add_argument("--train-db", type=Path, help="The store --version-dir was trained in (default: <work>/train.duckdb).")
     parser.add_argument("--dtype", default=DTYPE, help="Judge weights for the dev evaluation.")
+    parser.add_argument("--limit", type=int, help="evaluate step: the first N labelled pairs of each dev file.")
     parser.add_argument("--compare-limit", type=int, default=100,
                         help="compare step: hh_helpful dev pairs judged again in float32 against --dtype.")
     args = parser.parse_args(argv)
-    DTYPE = args.dtype
+    DTYPE, LIMIT = args.dtype, args.limit
     steps = args.steps.split(",")
     args.work.mkdir(parents=True, exist_ok=True)
     version_dir, command = args.version_dir, args.train_command

@@ -1,8 +1,8 @@
 """genrm-sft at scale: supervised fine-tuning of the direct verdict token, on transformers' Trainer.
 
 Each row is the direct judge prompt exactly as the judge sees it (chat template applied, ending in the assistant
-prefix "Verdict: [[") and the gold letter as seen in that order. What makes it fit a 2-core CPU (measured in
-`benchmarks/train_speed.py`):
+prefix "Verdict: [[") and the gold letter as seen in that order. What makes it fit a 2-core CPU
+(`benchmarks/train_speed.py` times each lever):
 
 - the loss is the cross-entropy of the verdict token alone, so the output layer runs on the last position only
   (`logits_to_keep=1`; rows are left-padded, so that position is the verdict's in every row);
