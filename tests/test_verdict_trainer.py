@@ -30,6 +30,17 @@ def test_one_order_per_pair_and_epoch_half_each_way_the_other_order_next_epoch()
     assert {r.position for r in verdict.epoch_rows(lonely, 2, seed=3) if r.pair_id == "p0"} == {"BA"}
 
 
+def test_rows_longer_than_max_length_are_left_out_not_cut(tiny_llama):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    rows = [TrainingRow(iteration=1, pair_id=f"p{n}", position="AB", kind="sft", prompt="word " * n, chosen="B]]",
+                        origin="gold") for n in (3, 40)]
+    encoded = verdict.encode_rows(rows, tokenizer, max_length=20)
+    assert [len(e["input_ids"]) for e in encoded] == [len(tokenizer.encode("word " * 3, add_special_tokens=False))]
+    assert encoded[0]["verdict_id"] == tokenizer.encode("B", add_special_tokens=False)[0]
+
+
 def test_collator_left_pads_so_the_last_position_predicts_the_verdict():
     batch = verdict.LeftPadCollator(pad_id=0)([{"input_ids": [5, 6, 7], "verdict_id": 9, "length": 3},
                                                {"input_ids": [8], "verdict_id": 4, "length": 1}])

@@ -46,9 +46,10 @@ def epoch_rows(rows: list[TrainingRow], epochs: int, seed: int) -> list[Training
     return out
 
 
-def encode_rows(rows: list[TrainingRow], tokenizer) -> list[dict]:
+def encode_rows(rows: list[TrainingRow], tokenizer, max_length: int | None = None) -> list[dict]:
     """input_ids of the prompt (special-token strings inside it are already the template's own) and the id of the
-    verdict letter that follows it."""
+    verdict letter that follows it. Prompts longer than `max_length` tokens are left out (cutting one would change
+    what the judge is asked)."""
     out = []
     for row in rows:
         letter = row.chosen[0]
@@ -56,7 +57,8 @@ def encode_rows(rows: list[TrainingRow], tokenizer) -> list[dict]:
         if len(verdict) != 1:
             raise ValueError(f"verdict letter {letter!r} is not a single token for this tokenizer")
         ids = tokenizer.encode(row.prompt, add_special_tokens=False)
-        out.append({"input_ids": ids, "verdict_id": verdict[0], "length": len(ids)})
+        if max_length is None or len(ids) < max_length:
+            out.append({"input_ids": ids, "verdict_id": verdict[0], "length": len(ids)})
     return out
 
 
@@ -99,7 +101,7 @@ def top_layer_lora(model, cfg: VerdictTrainConfig):
     first = max(0, n_layers - cfg.train_layers) if cfg.train_layers else 0
     names = cfg.target_modules()
     if names == "all-linear":
-        block = model.model.layers[0]
+        block = model.get_decoder().layers[0]
         names = sorted({n.rsplit(".", 1)[-1] for n, m in block.named_modules() if isinstance(m, torch.nn.Linear)})
     return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, target_modules=names,
                       layers_to_transform=list(range(first, n_layers)), task_type="CAUSAL_LM")
@@ -119,7 +121,7 @@ def make_trainer(start: StartPoint, rows: list[TrainingRow], cfg: VerdictTrainCo
     elif cfg.full and cfg.train_layers:
         freeze_below(model, model.config.num_hidden_layers - cfg.train_layers)
     epochs = max(1, math.ceil(cfg.num_train_epochs))
-    data = Dataset.from_list(encode_rows(epoch_rows(rows, epochs, cfg.seed), tokenizer))
+    data = Dataset.from_list(encode_rows(epoch_rows(rows, epochs, cfg.seed), tokenizer, cfg.max_length))
 
     class VerdictTrainer(Trainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):

@@ -66,7 +66,8 @@ def retrain(
     train_batch_size: Annotated[int | None, _opt("Rows per step (default 2; genrm-sft 16).", TRAIN)] = None,
     lora_r: Annotated[int | None, _opt("LoRA rank (default 16).", TRAIN)] = None,
     save_steps: Annotated[int | None, _opt("Checkpoint every N steps (default 25; genrm-sft 50).", TRAIN)] = None,
-    max_length: Annotated[int | None, _opt("Token limit of prompt + completion (default 2048).", TRAIN)] = None,
+    max_length: Annotated[int | None, _opt("Token limit of prompt + completion (default 2048); longer rows are cut "
+                                           "(star-*) or left out (genrm-sft, bt).", TRAIN)] = None,
     batch_size: Annotated[int | None, _opt("Pairs per judging batch (default 8).")] = None,
     json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     quiet: Quiet = False,
