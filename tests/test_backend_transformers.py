@@ -195,3 +195,17 @@ def test_bfloat16_weights_read_float32_verdict_logits_under_their_own_judge_key(
         assert abs(a1 - a2) < 0.05 and abs(b1 - b2) < 0.05
     with pytest.raises(LabelerError, match="dtype must be one of"):
         make_backend("transformers", model=str(tiny_llama), dtype="fp8")
+
+
+def test_annotate_dtype_option_reaches_the_judge_key(tiny_llama, tmp_path):
+    import duckdb
+
+    from helpers import run, write_pairs
+
+    db, data = tmp_path / "l.duckdb", write_pairs(tmp_path / "d.jsonl", 2)
+    run("annotate", data, "--db", db, "--model", tiny_llama, "-q", ok=True)
+    run("annotate", "--db", db, "--model", tiny_llama, "--dtype", "bfloat16", "-q", ok=True)
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT count(DISTINCT judge_key), count(DISTINCT judge_id) FROM judgments").fetchone() == (2, 1)
+    bad = run("annotate", "--db", db, "--model", tiny_llama, "--dtype", "fp8")
+    assert bad.exit_code == 1 and "dtype must be one of float32, bfloat16" in bad.stderr
