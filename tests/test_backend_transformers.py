@@ -87,21 +87,67 @@ def test_shared_prefix_sampler_matches_a_plain_decode(backend):
 
 
 def test_finished_samples_leave_the_batch_without_disturbing_the_others(backend):
-    """Make prompt 0's third greedy token a "verdict" (empty marker): its samples stop at step 3 and are
-    compacted out of the KV cache; the other prompts must still decode exactly as alone."""
+    """Make prompt 0's third greedy token the EOS (no forcing): its samples end at step 3 and are compacted out of
+    the KV cache; the other prompts must still decode exactly as alone."""
     prompts = [backend.render_chat("s", "w" * n, "") for n in (4, 17, 30)]
     encoded = [backend.tokenizer.encode(p, add_special_tokens=False) for p in prompts]
     references = [_greedy_reference(backend.model, ids, 8) for ids in encoded]
     stop = references[0][2]
-    other = next(t for t in range(50, 1000) if all(t not in r for r in references))
-    sampler = ChainSampler(backend.model, backend.tokenizer, [stop, other], "", "[[", set())
+    sampler = ChainSampler(backend.model, backend.tokenizer, backend.choice_ids(("A", "B")), "[[", "[[", {stop})
     chains = sampler.sample(encoded, 2, max_new_tokens=8, temperature=1e-9, top_p=1.0, seeds=[[0, 1]] * 3,
                             force=False)
-    assert all(c.tokens == references[0][:3] and c.verdict == 0 for c in chains[0])
+    assert all(c.tokens == references[0][:2] and c.verdict is None for c in chains[0])
     for reference, samples in zip(references[1:], chains[1:]):
         for chain in samples:
-            cut = reference.index(stop) + 1 if stop in reference else 7
+            cut = reference.index(stop) if stop in reference[:7] else 7
             assert chain.tokens == reference[:cut]
+
+
+class Scripted(torch.nn.Module):
+    """The tiny Llama (its real cache and positions) with its logits replaced: each sample writes `script`
+    greedily, then the EOS. The two verdict letters keep some probability, so their log-probs are finite."""
+
+    def __init__(self, model, prompt_len: int, script: list[int], eos: int, letters: list[int]):
+        super().__init__()
+        self.inner, self.config = model, model.config
+        self.prompt_len, self.script, self.eos, self.letters = prompt_len, script, eos, letters
+
+    def forward(self, position_ids, **kwargs):
+        out = self.inner(position_ids=position_ids, **kwargs)
+        step = int(position_ids[0, -1]) + 1 - self.prompt_len
+        logits = torch.full_like(out.logits[:, -1:], -30.0)
+        logits[..., self.letters] = -2.0
+        logits[..., self.script[step] if step < len(self.script) else self.eos] = 10.0
+        out.logits = logits
+        return out
+
+
+@pytest.mark.parametrize("text, max_new_tokens, verdict, forced", [
+    ("It quotes [[A]] from the request.\n[[B]]", 40, "B", False),  # the quoted marker neither stops nor decides
+    ("[[A]] so far, then more words", 40, "A", False),  # the last marker counts, whatever follows it
+    ("Response A is right. [[A", 12, "A", False),  # ran out of tokens right after the letter: closed
+    ("I pick [[A is better", 40, None, True),  # "[[A" not closed by "]]" is no marker: forced
+])
+def test_one_verdict_rule_the_last_complete_marker_counts(backend, text, max_new_tokens, verdict, forced):
+    from labeler.judge.parse import parse_verdict
+
+    tokenizer = backend.tokenizer
+    ids = tokenizer.encode(backend.render_chat("s", "judge", ""), add_special_tokens=False)
+    script = tokenizer.encode(text, add_special_tokens=False)
+    letters = backend.choice_ids(("A", "B"))
+    model = Scripted(backend.model, len(ids), script, tokenizer.eos_token_id, letters)
+    sampler = ChainSampler(model, tokenizer, letters, "[[", "\nVerdict: [[", {tokenizer.eos_token_id})
+    sampler.shared_prefix = False  # the generic decode path: the wrapper is not a Llama to cascade attention
+    (chain,), = sampler.sample([ids], 1, max_new_tokens=max_new_tokens, temperature=1e-9, top_p=1.0, seeds=[[0]])
+    completion = backend._completion(chain)
+    assert completion.forced is forced
+    if verdict is not None:
+        assert "ABCD"[chain.verdict] == verdict == parse_verdict(completion.text)
+        assert completion.text.startswith(text.split(" [[A")[0])
+        expected = (0.0, -12.0) if verdict == "A" else (-12.0, 0.0)  # read at the letter, not at the EOS
+        assert chain.logprobs == pytest.approx(expected, abs=0.01)
+    else:
+        assert parse_verdict(completion.text) == "ABCD"[chain.verdict]
 
 
 def test_forced_verdict_equals_a_fresh_forward_pass(backend):

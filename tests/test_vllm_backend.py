@@ -1,5 +1,5 @@
 """The vLLM backend's glue against a stand-in `vllm` module (no GPU here, so vLLM itself never runs in
-tests): one seeded request per sample, stop at the verdict, forcing, grouping. And the CPU path never
+tests): one seeded request per sample, the last complete marker decides, forcing, grouping. And the CPU path never
 imports vllm."""
 
 import subprocess
@@ -12,7 +12,7 @@ import pytest
 from labeler.judge.backends import SamplingParams, make_backend
 from labeler.judge.parse import parse_verdict
 
-A, B = 65, 66
+A, B = ord("A"), ord("B")  # the stub tokenizer has one token per character
 
 
 @dataclass
@@ -24,14 +24,25 @@ class StubTokenizer:
     all_special_tokens = ["<|im_start|>", "<|im_end|>"]
 
     def encode(self, text, add_special_tokens=False):
-        return [{"A": A, "B": B}[text]] if text in "AB" else [ord(c) for c in text]
+        return [ord(c) for c in text]
+
+    def decode(self, ids):
+        return "".join(map(chr, ids))
 
     def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=True):
         return "|".join(m["content"] for m in messages) + "|assistant|"
 
 
+def _sample_output(text: str):
+    """vLLM's output of one sample: a letter right after "[[" carries top log-probs favouring it."""
+    ids = [ord(c) for c in text]
+    top = {A: {A: Logprob(-0.2), B: Logprob(-1.7)}, B: {A: Logprob(-1.7), B: Logprob(-0.2)}}
+    logprobs = [top[t] if text[:i].endswith("[[") and t in top else {} for i, t in enumerate(ids)]
+    return types.SimpleNamespace(text=text, token_ids=ids, logprobs=logprobs)
+
+
 class StubLLM:
-    """Seed % 3: 0 writes a rationale ending "[[A", 1 ends "[[B", 2 runs out without a verdict."""
+    """Seed % 3: 0 quotes a "[[B]]" and ends "[[A]]"; 1 runs out right after "[[B"; 2 has no verdict."""
 
     calls: list = []
 
@@ -48,13 +59,8 @@ class StubLLM:
         for prompt, p in zip(prompts, params):
             if p.max_tokens == 1:  # a verdict read after the forcing suffix
                 out = types.SimpleNamespace(text="B", token_ids=[B], logprobs=[{A: Logprob(-1.5), B: Logprob(-0.3)}])
-            elif p.seed % 3 == 2:
-                out = types.SimpleNamespace(text="I think", token_ids=[1, 2], logprobs=[{}, {}])
             else:
-                letter = "AB"[p.seed % 3]
-                top = {A: Logprob(-0.2 if letter == "A" else -1.7), B: Logprob(-1.7 if letter == "A" else -0.2)}
-                out = types.SimpleNamespace(text=f"Because. [[{letter}", token_ids=[7, 8, {"A": A, "B": B}[letter]],
-                                            logprobs=[{}, {}, top])
+                out = _sample_output(["It says [[B]] there. [[A]]", "Because. [[B", "I think"][p.seed % 3])
             outputs.append(types.SimpleNamespace(outputs=[out]))
         return outputs
 
@@ -82,15 +88,16 @@ def vllm_backend(monkeypatch, tmp_path):
     return backend
 
 
-def test_each_sample_is_one_seeded_request_that_stops_at_its_verdict(vllm_backend):
+def test_each_sample_is_one_seeded_request_decided_by_its_last_complete_marker(vllm_backend):
     seeds = [[3, 4], [6, 7]]
     out = vllm_backend.generate(["p1", "p2"], 2, SamplingParams(max_new_tokens=32, force_verdict=False),
                                 ("A", "B"), "[[", seeds)
     prompts, params = StubLLM.calls[0]
     assert prompts == ["p1", "p1", "p2", "p2"] and [p.seed for p in params] == [3, 4, 6, 7]
-    assert all(p.n == 1 and p.stop == ["[[A", "[[B"] and p.include_stop_str_in_output for p in params)
+    assert all(p.n == 1 and not p.stop for p in params)  # a quoted marker must not end the sample
     assert [[parse_verdict(c.text) for c in row] for row in out] == [["A", "B"], ["A", "B"]]
-    assert out[0][0].verdict_logprobs == (-0.2, -1.7) and not out[0][0].forced
+    assert out[0][0].verdict_logprobs == (-0.2, -1.7) and not out[0][0].forced  # read at the last marker
+    assert out[0][1].text == "Because. [[B]]" and out[0][1].verdict_logprobs == (-1.7, -0.2)
     assert len(StubLLM.calls) == 1  # nothing to force
 
 

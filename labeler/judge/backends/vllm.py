@@ -3,8 +3,9 @@
 Written to vLLM's documented offline API (`LLM.generate(prompts, [SamplingParams, ...])`) with automatic
 prefix caching, so the samples and the two orders of a pair share their prompt's KV cache instead of
 re-encoding it. The rules match the transformers backend: each sample is its own request with its own seed
-(so it is the same text whatever the batch), it stops at its verdict letter (stop strings "[[A", "[[B"), and
-a sample that ends without one is forced: the marker is appended and the two letters' log-probs read.
+(so it is the same text whatever the batch), it runs to its end, its last complete marker (`[[` + letter token
++ `]]`) is its verdict with the two letters' log-probs at that token, and a sample without one is forced: the
+marker is appended and the two letters' log-probs read.
 """
 
 import math
@@ -70,10 +71,9 @@ class VLLMBackend:
         requests = [(prompt, seed) for prompt, row in zip(prompts, seeds) for seed in row]
         sampling = [self._vllm.SamplingParams(
             n=1, temperature=params.temperature, top_p=params.top_p, max_tokens=params.max_new_tokens, seed=seed,
-            logprobs=TOP_LOGPROBS, stop=[marker + c for c in choices], include_stop_str_in_output=True)
-            for _, seed in requests]
+            logprobs=TOP_LOGPROBS) for _, seed in requests]
         outputs = self.llm.generate([prompt for prompt, _ in requests], sampling, use_tqdm=False)
-        completions = [self._completion(output.outputs[0], ids) for output in outputs]
+        completions = [self._completion(output.outputs[0], ids, marker) for output in outputs]
         unfinished = [i for i, c in enumerate(completions) if c.verdict_logprobs is None]
         if params.force_verdict and unfinished:
             forced = [requests[i][0] + completions[i].text + FORCE_SUFFIX + marker for i in unfinished]
@@ -83,11 +83,17 @@ class VLLMBackend:
                 completions[i] = Completion(text=text, verdict_logprobs=(la, lb), forced=True)
         return [completions[i * n:(i + 1) * n] for i in range(len(prompts))]
 
-    @staticmethod
-    def _completion(out, ids: list[int]) -> Completion:
-        """A sample that stopped on its verdict letter: close the marker and keep that letter's log-probs."""
-        if out.token_ids and out.token_ids[-1] in ids and out.logprobs:
-            top = out.logprobs[-1]
-            return Completion(text=out.text + "]]",
-                              verdict_logprobs=tuple(top[i].logprob if i in top else -math.inf for i in ids))
+    def _completion(self, out, ids: list[int], marker: str) -> Completion:
+        """The sample's last complete marker: `marker` before a letter token and "]]" right after it (or the end)."""
+        tokens = list(out.token_ids)
+        for i in reversed(range(len(tokens))):
+            if tokens[i] not in ids or not out.logprobs:
+                continue
+            before = self.tokenizer.decode(tokens[:i]).rstrip()
+            after = self.tokenizer.decode(tokens[i + 1:]).lstrip(" ")
+            if before.endswith(marker) and (after.startswith("]]") or "]]".startswith(after)):
+                top = out.logprobs[i]
+                text = out.text if after.startswith("]]") else out.text.rstrip("]") + "]]"
+                return Completion(text=text, verdict_logprobs=tuple(top[t].logprob if t in top else -math.inf
+                                                                    for t in ids))
         return Completion(text=out.text)

@@ -14,6 +14,7 @@ from labeler.judge.backends.adapters import is_adapter_dir, load_adapter_model
 from labeler.judge.backends.base import Completion, SamplingParams, default_seeds, defuse_special_tokens
 from labeler.judge.backends.transformers.chains import Chain, ChainSampler, left_pad, positions_from_mask
 from labeler.judge.backends.models import check_model_dir, default_model_dir, model_fingerprint
+from labeler.judge.parse import parse_verdict
 
 FORCE_SUFFIX = "\nVerdict: "
 MIN_SHARED_PREFIX = 16  # tokens; below this a shared prefill is not worth the cache copy
@@ -168,8 +169,8 @@ class TransformersBackend:
 
     def _completion(self, chain: Chain) -> Completion:
         text = self.tokenizer.decode(chain.tokens, skip_special_tokens=True)
-        if chain.verdict is not None:
-            text += "]]"  # sampling stops at the verdict letter; close the marker so the text reads whole
+        if chain.verdict is not None and parse_verdict(text) is None:
+            text = text.rstrip("]") + "]]"  # the sample ended inside its closing marker
         return Completion(text=text, verdict_logprobs=chain.logprobs, forced=chain.forced)
 
     def _eos(self) -> int | list[int]:

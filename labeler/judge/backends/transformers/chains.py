@@ -2,10 +2,12 @@
 
 `model.generate(num_return_sequences=K)` copies the prompt K times before the prefill; here the prompt is
 encoded once, its KV cache kept once and read by all K samples (judge/backends/cascade.py), and every sample
-of every prompt in the batch decodes in one forward pass per step. A sample stops as soon as it writes a
-verdict letter after the marker; a sample that ends (EOS) or runs out of tokens without one is forced: the
-marker is appended and the verdict read from the two letters' logits. Finished samples (forced on the way
-out) leave the batch so they cost nothing more.
+of every prompt in the batch decodes in one forward pass per step. One verdict rule, the parser's
+(`labeler.judge.parse`): the last complete marker `[[A]]`/`[[B]]` of the text counts. A sample runs until it ends
+(EOS) or runs out of tokens; a marker it writes is kept as its verdict (with the two letters' log-probs at that
+step) until a later one replaces it, so a marker quoted inside a rationale neither stops nor decides the sample.
+A sample that ends without a marker is forced: the marker is appended and the verdict read from the two
+letters' logits. Finished samples (forced on the way out) leave the batch so they cost nothing more.
 """
 
 from contextlib import nullcontext
@@ -43,6 +45,7 @@ class Chain:
     verdict: int | None = None  # index into the choices, None = abstained
     logprobs: tuple[float, float] | None = None
     forced: bool = False
+    opened: tuple[int, tuple[float, float], int] | None = None  # a letter after the marker, not yet closed by "]]"
 
 
 class ChainSampler:
@@ -58,6 +61,27 @@ class ChainSampler:
 
     def _marker_before(self, tokens: list[int]) -> bool:
         return "".join(self.pieces[t] for t in tokens[-4:]).rstrip().endswith(self.marker)
+
+    def _read(self, chain: Chain, token: int, logprobs: torch.Tensor) -> None:
+        """Follow the markers of `chain` after it wrote `token` (already appended): "[[" + letter opens one,
+        "]]" right after closes it and makes it the chain's verdict; anything else drops the open one."""
+        if chain.opened is not None:
+            verdict, letters, at = chain.opened
+            tail = "".join(self.pieces[t] for t in chain.tokens[at:]).lstrip(" ")
+            if tail.startswith("]]"):
+                chain.verdict, chain.logprobs, chain.opened = verdict, letters, None
+            elif not "]]".startswith(tail):
+                chain.opened = None
+        if token in self.choice_ids and self._marker_before(chain.tokens[:-1]):
+            letters = (float(logprobs[self.choice_ids[0]]), float(logprobs[self.choice_ids[1]]))
+            chain.opened = (self.choice_ids.index(token), letters, len(chain.tokens))
+
+    @staticmethod
+    def _close(chain: Chain) -> None:
+        """A sample that ends right after a verdict letter (or "]") closes that marker."""
+        if chain.opened is not None:
+            chain.verdict, chain.logprobs, _ = chain.opened
+            chain.opened = None
 
     @torch.inference_mode()
     def sample(self, prompts: list[list[int]], n: int, max_new_tokens: int, temperature: float, top_p: float,
@@ -95,13 +119,15 @@ class ChainSampler:
                 if finished[r]:
                     continue
                 token, chain = int(picked[r]), chains[c]
-                is_verdict = token in self.choice_ids and self._marker_before(chain.tokens)
-                if is_verdict:
-                    chain.verdict = self.choice_ids.index(token)
-                    chain.logprobs = (float(logprobs[r, self.choice_ids[0]]), float(logprobs[r, self.choice_ids[1]]))
-                if is_verdict or token not in self.eos_ids and step < max_new_tokens - 1:
+                ended = token in self.eos_ids or step == max_new_tokens - 1
+                if token not in self.eos_ids:
                     chain.tokens.append(token)
-                finished[r] = is_verdict or token in self.eos_ids or step == max_new_tokens - 1
+                    self._read(chain, token, logprobs[r])
+                    if ended and chain.verdict is None and chain.opened is None:
+                        chain.tokens.pop()  # never fed to the cache: the forced verdict reads the text shown
+                if ended:
+                    self._close(chain)
+                finished[r] = ended
             if bool(finished.all()):
                 break
             if int(finished.sum()) >= COMPACT_FRACTION * len(rows):  # finished rows leave the batch
