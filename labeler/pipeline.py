@@ -130,12 +130,20 @@ def annotate(
     store.release()
     started = time.perf_counter()
     status = "interrupted"
+    by_id = {pair.pair_id: pair for pair in pending}
+    remaining = list(by_id)
     try:
         with (progress or silent)(len(pending)) as advance:
-            for start in range(0, len(pending), batch_size):
-                judgments, samples = judge.judge(pending[start : start + batch_size], run_id)
+            while remaining:
+                claimed, passed = store.claim_pairs(judge.judge_key, run_id, remaining, batch_size)
+                remaining = remaining[len(claimed) + passed:]  # passed over: judged or being judged by another run
+                store.release()
+                advance(passed)
+                if not claimed:
+                    break
+                judgments, samples = judge.judge([by_id[p] for p in claimed], run_id)
                 _save_keeping_the_batch(store, run_id, judgments, samples)
-                store.release()  # let `labeler status` and other readers in while the next batch computes
+                store.release()  # let `labeler status` and other runs in while the next batch computes
                 result.judged.extend(judgments)
                 advance(len(judgments))
         status = "finished"
@@ -143,6 +151,16 @@ def annotate(
         result.seconds = time.perf_counter() - started
         store.finish_run(run_id, status)
     return result
+
+
+def resume_note(store: Store, judge: Judge, command: str = "annotate", skip_human: bool = False) -> str | None:
+    """"resuming run X: N of M done" when the last run of this judge and command stopped before its end and
+    pairs are left to judge."""
+    run = store.unfinished_run(judge.judge_key, command)
+    if run is None or not store.pending_pairs(judge.judge_key, 1, skip_human=skip_human):
+        return None
+    run_id, done, target = run
+    return f"resuming run {run_id}: {done} of {target} done"
 
 
 def _save_keeping_the_batch(store: Store, run_id: str, judgments, samples, attempts: int = 20) -> None:

@@ -123,11 +123,33 @@ def test_kill_9_mid_run_then_resume_without_duplicates(tmp_path):
     partial = counts(db)
     assert 0 < partial["judgments"] < 40, partial
     assert partial["samples"] == partial["judgments"] * 4  # whole batches only
-    done = subprocess.run(args, env={**os.environ, "LABELER_FAKE_DELAY": "0"}, capture_output=True, text=True)
+    done = subprocess.run(args[:-1], env={**os.environ, "LABELER_FAKE_DELAY": "0"}, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert counts(db) == {"pairs": 40, "judgments": 40, "samples": 160}
     con = duckdb.connect(str(db), read_only=True)
     assert sorted(r[0] for r in con.execute("SELECT status FROM runs").fetchall()) == ["finished", "interrupted"]
+    killed = con.execute("SELECT run_id FROM runs WHERE status = 'interrupted'").fetchone()[0]
+    assert f"resuming run {killed}: {partial['judgments']} of 40 done" in done.stdout
+    con.close()
+    again = subprocess.run(args[:-1], capture_output=True, text=True)
+    assert again.returncode == 0 and "resuming" not in again.stdout  # nothing left: nothing resumed
+
+
+def test_two_concurrent_runs_claim_disjoint_pairs(tmp_path):
+    """Two `annotate` processes on one store split the pending pairs: N judge calls in all, not 2N."""
+    data, db = write_pairs(tmp_path / "d.jsonl", 30), tmp_path / "l.duckdb"
+    assert run("ingest", data, "--db", db).exit_code == 0
+    args = [sys.executable, "-m", "labeler", "annotate", "--db", str(db), "--backend", "fake", "--batch-size", "2",
+            "--quiet"]
+    env = {**os.environ, "LABELER_FAKE_DELAY": "0.1"}
+    procs = [subprocess.Popen(args, env=env, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    errors = [p.communicate()[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errors
+    con = duckdb.connect(str(db), read_only=True)
+    runs = con.execute("SELECT n_done FROM runs WHERE command = 'annotate'").fetchall()
+    assert len(runs) == 2 and sum(n for (n,) in runs) == 30 and all(n > 0 for (n,) in runs), runs
+    assert con.execute("SELECT count(*), count(DISTINCT pair_id) FROM judgments").fetchone() == (30, 30)
+    assert con.execute("SELECT count(*) FROM leases").fetchone() == (0,)  # finished runs hold nothing
 
 
 def test_a_busy_store_keeps_the_judged_batch_and_retries(capsys):

@@ -90,9 +90,12 @@ def annotate(
                                 strict, max_chars)
         if files and not quiet:  # before judging starts, so bad rows are seen at once
             render.ingested(ingested)
+        command = "relabel" if relabel else "annotate"
+        resuming = pipeline.resume_note(store, judge_, command, skip_human=relabel)
+        if resuming and not quiet:
+            render.console.print(resuming)
         result = pipeline.annotate(
-            store, [], judge_, limit=limit, batch_size=batch_size, skip_human=relabel,
-            command="relabel" if relabel else "annotate",
+            store, [], judge_, limit=limit, batch_size=batch_size, skip_human=relabel, command=command,
             progress=lambda total: progress_bar(total, f"judging ({judge_.config.mode})", quiet=quiet),
         )
         result.ingested = ingested

@@ -6,6 +6,7 @@ from labeler.store import calibrations as _calibrations
 from labeler.store import evaluation as _evaluation
 from labeler.store import judges as _judges
 from labeler.store import judgments as _judgments
+from labeler.store import leases as _leases
 from labeler.store import pairs as _pairs
 from labeler.store import reports as _reports
 from labeler.store import review as _review
@@ -76,6 +77,13 @@ class Store:
                       pair_ids: list[str] | None = None) -> list[Pair]:
         return _judgments.pending_pairs(self.con, judge_key, limit, skip_human, pair_ids)
 
+    def claim_pairs(self, judge_key: str, run_id: str, candidates: list[str], limit: int) -> tuple[list[str], int]:
+        with transaction(self.con):
+            return _leases.claim(self.con, judge_key, run_id, candidates, limit)
+
+    def unfinished_run(self, judge_key: str, command: str) -> tuple[str, int, int] | None:
+        return _leases.unfinished_run(self.con, judge_key, command)
+
     def save_batch(self, run_id: str, judgments: list[Judgment], samples: list[Sample]) -> None:
         with transaction(self.con):
             _judgments.save_judgments(self.con, judgments, samples)
@@ -90,7 +98,9 @@ class Store:
         _judgments.start_run(self.con, run_id, command, judge_key, judge_id, mode, samples, params or {}, n_target)
 
     def finish_run(self, run_id: str, status: str) -> None:
-        _judgments.finish_run(self.con, run_id, status)
+        with transaction(self.con):
+            _judgments.finish_run(self.con, run_id, status)
+            _leases.release(self.con, run_id)
 
     # reports
     def status(self) -> StatusReport:

@@ -158,4 +158,16 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "create_leases",
+        """
+        CREATE TABLE leases (
+            pair_id VARCHAR NOT NULL,
+            judge_key VARCHAR NOT NULL,
+            run_id VARCHAR NOT NULL,
+            expires_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (pair_id, judge_key)
+        );
+        """,
+    ),
 ]
