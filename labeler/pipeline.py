@@ -77,7 +77,7 @@ def judge_for(store: Store, backend: str = "transformers", model: str | Path | N
     spec = resolve_judge(store, backend, str(model) if model else None, version, relabel)
     mode = mode or spec.mode or "direct"
     default_k = spec.samples if spec.mode == mode and spec.samples else (4 if mode == "cot" else 1)
-    config = JudgeConfig(mode=mode, samples=samples or default_k, **decoding)
+    config = JudgeConfig(mode=mode, samples=default_k if samples is None else samples, **decoding)
     judge = build_judge(spec.backend, spec.model, config, batch_size, dtype)
     _store_shipped_calibration(store, judge)
     return judge

@@ -172,3 +172,19 @@ def test_a_busy_store_keeps_the_judged_batch_and_retries(capsys):
     store.tries = -100
     with pytest.raises(StoreBusy):  # after its attempts it says so; it never drops the batch silently
         _save_keeping_the_batch(store, "r", ["j"], [], attempts=2)
+
+
+@pytest.mark.parametrize("option, value, says", [
+    ("--samples", "0", "samples must be >= 1"),  # was taken as "not given" and became 4
+    ("--temperature", "nan", "temperature > 0"),
+    ("--top-p", "inf", "0 < top_p <= 1"),
+    ("--max-new-tokens", "0", "max_new_tokens"),
+    ("--max-chars", "0", "'--max-chars'"),
+    ("--batch-size", "0", "'--batch-size'"),
+])
+def test_numeric_options_out_of_range_are_usage_errors(tmp_path, option, value, says):
+    data, db = write_pairs(tmp_path / "d.jsonl", 2), tmp_path / "l.duckdb"
+    result = run("annotate", data, "--db", db, "--backend", "fake", "--mode", "cot", option, value)
+    assert result.exit_code == 2 and says in " ".join(result.output.split()), result.output
+    if db.exists():  # refused before the files are ingested
+        assert duckdb.connect(str(db), read_only=True).execute("SELECT count(*) FROM pairs").fetchone() == (0,)

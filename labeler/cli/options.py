@@ -20,8 +20,8 @@ Files = Annotated[list[Path], typer.Argument(help="JSONL or Parquet files of pai
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables; errors only.")]
 Json = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 Strict = Annotated[bool, typer.Option("--strict", help="Fail on the first bad row instead of quarantining it.")]
-MaxChars = Annotated[int, typer.Option("--max-chars", help="Longest text field accepted, in characters.")]
-BatchSize = Annotated[int, typer.Option(help="Pairs per batch; each batch is committed.")]
+MaxChars = Annotated[int, typer.Option("--max-chars", min=1, help="Longest text field accepted, in characters.")]
+BatchSize = Annotated[int, typer.Option(min=1, help="Pairs per batch; each batch is committed.")]
 
 FIELDS = "Input fields"
 PromptField = Annotated[str, typer.Option("--prompt-field", help="Field holding the prompt.", rich_help_panel=FIELDS)]

@@ -52,9 +52,10 @@ def _client(url: str | None, api_key: str | None):
 @review_app.command()
 @user_errors
 def serve(
-    port: Annotated[int, typer.Option(help="Port of the Argilla UI and API on 127.0.0.1.")] = 6900,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the Argilla UI and API on 127.0.0.1.")] = 6900,
     data_dir: DataDir = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the server to answer.")] = 180.0,
+    timeout: Annotated[float, typer.Option(min=1.0, max=86400.0,
+                                           help="Seconds to wait for the server to answer.")] = 180.0,
 ):
     """Start a local Argilla server (own venv, noida-db, 127.0.0.1 only), or reuse the one running.
 

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
@@ -42,8 +43,11 @@ class JudgeConfig:
             raise ValueError(f"direct mode reads one verdict per order; samples must be 1, got {self.samples}")
         if self.adaptive and (self.mode != "cot" or self.adaptive_round < 1 or not 0.5 < self.adaptive_confidence < 1):
             raise ValueError("adaptive voting needs mode 'cot', adaptive_round >= 1 and 0.5 < adaptive_confidence < 1")
-        if not 0.0 < self.top_p <= 1.0 or self.temperature <= 0.0:
+        if not 0.0 < self.top_p <= 1.0 or not 0.0 < self.temperature < math.inf:  # also refuses nan
             raise ValueError(f"need 0 < top_p <= 1 and temperature > 0, got top_p={self.top_p}, temperature={self.temperature}")
+        if self.max_new_tokens < 1 or self.max_field_chars < 1:
+            raise ValueError(f"max_new_tokens and max_field_chars must be >= 1, got {self.max_new_tokens}, "
+                             f"{self.max_field_chars}")
 
 
 class Judge:
