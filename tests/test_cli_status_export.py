@@ -129,3 +129,14 @@ def test_os_and_database_errors_inside_a_command_are_one_error_line(capsys):
         with pytest.raises(typer.Exit):
             command()
         assert capsys.readouterr().err == message
+
+
+def test_temp_files_of_a_killed_export_and_ingest_are_removed_on_the_next_run(db, tmp_path):
+    out = tmp_path / "labels.jsonl"
+    stale_export = tmp_path / ".labels.jsonl.tmp"  # what `kill -9` during an export leaves
+    stale_export.write_text('{"half": ')
+    spill = db.with_name(db.name + ".tmp")  # DuckDB's spill folder of a killed large ingest
+    spill.mkdir()
+    (spill / "duckdb_temp_storage-0.tmp").write_bytes(b"\0" * 1024)
+    assert run("export", "--db", db, "--out", out).exit_code == 0
+    assert not stale_export.exists() and not spill.exists() and out.exists()

@@ -3,6 +3,7 @@
 from collections.abc import Iterator
 from contextlib import contextmanager
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -42,6 +43,8 @@ def connect(path: str | Path, wait_seconds: float | None = None) -> duckdb.DuckD
                                "(restore it from a copy, or pass a new --db)") from None
     # DuckDB's default (80 % of RAM) let a 1M-row ingest reach 5.3 GB RSS; with a limit it spills to <db>.tmp
     con.execute("SET memory_limit = ?", [os.environ.get("LABELER_DUCKDB_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT)])
+    # spill files of a killed ingest: this process holds the database alone, so nobody else is using them
+    shutil.rmtree(path.with_name(path.name + ".tmp"), ignore_errors=True)
     migrate(con)
     return con
 
