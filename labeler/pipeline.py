@@ -141,11 +141,17 @@ def annotate(
                 advance(passed)
                 if not claimed:
                     break
-                judgments, samples = judge.judge([by_id[p] for p in claimed], run_id)
+                shown = [0.0]  # the bar moves per finished sample; the batch's rest when it is stored
+
+                def tick(share: float) -> None:
+                    shown[0] += share
+                    advance(share)
+
+                judgments, samples = judge.judge([by_id[p] for p in claimed], run_id, tick)
                 _save_keeping_the_batch(store, run_id, judgments, samples)
                 store.release()  # let `labeler status` and other runs in while the next batch computes
                 result.judged.extend(judgments)
-                advance(len(judgments))
+                advance(len(judgments) - shown[0])
         status = "finished"
     finally:
         result.seconds = time.perf_counter() - started

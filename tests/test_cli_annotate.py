@@ -75,7 +75,7 @@ def test_the_ingest_summary_is_shown_before_judging_starts(tmp_path, monkeypatch
     from labeler.cli import app
     from labeler.judge.judge import Judge
 
-    def fail(self, pairs, run_id):
+    def fail(self, pairs, run_id, progress=None):
         raise RuntimeError("judging started")
 
     monkeypatch.setattr(Judge, "judge", fail)

@@ -107,3 +107,26 @@ def test_the_rationale_shown_with_a_label_reads_in_the_pairs_own_letters():
     assert pool_cot([swapped, own, loser]).rationale == "Response B is better.\n[[B]]"
     only_swapped = pool_cot([swapped, loser, sample("BA", 1, "B", 0.2, "A wins.\n[[A]]")])
     assert only_swapped.label == "B" and only_swapped.rationale == SWAPPED_NOTE + "Response A is better.\n[[A]]"
+
+
+def test_progress_moves_per_finished_sample_not_per_batch(tmp_path):
+    from contextlib import contextmanager
+
+    from labeler.pipeline import annotate
+    from labeler.store import Store
+
+    moves: list[float] = []
+
+    @contextmanager
+    def recording(total):
+        yield moves.append
+
+    pairs = [Pair(pair_id=f"p{i}", prompt=f"q{i}", response_a="a", response_b="b") for i in range(3)]
+    judge = Judge(FakeBackend(), JudgeConfig(mode="cot", samples=4))
+    with Store(tmp_path / "l.duckdb") as store:
+        store.con.executemany("INSERT INTO pairs (pair_id, prompt, response_a, response_b, content_hash, source_file,"
+                              " source_line) VALUES (?, ?, ?, ?, ?, 'f', 0)",
+                              [[p.pair_id, p.prompt, p.response_a, p.response_b, p.pair_id] for p in pairs])
+        annotate(store, [], judge, batch_size=3, progress=recording)
+    assert moves.count(1 / 8) == 3 * 2 * 4  # one move per sample: 2 orders x K=4 per pair
+    assert sum(moves) == pytest.approx(3)

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
@@ -73,14 +74,16 @@ class Judge:
                 out.append((pair, position, self.backend.render_chat(r.system, r.user, r.assistant_prefix)))
         return out
 
-    def judge(self, pairs: list[Pair], run_id: str) -> tuple[list[Judgment], list[Sample]]:
+    def judge(self, pairs: list[Pair], run_id: str,
+              progress: Callable[[float], None] | None = None) -> tuple[list[Judgment], list[Sample]]:
+        """Judge `pairs`; `progress(x)` is told of each finished cot sample as a share x of a pair."""
         prompts = self._prompts(pairs)
         if self.config.mode == "direct":
             scores = self.backend.verdict_logprobs([text for _, _, text in prompts], CHOICES)
             samples = [self._sample(pair, position, 0, "", "A" if la >= lb else "B", (la, lb))
                        for (pair, position, _), (la, lb) in zip(prompts, scores)]
         else:
-            samples = self._sample_chains(prompts, pairs)
+            samples = self._sample_chains(prompts, pairs, progress)
         by_pair: dict[str, list[Sample]] = {pair.pair_id: [] for pair in pairs}
         for sample in samples:
             by_pair[sample.pair_id].append(sample)
@@ -88,7 +91,8 @@ class Judge:
         judgments = [self._judgment(pair, by_pair[pair.pair_id], run_id, now) for pair in pairs]
         return judgments, samples
 
-    def _sample_chains(self, prompts: list[tuple[Pair, str, str]], pairs: list[Pair]) -> list[Sample]:
+    def _sample_chains(self, prompts: list[tuple[Pair, str, str]], pairs: list[Pair],
+                       progress: Callable[[float], None] | None = None) -> list[Sample]:
         """K rationales per order; with `adaptive`, in rounds, each pair stopping once the adaptive rule says so.
         Sample j of a pair's order is seeded by (seed, pair id, order, j) alone, so it is the same text whatever
         the batch, the round or the resume point."""
@@ -96,7 +100,9 @@ class Judge:
         step = c.adaptive_round if c.adaptive else k
         used, todo, samples = 0, {p.pair_id for p in pairs}, []
         by_pair: dict[str, list[Sample]] = {p.pair_id: [] for p in pairs}
-        params = SamplingParams(c.max_new_tokens, c.temperature, c.top_p, c.seed, c.force_verdict)
+        share = 1 / (len(POSITIONS) * k)
+        params = SamplingParams(c.max_new_tokens, c.temperature, c.top_p, c.seed, c.force_verdict,
+                                on_sample=(lambda: progress(share)) if progress else None)
         while todo and used < k:
             n = min(step, k - used)
             batch = [item for item in prompts if item[0].pair_id in todo]

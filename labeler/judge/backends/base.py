@@ -2,7 +2,8 @@
 
 import hashlib
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 WORD_JOINER = "\u2060"  # invisible; splits a special-token string so the tokenizer reads it as text
@@ -15,6 +16,7 @@ class SamplingParams:
     top_p: float = 0.95
     seed: int = 0
     force_verdict: bool = True  # a sample without a verdict gets one read from the logits; False = it abstains
+    on_sample: Callable[[], None] | None = field(default=None, compare=False)  # called as each sample finishes
 
 
 @dataclass

@@ -62,5 +62,7 @@ class FakeBackend:
                     samples.append(Completion(text=text, verdict_logprobs=logprobs, forced=True))
                 else:
                     samples.append(Completion(text=f"Sample {i}: I cannot decide."))
+                if params.on_sample:
+                    params.on_sample()
             results.append(samples)
         return results

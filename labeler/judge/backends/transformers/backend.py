@@ -153,7 +153,8 @@ class TransformersBackend:
         out: list[list[Completion]] = [[] for _ in prompts]
         for batch in self._by_length(prompts, max(1, self.max_sequences // n)):
             chains = sampler.sample([encoded[i] for i in batch], n, params.max_new_tokens, params.temperature,
-                                    params.top_p, [seeds[i] for i in batch], force=params.force_verdict)
+                                    params.top_p, [seeds[i] for i in batch], force=params.force_verdict,
+                                    on_finish=params.on_sample)
             for i, samples in zip(batch, chains):
                 out[i] = [self._completion(c) for c in samples]
         return out

@@ -85,17 +85,18 @@ class ChainSampler:
 
     @torch.inference_mode()
     def sample(self, prompts: list[list[int]], n: int, max_new_tokens: int, temperature: float, top_p: float,
-               seeds: list[list[int]], force: bool = True) -> list[list[Chain]]:
-        """`n` chains per prompt; `seeds[i][j]` drives the randomness of prompt i's sample j and nothing else."""
+               seeds: list[list[int]], force: bool = True, on_finish=None) -> list[list[Chain]]:
+        """`n` chains per prompt; `seeds[i][j]` drives the randomness of prompt i's sample j and nothing else.
+        `on_finish()` is called as each chain ends."""
         with cascade.cascade_attention_on(self.model) if self.shared_prefix else nullcontext():
-            return self._sample(prompts, n, max_new_tokens, temperature, top_p, seeds, force)
+            return self._sample(prompts, n, max_new_tokens, temperature, top_p, seeds, force, on_finish)
 
     def _forward(self, cache, **inputs):
         if self.shared_prefix:
             return cascade.forward(self.model, cache, **inputs)
         return self.model(past_key_values=cache, use_cache=True, **inputs)
 
-    def _sample(self, prompts, n, max_new_tokens, temperature, top_p, seeds, force) -> list[list[Chain]]:
+    def _sample(self, prompts, n, max_new_tokens, temperature, top_p, seeds, force, on_finish) -> list[list[Chain]]:
         ids, mask = left_pad(prompts, self.pad_id)
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions_from_mask(mask), use_cache=True,
                          logits_to_keep=1)
@@ -127,6 +128,8 @@ class ChainSampler:
                         chain.tokens.pop()  # never fed to the cache: the forced verdict reads the text shown
                 if ended:
                     self._close(chain)
+                    if on_finish:
+                        on_finish()
                 finished[r] = ended
             if bool(finished.all()):
                 break
