@@ -10,6 +10,10 @@
   reference approach (one prompt at a time, full logits), and against the machine's compute limit: a float32
   matmul peak measured here divided by 2 x the parameters each token passes through (the output layer
   counted once per prompt, where the verdict logits are read).
+- dtypes: direct and cot in bfloat16 and int8 (`--dtype`) against float32 on the same pairs: pairs/s, each
+  one's share of the matmul peak measured in its own dtype (int8: a dynamically quantized linear layer), the
+  labels that match float32, and for cot the forced share and mean sample length (same token statistics).
+- `dtype_label_match`: direct labels of bfloat16 / int8 against float32 on many dev pairs (300 by default).
 """
 
 import json
@@ -18,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from labeler.judge.backends import make_backend
 from labeler.judge.judge import CHOICES, Judge, JudgeConfig
 from labeler.judge.parse import parse_verdict
 from labeler.judge.prompts import render, to_original
@@ -86,19 +91,36 @@ def direct_reference(backend, pairs) -> float:
     return time.perf_counter() - start
 
 
-def matmul_peak_flops(n: int = 2048, reps: int = 8) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    start = time.perf_counter()
-    for _ in range(reps):
-        a @ b
+def matmul_peak_flops(n: int = 2048, reps: int = 8, dtype: str = "float32") -> float:
+    """FLOP/s of an n x n x n product in `dtype` (int8: dynamically quantized `nn.Linear`, as `--dtype int8`)."""
+    a = torch.randn(n, n)
+    if dtype == "int8":
+        import warnings
+
+        from torch.ao.quantization import quantize_dynamic
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            layer = quantize_dynamic(torch.nn.Sequential(torch.nn.Linear(n, n, bias=False)), {torch.nn.Linear},
+                                     dtype=torch.qint8)
+        op = lambda: layer(a)  # noqa: E731
+    else:
+        a = a.to(getattr(torch, dtype))
+        b = torch.randn(n, n, dtype=a.dtype)
+        op = lambda: a @ b  # noqa: E731
+    with torch.inference_mode():
+        op()
+        start = time.perf_counter()
+        for _ in range(reps):
+            op()
     return 2 * n**3 * reps / (time.perf_counter() - start)
 
 
 def direct_limit(backend, pairs, peak: float) -> float:
     """Pairs/s if every token's matmuls ran at the measured peak."""
     model = backend.model
-    body = sum(m.weight.numel() for m in model.model.layers.modules() if isinstance(m, torch.nn.Linear))
+    body = sum(m.weight().numel() if callable(m.weight) else m.weight.numel()  # a quantized layer's is a method
+               for m in model.model.layers.modules() if hasattr(m, "weight") and "Linear" in type(m).__name__)
     head = model.lm_head.weight.numel()
     tokens = sum(len(prompt_ids(backend, "direct", pair, position)) for pair in pairs for position in ("AB", "BA"))
     flops = 2 * body * tokens + 2 * head * 2 * len(pairs)
@@ -135,5 +157,58 @@ def speedups(backend, pairs, gold: list[str], k: int, max_new_tokens: int, batch
         direct_speedup=reference_s / direct_s, direct_limit_pairs_per_s=limit,
         direct_limit_share=(len(pairs) / direct_s) / limit, matmul_peak_gflops=peak / 1e9,
         direct_agreement=agreement([j.label for j in direct], gold),
+        fixed_pairs_per_s=len(pairs) / ours_s, adaptive_pairs_per_s=len(pairs) / adapt_s,
+        adaptive_pairs_ratio=ours_s / adapt_s,
+        cot_mean_chars=sum(len(x.text) for x in samples) / len(samples),
     )
+    peaks = {"float32": peak}
+    for dtype in ("bfloat16", "int8"):
+        other = make_backend("transformers", model=str(backend._resolved), batch_size=backend.batch_size, dtype=dtype)
+        other.load()
+        peaks[dtype] = matmul_peak_flops(dtype=dtype)
+        fast, _, fast_s = judge_all(Judge(other, JudgeConfig(mode="direct")), pairs, batch_size)
+        tag = {"bfloat16": "bf16", "int8": "int8"}[dtype]
+        out[f"direct_{tag}_pairs_per_s"] = len(pairs) / fast_s
+        out[f"direct_{tag}_speedup"] = direct_s / fast_s
+        out[f"direct_{tag}_limit_share"] = (len(pairs) / fast_s) / direct_limit(other, pairs, peaks[dtype])
+        out[f"direct_{tag}_label_match"] = _match(direct, fast)
+        fast_cot, fast_samples, fast_cot_s = judge_all(Judge(other, cot), pairs, batch_size)
+        out[f"cot_{tag}_pairs_per_s"] = len(pairs) / fast_cot_s
+        out[f"cot_{tag}_speedup"] = ours_s / fast_cot_s
+        out[f"cot_{tag}_label_match"] = _match(ours, fast_cot)
+        out[f"cot_{tag}_forced_share"] = sum(x.forced for x in fast_samples) / len(fast_samples)
+        out[f"cot_{tag}_mean_chars"] = sum(len(x.text) for x in fast_samples) / len(fast_samples)
+        log(f"{dtype}: direct {out[f'direct_{tag}_speedup']:.2f}x float32 ({out[f'direct_{tag}_limit_share']:.0%} of "
+            f"its {peaks[dtype] / 1e9:.0f} GFLOP/s peak), labels {out[f'direct_{tag}_label_match']:.0%} as float32; "
+            f"cot {out[f'cot_{tag}_speedup']:.2f}x")
+        del other
+    out["matmul_peak_gflops_by_dtype"] = {k: v / 1e9 for k, v in peaks.items()}
+    out["direct_label_match"] = out["direct_bf16_label_match"]
+    return out
+
+
+def _match(ours: list, theirs: list) -> float:
+    """Share of pairs whose pooled label is the same."""
+    return sum(a.label == b.label for a, b in zip(ours, theirs)) / len(ours)
+
+
+def dtype_label_match(backend, pairs, gold: list[str], batch_size: int) -> dict:
+    """Direct labels in bfloat16 and int8 against float32 on the same (many) pairs: per order and pooled, the
+    mean |P(A) change|, and each dtype's agreement with the human labels."""
+    reference, ref_samples, ref_s = judge_all(Judge(backend, JudgeConfig(mode="direct")), pairs, batch_size)
+    out = {"pairs": len(pairs), "float32_agreement": agreement([j.label for j in reference], gold),
+           "float32_pairs_per_s": len(pairs) / ref_s}
+    for dtype in ("bfloat16", "int8"):
+        other = make_backend("transformers", model=str(backend._resolved), batch_size=backend.batch_size, dtype=dtype)
+        other.load()
+        got, got_samples, got_s = judge_all(Judge(other, JudgeConfig(mode="direct")), pairs, batch_size)
+        per_order = sum(a.verdict == b.verdict for a, b in zip(ref_samples, got_samples)) / len(ref_samples)
+        out[dtype] = {"pooled_label_match": _match(reference, got), "per_order_verdict_match": per_order,
+                      "mean_abs_p_a_change": sum(abs(a.p_a - b.p_a) for a, b in zip(reference, got)) / len(got),
+                      "agreement": agreement([j.label for j in got], gold), "pairs_per_s": len(pairs) / got_s,
+                      "speedup": ref_s / got_s}
+        print(f"{dtype}: pooled labels {out[dtype]['pooled_label_match']:.1%} as float32, per order "
+              f"{per_order:.1%}, agreement {out[dtype]['agreement']:.1f} vs {out['float32_agreement']:.1f}, "
+              f"{out[dtype]['speedup']:.2f}x", flush=True)
+        del other
     return out

@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT / "examples" / "pairs.jsonl"
 PREFS = ROOT.parent / "shared" / "data" / "prefs"
 SPEEDUP_KEYS = ("cot_speedup", "cot_agreement_delta", "adaptive_sample_ratio", "adaptive_agreement_delta",
-                "direct_speedup", "direct_limit_share")
+                "direct_speedup", "direct_limit_share", "direct_bf16_speedup", "direct_label_match", "cot_bf16_speedup",
+                "adaptive_pairs_ratio")
 
 INGEST_CHILD = """
 import json, sys, time
@@ -65,6 +66,9 @@ def make_parser() -> argparse.ArgumentParser:
                    help="Human-labelled JSONL for --speedups (default: ../shared/data/prefs/hh_helpful.jsonl).")
     p.add_argument("--speedup-pairs", type=int, default=8, help="Pairs for --speedups (the first N).")
     p.add_argument("--speedup-k", type=int, default=8, help="Samples per order for --speedups.")
+    p.add_argument("--match-pairs", type=int, default=0,
+                   help="With --speedups: direct labels of bfloat16 and int8 against float32 on this many dev pairs "
+                        "(an equal share of each ../shared/data/prefs file; 300 in the README).")
     return p
 
 
@@ -212,7 +216,16 @@ def speedup_section(args: argparse.Namespace) -> dict:
     backend = make_backend("transformers", model=str(args.model) if args.model else None, batch_size=args.batch_size)
     backend.load()
     print(f"speedups on {len(pairs)} pairs of {args.speedup_data.name}, K={args.speedup_k} ...", file=sys.stderr)
-    return speedups(backend, pairs, gold, args.speedup_k, args.max_new_tokens, args.batch_size)
+    out = speedups(backend, pairs, gold, args.speedup_k, args.max_new_tokens, args.batch_size)
+    if args.match_pairs:
+        from judge_speed import dtype_label_match
+
+        files = sorted(PREFS.glob("*.jsonl"))
+        dev = [labelled_pairs(f, -(-args.match_pairs // len(files))) for f in files]
+        pairs, gold = [p for ps, _ in dev for p in ps][: args.match_pairs], [g for _, gs in dev for g in gs][: args.match_pairs]
+        print(f"dtype label match on {len(pairs)} dev pairs ...", file=sys.stderr)
+        out["dtype_label_match"] = dtype_label_match(backend, pairs, gold, args.batch_size)
+    return out
 
 
 def _print(result: dict) -> None:

@@ -243,6 +243,22 @@ def test_bfloat16_weights_read_float32_verdict_logits_under_their_own_judge_key(
         make_backend("transformers", model=str(tiny_llama), dtype="fp8")
 
 
+def test_int8_quantizes_the_decoder_blocks_and_keeps_the_verdict_head_float32(backend, tiny_llama):
+    int8 = make_backend("transformers", model=str(tiny_llama), batch_size=2, dtype="int8")
+    assert Judge(int8, JudgeConfig()).judge_key not in (Judge(backend, JudgeConfig()).judge_key,)
+    decoder = int8.model.get_decoder()
+    linears = [m for m in decoder.modules() if isinstance(m, torch.nn.Linear)]
+    quantized = [m for m in decoder.modules() if type(m).__name__ == "Linear" and "quantized" in type(m).__module__]
+    assert not linears and quantized  # every block's linear layer runs in int8
+    assert int8.model.get_output_embeddings().weight.dtype == torch.float32
+    prompts = [backend.render_chat("s", "q" * n, "Verdict: [[") for n in (1, 30, 7)]
+    for (a1, b1), (a2, b2) in zip(backend.verdict_logprobs(prompts, ("A", "B")), int8.verdict_logprobs(prompts, ("A", "B"))):
+        assert abs(a1 - a2) < 0.05 and abs(b1 - b2) < 0.05
+    (chain,), = int8._sampler(("A", "B"), "[[").sample(
+        [int8.tokenizer.encode(prompts[0], add_special_tokens=False)], 1, 4, 1.0, 1.0, [[0]])
+    assert chain.verdict in (0, 1)  # the cot sampler (cascade attention) runs on the quantized blocks
+
+
 def test_annotate_dtype_option_reaches_the_judge_key(tiny_llama, tmp_path):
     import duckdb
 

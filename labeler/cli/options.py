@@ -42,9 +42,9 @@ JudgeVersion = Annotated[str | None, typer.Option("--judge", help="Judge version
                                                   rich_help_panel=JUDGE)]
 JudgeBackend = Annotated[str, typer.Option(help="transformers (default), vllm (GPU extra), fake (tests).",
                                            rich_help_panel=JUDGE)]
-JudgeDtype = Annotated[str, typer.Option(help="Weights of the transformers backend: float32 or bfloat16 (about 2x "
-                                         "faster on CPUs with avx512_bf16); verdict logits stay float32. Part of the "
-                                         "judge key.", rich_help_panel=JUDGE)]
+JudgeDtype = Annotated[str, typer.Option(help="Weights of the transformers backend: float32, bfloat16 (CPUs with "
+                                         "avx512_bf16) or int8 (dynamic quantization of the decoder's linear layers); "
+                                         "verdict logits stay float32. Part of the judge key.", rich_help_panel=JUDGE)]
 
 
 def user_errors(fn):

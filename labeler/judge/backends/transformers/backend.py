@@ -18,7 +18,7 @@ from labeler.judge.parse import parse_verdict
 
 FORCE_SUFFIX = "\nVerdict: "
 MIN_SHARED_PREFIX = 16  # tokens; below this a shared prefill is not worth the cache copy
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "int8": torch.float32}  # int8: see _quantize
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
@@ -28,6 +28,20 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
             break
         n += 1
     return min(n, len(a) - 1, len(b) - 1)  # every member keeps at least one token of its own to read logits at
+
+
+def _quantize(model) -> None:
+    """int8 on CPU: the decoder blocks' linear layers become dynamically quantized (int8 weights, activations
+    quantized per batch, VNNI kernels). The embedding and the output layer stay float32, so the verdict logits are
+    read as in float32."""
+    import warnings
+
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao's eager quantization is deprecated in favour of torchao
+        for layer in model.get_decoder().layers:  # in place: a copy would carry its own copy of the config
+            quantize_dynamic(layer, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
 
 
 class TransformersBackend:
@@ -63,12 +77,15 @@ class TransformersBackend:
     @property
     def model(self):
         """Weights load on first use, so a run with nothing to judge never pays for them."""
-        if self._model is None and is_adapter_dir(self._resolved):  # a LoRA judge version (labeler retrain)
-            self._model = load_adapter_model(self._resolved).to(DTYPES[self.dtype]).eval()
         if self._model is None:
-            self._model = AutoModelForCausalLM.from_pretrained(
-                self._resolved, dtype=DTYPES[self.dtype], use_safetensors=True, trust_remote_code=False
-            ).eval()
+            if is_adapter_dir(self._resolved):  # a LoRA judge version (labeler retrain)
+                model = load_adapter_model(self._resolved).to(DTYPES[self.dtype])
+            else:
+                model = AutoModelForCausalLM.from_pretrained(
+                    self._resolved, dtype=DTYPES[self.dtype], use_safetensors=True, trust_remote_code=False)
+            if self.dtype == "int8":
+                _quantize(model)
+            self._model = model.eval()
         return self._model
 
     def _verdict_logits(self, **inputs) -> torch.Tensor:
