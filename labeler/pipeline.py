@@ -7,7 +7,7 @@ annotate (ingest, then judge what is pending) and export. Ingest is `labeler.ing
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +18,11 @@ from labeler.judge.judge import Judge, JudgeConfig
 from labeler.paths import atomic_path
 from labeler.progress import silent
 from labeler.store import FieldMap, Store
-from schemas import Judgment
+from schemas import Judgment, Pair, Sample
+
+# How pending pairs get judged: (judge, pairs, batch size, run id) -> finished batches, in any order. The default
+# judges in this process; `labeler.scale.RayRunner` judges on a Ray cluster and hands the batches back here.
+Runner = Callable[[Judge, list[Pair], int, str], Iterator[tuple[list[Judgment], list[Sample]]]]
 
 
 @dataclass
@@ -38,14 +42,31 @@ class AnnotateResult:
         return len(self.judged) / self.seconds if self.seconds else 0.0
 
 
+@dataclass(frozen=True)
+class JudgeRecipe:
+    """What `build_judge` builds a judge from; picklable, so a Ray actor builds its own copy of the judge."""
+
+    backend: str
+    model: str | None
+    config: JudgeConfig
+    batch_size: int
+    dtype: str = "float32"
+
+    def build(self) -> Judge:
+        made = make_backend(self.backend, model=self.model, batch_size=self.batch_size, dtype=self.dtype)
+        if self.backend == "reward":  # a Bradley-Terry judge version scores the pair, not a judge prompt
+            from labeler.judge.reward import RewardJudge
+
+            judge = RewardJudge(made, self.config)
+        else:
+            judge = Judge(made, self.config)
+        judge.recipe = self
+        return judge
+
+
 def build_judge(backend: str, model: str | None, config: JudgeConfig, batch_size: int,
                 dtype: str = "float32") -> Judge:
-    made = make_backend(backend, model=model, batch_size=batch_size, dtype=dtype)
-    if backend == "reward":  # a Bradley-Terry judge version scores the pair, not a judge prompt
-        from labeler.judge.reward import RewardJudge
-
-        return RewardJudge(made, config)
-    return Judge(made, config)
+    return JudgeRecipe(backend, model, config, batch_size, dtype).build()
 
 
 def resolve_judge(store: Store, backend: str, model: str | None, version: str | None = None,
@@ -112,9 +133,10 @@ def annotate(
     pair_ids: list[str] | None = None,
     command: str = "annotate",
     skip_human: bool = False,
+    runner: Runner | None = None,
 ) -> AnnotateResult:
     """Ingest `files`, then judge every pair (or every pair of `pair_ids`) that has no label from this judge,
-    committing per batch."""
+    committing per batch. `runner` judges the batches elsewhere (a Ray cluster); this process still writes them."""
     reports = ingest_files(store, files, fields, strict, max_chars)
     pending = store.pending_pairs(judge.judge_key, limit, skip_human=skip_human, pair_ids=pair_ids)
     result = AnnotateResult(reports, judge.judge_id, judge.judge_key, None, len(pending), stored=store.count("pairs"))
@@ -124,7 +146,8 @@ def annotate(
         return result
     run_id = uuid.uuid4().hex[:12]
     result.run_id = run_id
-    params = {**vars(judge.config), "files": [str(f) for f in files], "batch_size": batch_size}
+    params = {**vars(judge.config), "files": [str(f) for f in files], "batch_size": batch_size,
+              **getattr(runner, "params", {})}
     store.start_run(run_id, command, len(pending), judge.judge_key, judge.judge_id, judge.config.mode,
                     judge.config.samples, params)
     store.release()
@@ -132,8 +155,7 @@ def annotate(
     status = "interrupted"
     try:
         with (progress or silent)(len(pending)) as advance:
-            for start in range(0, len(pending), batch_size):
-                judgments, samples = judge.judge(pending[start : start + batch_size], run_id)
+            for judgments, samples in (runner or judge_here)(judge, pending, batch_size, run_id):
                 _save_keeping_the_batch(store, run_id, judgments, samples)
                 store.release()  # let `labeler status` and other readers in while the next batch computes
                 result.judged.extend(judgments)
@@ -143,6 +165,13 @@ def annotate(
         result.seconds = time.perf_counter() - started
         store.finish_run(run_id, status)
     return result
+
+
+def judge_here(judge: Judge, pairs: list[Pair], batch_size: int, run_id: str
+               ) -> Iterator[tuple[list[Judgment], list[Sample]]]:
+    """The default runner: batch by batch, in this process."""
+    for start in range(0, len(pairs), batch_size):
+        yield judge.judge(pairs[start : start + batch_size], run_id)
 
 
 def _save_keeping_the_batch(store: Store, run_id: str, judgments, samples, attempts: int = 20) -> None:
