@@ -96,17 +96,17 @@ def test_a_killed_driver_leaves_whole_batches_and_a_rerun_resumes(cluster, tmp_p
     # A driver of its own (its own local Ray, which passes the delay on to its actors), in a session of its own so
     # that what its Ray leaves behind can be stopped with it.
     driver = subprocess.Popen([sys.executable, "-m", "labeler", "annotate", str(data), "--db", str(db), *options,
-                               "--ray", "local", "--num-cpus", "2"], env={**os.environ, "LABELER_FAKE_DELAY": "0.4"},
+                               "--ray", "local", "--num-cpus", "2"], env={**os.environ, "LABELER_FAKE_DELAY": "1"},
                               start_new_session=True, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and done_so_far(db) < 4:
-            time.sleep(0.5)
+        while time.monotonic() < deadline and done_so_far(db) < 2:  # a second a batch: 6 s for all 24 pairs
+            time.sleep(0.1)
     finally:
         os.killpg(driver.pid, signal.SIGKILL)
         driver.wait()
     partial = stored(db)
-    assert 4 <= len(partial["judgments"]) < 24
+    assert 2 <= len(partial["judgments"]) < 24
     assert len(partial["samples"]) == 4 * len(partial["judgments"])  # whole pairs only
     run("annotate", "--db", db, *options, "--ray", "local", ok=True)
     run("annotate", data, "--db", tmp_path / "here.duckdb", *options, ok=True)
