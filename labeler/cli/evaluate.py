@@ -5,9 +5,9 @@ from typing import Annotated
 
 import typer
 
-from labeler.cli.options import (DEFAULT_DB, JUDGE, Actors, BatchSize, Db, JudgeBackend, JudgeDtype, JudgeMode, JudgeModel,
-                                 JudgeSamples, JudgeVersion, NumCpus, NumCpusPerActor, NumGpusPerActor, Quiet,
-                                 RayAddress, open_store, ray_runner, usage_errors, user_errors)
+from labeler.cli.options import (DEFAULT_DB, JUDGE, Actors, BatchSize, Db, JudgeBackend, JudgeDtype, JudgeMode,
+                                 JudgeModel, JudgeSamples, JudgeVersion, NumCpus, NumCpusPerActor, NumGpusPerActor,
+                                 Quiet, RayAddress, open_store, ray_runner, usage_errors, user_errors)
 
 
 @user_errors
