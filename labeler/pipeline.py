@@ -7,7 +7,7 @@ annotate (ingest, then judge what is pending) and export. Ingest is `labeler.ing
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +18,11 @@ from labeler.judge.judge import Judge, JudgeConfig
 from labeler.paths import atomic_path
 from labeler.progress import silent
 from labeler.store import FieldMap, Store
-from schemas import Judgment
+from schemas import Judgment, Pair, Sample
+
+# How pending pairs get judged: (judge, pairs, batch size, run id) -> finished batches, in any order. The default
+# judges in this process; `labeler.scale.RayRunner` judges on a Ray cluster and hands the batches back here.
+Runner = Callable[[Judge, list[Pair], int, str], Iterator[tuple[list[Judgment], list[Sample]]]]
 
 
 @dataclass
@@ -38,14 +42,31 @@ class AnnotateResult:
         return len(self.judged) / self.seconds if self.seconds else 0.0
 
 
+@dataclass(frozen=True)
+class JudgeRecipe:
+    """What `build_judge` builds a judge from; picklable, so a Ray actor builds its own copy of the judge."""
+
+    backend: str
+    model: str | None
+    config: JudgeConfig
+    batch_size: int
+    dtype: str = "float32"
+
+    def build(self) -> Judge:
+        made = make_backend(self.backend, model=self.model, batch_size=self.batch_size, dtype=self.dtype)
+        if self.backend == "reward":  # a Bradley-Terry judge version scores the pair, not a judge prompt
+            from labeler.judge.reward import RewardJudge
+
+            judge = RewardJudge(made, self.config)
+        else:
+            judge = Judge(made, self.config)
+        judge.recipe = self
+        return judge
+
+
 def build_judge(backend: str, model: str | None, config: JudgeConfig, batch_size: int,
                 dtype: str = "float32") -> Judge:
-    made = make_backend(backend, model=model, batch_size=batch_size, dtype=dtype)
-    if backend == "reward":  # a Bradley-Terry judge version scores the pair, not a judge prompt
-        from labeler.judge.reward import RewardJudge
-
-        return RewardJudge(made, config)
-    return Judge(made, config)
+    return JudgeRecipe(backend, model, config, batch_size, dtype).build()
 
 
 def resolve_judge(store: Store, backend: str, model: str | None, version: str | None = None,
@@ -112,9 +133,10 @@ def annotate(
     pair_ids: list[str] | None = None,
     command: str = "annotate",
     skip_human: bool = False,
+    runner: Runner | None = None,
 ) -> AnnotateResult:
     """Ingest `files`, then judge every pair (or every pair of `pair_ids`) that has no label from this judge,
-    committing per batch."""
+    committing per batch. `runner` judges the batches elsewhere (a Ray cluster); this process still writes them."""
     reports = ingest_files(store, files, fields, strict, max_chars)
     pending = store.pending_pairs(judge.judge_key, limit, skip_human=skip_human, pair_ids=pair_ids)
     result = AnnotateResult(reports, judge.judge_id, judge.judge_key, None, len(pending), stored=store.count("pairs"))
@@ -124,39 +146,60 @@ def annotate(
         return result
     run_id = uuid.uuid4().hex[:12]
     result.run_id = run_id
-    params = {**vars(judge.config), "files": [str(f) for f in files], "batch_size": batch_size}
+    params = {**vars(judge.config), "files": [str(f) for f in files], "batch_size": batch_size,
+              **getattr(runner, "params", {})}
     store.start_run(run_id, command, len(pending), judge.judge_key, judge.judge_id, judge.config.mode,
                     judge.config.samples, params)
     store.release()
     started = time.perf_counter()
     status = "interrupted"
-    by_id = {pair.pair_id: pair for pair in pending}
-    remaining = list(by_id)
     try:
         with (progress or silent)(len(pending)) as advance:
-            while remaining:
-                claimed, passed = store.claim_pairs(judge.judge_key, run_id, remaining, batch_size)
-                remaining = remaining[len(claimed) + passed:]  # passed over: judged or being judged by another run
-                store.release()
-                advance(passed)
-                if not claimed:
-                    break
-                shown = [0.0]  # the bar moves per finished sample; the batch's rest when it is stored
-
-                def tick(share: float) -> None:
-                    shown[0] += share
-                    advance(share)
-
-                judgments, samples = judge.judge([by_id[p] for p in claimed], run_id, tick)
+            bar = _Bar(advance)
+            batches = (runner(judge, pending, batch_size, run_id) if runner
+                       else _leased_batches(store, judge, pending, batch_size, run_id, bar))
+            for judgments, samples in batches:
                 _save_keeping_the_batch(store, run_id, judgments, samples)
                 store.release()  # let `labeler status` and other runs in while the next batch computes
                 result.judged.extend(judgments)
-                advance(len(judgments) - shown[0])
+                bar.batch_stored(len(judgments))
         status = "finished"
     finally:
         result.seconds = time.perf_counter() - started
         store.finish_run(run_id, status)
     return result
+
+
+class _Bar:
+    """The progress bar moves by the share of a pair each finished sample reports, and by the rest of a batch
+    when it is stored."""
+
+    def __init__(self, advance: Callable):
+        self.advance, self.shown = advance, 0.0
+
+    def share(self, x: float) -> None:
+        self.shown += x
+        self.advance(x)
+
+    def batch_stored(self, pairs: int) -> None:
+        self.advance(pairs - self.shown)
+        self.shown = 0.0
+
+
+def _leased_batches(store: Store, judge: Judge, pending: list[Pair], batch_size: int, run_id: str,
+                    bar: _Bar) -> Iterator[tuple[list[Judgment], list[Sample]]]:
+    """The default runner, in this process: each batch is leased first, so concurrent runs judge disjoint pairs;
+    pairs judged or held by another run meanwhile are passed over."""
+    by_id = {pair.pair_id: pair for pair in pending}
+    remaining = list(by_id)
+    while remaining:
+        claimed, passed = store.claim_pairs(judge.judge_key, run_id, remaining, batch_size)
+        remaining = remaining[len(claimed) + passed:]
+        store.release()
+        bar.batch_stored(passed)
+        if not claimed:
+            return
+        yield judge.judge([by_id[p] for p in claimed], run_id, bar.share)
 
 
 def resume_note(store: Store, judge: Judge, command: str = "annotate", skip_human: bool = False) -> str | None:

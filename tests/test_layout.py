@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).parents[1]
 PACKAGES = ("labeler", "trainer", "schemas")
-HEAVY = ("torch", "transformers", "argilla", "vllm", "trl", "peft", "datasets", "matplotlib")
+HEAVY = ("torch", "transformers", "argilla", "vllm", "trl", "peft", "datasets", "matplotlib", "ray")
 
 
 def our_modules() -> list[str]:

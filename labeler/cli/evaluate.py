@@ -5,8 +5,9 @@ from typing import Annotated
 
 import typer
 
-from labeler.cli.options import (DEFAULT_DB, JUDGE, BatchSize, Db, JudgeBackend, JudgeDtype, JudgeMode, JudgeModel, JudgeSamples,
-                                 JudgeVersion, Quiet, open_store, usage_errors, user_errors)
+from labeler.cli.options import (DEFAULT_DB, JUDGE, Actors, BatchSize, Db, JudgeBackend, JudgeDtype, JudgeMode,
+                                 JudgeModel, JudgeSamples, JudgeVersion, NumCpus, NumCpusPerActor, NumGpusPerActor,
+                                 Quiet, RayAddress, open_store, ray_runner, usage_errors, user_errors)
 
 
 @user_errors
@@ -34,6 +35,11 @@ def eval_(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write metrics.json, PNG plots and report.md here.")] = None,
     coverage: Annotated[float, typer.Option(help="Report the confidence threshold that keeps this share of labels.")] = 0.8,
     bins: Annotated[int, typer.Option(help="Equal-width confidence bins over [0.5, 1] (ECE, reliability).")] = 10,
+    ray: RayAddress = None,
+    actors: Actors = 2,
+    num_cpus: NumCpus = None,
+    num_cpus_per_actor: NumCpusPerActor = 1.0,
+    num_gpus_per_actor: NumGpusPerActor = 0.0,
     quiet: Quiet = False,
 ):
     """Judge human-labelled pairs (stored labels of the same judge are reused) and report agreement, position
@@ -48,13 +54,14 @@ def eval_(
 
     with usage_errors():
         options = EvalOptions(limit=limit, batch_size=batch_size, bins=bins, coverage=coverage)
+    runner = ray_runner(ray, actors, num_cpus, num_cpus_per_actor, num_gpus_per_actor)
     with open_store(db) as store:
         with usage_errors():
             judge_ = pipeline.judge_for(store, backend, model, judge, mode, samples, batch_size, dtype=dtype, seed=seed,
                                         max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
                                         adaptive=adaptive, force_verdict=force_verdict)
         result = evaluate(store, files, judge_, options, out, progress=lambda total: progress_bar(
-            total, f"judging ({judge_.config.mode})", quiet=quiet))
+            total, f"judging ({judge_.config.mode})", quiet=quiet), runner=runner)
     if not quiet:
         render.evaluated(result, out)
 

@@ -5,9 +5,10 @@ from typing import Annotated
 
 import typer
 
-from labeler.cli.options import (DEFAULT_DB, AField, BatchSize, BField, Db, Files, IdField, Json, JudgeDtype, LabelField,
-                                 MaxChars,
-                                 PromptField, Quiet, Strict, fields, open_store, require_db, usage_errors, user_errors)
+from labeler.cli.options import (DEFAULT_DB, Actors, AField, BatchSize, BField, Db, Files, IdField, Json, JudgeDtype,
+                                 LabelField, MaxChars, NumCpus, NumCpusPerActor, NumGpusPerActor, PromptField, Quiet,
+                                 RayAddress, Strict, fields, open_store, ray_runner, require_db, usage_errors,
+                                 user_errors)
 
 
 @user_errors
@@ -68,6 +69,11 @@ def annotate(
     label_field: LabelField = "label",
     strict: Strict = False,
     max_chars: MaxChars = 200_000,
+    ray: RayAddress = None,
+    actors: Actors = 2,
+    num_cpus: NumCpus = None,
+    num_cpus_per_actor: NumCpusPerActor = 1.0,
+    num_gpus_per_actor: NumGpusPerActor = 0.0,
     quiet: Quiet = False,
 ):
     """Ingest files, then label every pair that has no label from the current judge (both orders pooled).
@@ -81,6 +87,7 @@ def annotate(
 
     if batch_size < 1 or (limit is not None and limit < 0):
         raise typer.BadParameter("--batch-size must be >= 1 and --limit >= 0")
+    runner = ray_runner(ray, actors, num_cpus, num_cpus_per_actor, num_gpus_per_actor)
     with open_store(db) as store:
         with usage_errors():
             judge_ = pipeline.judge_for(store, backend, model, judge, mode, samples, batch_size, relabel, dtype, seed=seed,
@@ -96,6 +103,7 @@ def annotate(
             render.console.print(resuming)
         result = pipeline.annotate(
             store, [], judge_, limit=limit, batch_size=batch_size, skip_human=relabel, command=command,
+            runner=runner,
             progress=lambda total: progress_bar(total, f"judging ({judge_.config.mode})", quiet=quiet),
         )
         result.ingested = ingested

@@ -46,6 +46,30 @@ JudgeDtype = Annotated[str, typer.Option(help="Weights of the transformers backe
                                          "avx512_bf16) or int8 (dynamic quantization of the decoder's linear layers); "
                                          "verdict logits stay float32. Part of the judge key.", rich_help_panel=JUDGE)]
 
+RAY = "Ray (judging on many machines; needs the ray extra)"
+RayAddress = Annotated[str | None, typer.Option(
+    "--ray", help="Judge on a Ray cluster: local (start Ray on this machine), auto (the cluster `ray start` runs "
+    "here) or HOST:PORT. This process still writes every batch to the store.", rich_help_panel=RAY,
+    show_default=False)]
+Actors = Annotated[int, typer.Option("--actors", help="Judges at once, one per Ray actor.", rich_help_panel=RAY)]
+NumCpus = Annotated[int | None, typer.Option("--num-cpus", help="CPUs the Ray of --ray local may use (default: all).",
+                                             rich_help_panel=RAY)]
+NumCpusPerActor = Annotated[float, typer.Option("--num-cpus-per-actor", help="CPUs each actor reserves.",
+                                                rich_help_panel=RAY)]
+NumGpusPerActor = Annotated[float, typer.Option("--num-gpus-per-actor", help="GPUs each actor reserves (GPU clusters).",
+                                                rich_help_panel=RAY)]
+
+
+def ray_runner(address: str | None, actors: int, num_cpus: int | None, num_cpus_per_actor: float,
+               num_gpus_per_actor: float):
+    """The `--ray` options as a runner for `pipeline.annotate` (None without --ray); bad values are usage errors."""
+    if address is None:
+        return None
+    from labeler.scale import RayOptions, RayRunner
+
+    with usage_errors():
+        return RayRunner(RayOptions(address, actors, num_cpus, num_cpus_per_actor, num_gpus_per_actor))
+
 
 def user_errors(fn):
     """Known failures print one `Error: ...` line on stderr and exit 1 (no traceback)."""

@@ -12,7 +12,7 @@ from labeler.evaluation.calibration import MAX_SCALE, MIN_SCALE
 from labeler.evaluation.report import write_outputs
 from labeler.ingest import FileReport, check_path, ingest_file
 from labeler.judge.judge import Judge
-from labeler.pipeline import AnnotateResult, annotate
+from labeler.pipeline import AnnotateResult, Runner, annotate
 from labeler.store import Store
 from labeler.store.calibrations import now
 from schemas import CalibrationRecord, EvalMetrics
@@ -60,10 +60,12 @@ def eval_pairs(store: Store, files: list[Path], limit: int | None) -> tuple[list
 
 
 def evaluate(store: Store, files: list[Path], judge: Judge, options: EvalOptions = EvalOptions(),
-             out: Path | None = None, progress: Callable[[int], Callable] | None = None) -> EvalResult:
+             out: Path | None = None, progress: Callable[[int], Callable] | None = None,
+             runner: Runner | None = None) -> EvalResult:
+    """`runner`: where the pairs not judged yet are judged (default this process; `labeler.scale.RayRunner`)."""
     reports, ids = eval_pairs(store, files, options.limit)
     judged = annotate(store, [], judge, batch_size=options.batch_size, progress=progress, pair_ids=ids,
-                      command="eval")
+                      command="eval", runner=runner)
     rows = store.eval_rows(judge.judge_key, ids)
     if not rows:
         raise LabelerError("no judged human-labelled pairs to evaluate (human labels split evenly?)")

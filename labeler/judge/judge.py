@@ -55,6 +55,7 @@ class Judge:
     def __init__(self, backend: Backend, config: JudgeConfig):
         self.backend = backend
         self.config = config
+        self.recipe = None  # how to build this judge again in another process (set by pipeline.build_judge)
         backend.load()
         self.template_hash = template_hash(config.mode)
         key = {"model": backend.model_id, "template": self.template_hash, **asdict(self.config)}
