@@ -1,4 +1,9 @@
-"""Ingest JSONL / Parquet files of pairs into the store. Reading and validation run inside DuckDB."""
+"""Ingest pairs into the store: files (JSONL, JSON array, Parquet, CSV), `datasets` folders, cached Hub datasets.
+
+Every input is staged in DuckDB as one JSON object per row; rows of another preference layout (TRL, HH,
+UltraFeedback: `labeler.formats.layouts`) are converted to ours in Python first; validation and quarantine then
+run inside DuckDB for every input alike.
+"""
 
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -6,12 +11,13 @@ from pathlib import Path
 import duckdb
 
 from labeler.errors import LabelerError
+from labeler.formats import layouts
+from labeler.formats.sources import Part, file_kind, open_parts
 from labeler.store import Store
 from labeler.store.pairs import FieldMap, IngestCounts
 
-JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}
-PARQUET_SUFFIXES = {".parquet", ".pq"}
 DEFAULT_MAX_CHARS = 200_000
+TABLE_KINDS = {"parquet", "csv", "arrow"}  # every row has every column
 
 
 @dataclass
@@ -20,56 +26,78 @@ class FileReport:
     counts: IngestCounts
     problems: list[tuple] = field(default_factory=list)
     empty: bool = False
+    layout: str = "pairs"
+    skipped: int = 0  # rows that made no pair (ultrafeedback: every rating equal)
 
 
 def check_path(path: Path) -> str:
-    """Return the file's format, or raise a one-line error naming it."""
+    """The kind of a local file (jsonl, json-array, parquet, csv), or a one-line error naming it."""
     if not path.exists():
         raise LabelerError(f"{path}: no such file")
     if path.is_dir():
-        raise LabelerError(f"{path}: is a directory, expected a .jsonl or .parquet file")
-    suffix = path.suffix.lower()
-    if suffix in JSONL_SUFFIXES:
-        return "jsonl"
-    if suffix in PARQUET_SUFFIXES:
-        return "parquet"
-    raise LabelerError(f"{path}: unknown file type {suffix!r} (expected .jsonl, .ndjson, .json or .parquet)")
+        raise LabelerError(f"{path}: is a directory, expected a file")
+    return file_kind(path)
 
 
-def ingest_file(
-    store: Store, path: Path, fields: FieldMap = FieldMap(), strict: bool = False, max_chars: int = DEFAULT_MAX_CHARS
-) -> FileReport:
-    """Store every good row of one file; bad rows go to quarantine (or, with strict, nothing is stored)."""
-    kind = check_path(path)
-    label = str(path.resolve())
-    if path.stat().st_size == 0:
-        return FileReport(path=str(path), counts=IngestCounts(), empty=True)
+def ingest_part(store: Store, part: Part, fields: FieldMap = FieldMap(), strict: bool = False,
+                max_chars: int = DEFAULT_MAX_CHARS, seed: int = 0) -> FileReport:
+    """Store every good row of one part; bad rows go to quarantine (or, with strict, nothing is stored).
+    `seed` draws the A/B order of pairs whose preference is known (chosen/rejected, ratings)."""
+    if part.empty:
+        return FileReport(path=part.name, counts=IngestCounts(), empty=True)
+    where = "line" if part.kind == "jsonl" else "row"
     try:
-        if kind == "parquet":
-            _check_parquet_columns(store, path, fields)
-        store.stage(path, kind, fields, max_chars)
+        store.stage(part.kind, part.table if part.kind == "arrow" else part.path)
+        columns = (part.table.column_names if part.kind == "arrow" else store.file_columns(part.kind, part.path)
+                   if part.kind in TABLE_KINDS else store.staged_columns())
+        layout = layouts.detect(columns, fields)
+        if layout == "pairs" and part.kind in TABLE_KINDS:
+            _check_columns(part.name, columns, fields)
+        skipped = _convert(store, layout, fields, max_chars, seed)
+        store.check_staged(fields, max_chars)
     except duckdb.Error as exc:
         hint = " (raise LABELER_DUCKDB_MEMORY_LIMIT)" if isinstance(exc, duckdb.OutOfMemoryException) else ""
-        raise LabelerError(f"{path}: cannot read {kind}: {str(exc).splitlines()[0]}{hint}") from None
+        raise LabelerError(f"{part.name}: cannot read {part.kind}: {str(exc).splitlines()[0]}{hint}") from None
     problems = store.staged_problems(fields.id)
     if strict and problems:
         line, name, reason = problems[0]
-        where = f"line {line}" if kind == "jsonl" else f"row {line}"
         more = f" (and {len(problems) - 1}+ more)" if len(problems) > 1 else ""
-        raise LabelerError(f"{path}:{line}: {where}, field {name or '-'}: {reason}{more}; nothing stored (--strict)")
-    counts = store.commit_staged(label, fields.id)
-    return FileReport(path=str(path), counts=counts, problems=problems, empty=counts.rows == 0)
+        raise LabelerError(f"{part.name}:{line}: {where} {line}, field {name or '-'}: {reason}{more}; "
+                           "nothing stored (--strict)")
+    counts = store.commit_staged(part.label, fields.id)
+    return FileReport(path=part.name, counts=counts, problems=problems, empty=counts.rows == 0 and not skipped,
+                      layout=layout, skipped=skipped)
 
 
-def _check_parquet_columns(store: Store, path: Path, fields: FieldMap) -> None:
-    columns = store.parquet_columns(path)
-    missing = [name for name in (fields.prompt, fields.response_a, fields.response_b) if name not in columns]
+def _convert(store: Store, layout: str, fields: FieldMap, max_chars: int, seed: int) -> int:
+    """Rows of another layout become ours; ours only go through Python when a prompt is a message list."""
+    keys = [layouts.MESSAGES, fields.prompt, fields.response_a, fields.response_b]
+    if layout == "pairs" and not store.staged_has_lists(keys):
+        return 0
+    return store.convert_staged(layouts.converter(layout, fields, max_chars, seed))
+
+
+def _check_columns(name: str, columns: list[str], fields: FieldMap) -> None:
+    missing = [c for c in (fields.prompt, fields.response_a, fields.response_b) if c not in columns]
     if missing:
-        raise LabelerError(f"{path}: missing column(s) {', '.join(missing)} (columns: {', '.join(columns)})")
+        raise LabelerError(f"{name}: missing column(s) {', '.join(missing)} (columns: {', '.join(columns)}; "
+                           f"expected {layouts.EXPECTED})")
+
+
+def ingest_file(store: Store, path: Path, fields: FieldMap = FieldMap(), strict: bool = False,
+                max_chars: int = DEFAULT_MAX_CHARS, seed: int = 0) -> FileReport:
+    """One local file (see `ingest_files` for folders, splits and Hub ids)."""
+    check_path(path)
+    (part,) = open_parts(path)
+    return ingest_part(store, part, fields, strict, max_chars, seed)
+
+
+def open_inputs(paths: list[Path]) -> list[Part]:
+    """Every part of every input, opened before anything is stored, so a typo in the last one stores nothing."""
+    return [part for path in paths for part in open_parts(Path(path))]
 
 
 def ingest_files(store: Store, paths: list[Path], fields: FieldMap = FieldMap(), strict: bool = False,
-                 max_chars: int = DEFAULT_MAX_CHARS) -> list[FileReport]:
-    for path in paths:  # check all paths first so a typo in the last one stores nothing
-        check_path(path)
-    return [ingest_file(store, path, fields, strict, max_chars) for path in paths]
+                 max_chars: int = DEFAULT_MAX_CHARS, seed: int = 0) -> list[FileReport]:
+    """Files, `datasets` folders and cached Hub dataset ids (`NAME:SPLIT` for one split): one report per part."""
+    return [ingest_part(store, part, fields, strict, max_chars, seed) for part in open_inputs(paths)]

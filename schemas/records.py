@@ -13,16 +13,26 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class Message(_Strict):
+    """One chat turn, as TRL's conversational format and chat templates read it."""
+
+    role: str = Field(..., description="system, user, assistant, ...")
+    content: str
+
+
 class InputPair(BaseModel):
-    """One line of an input JSONL file (or one Parquet row), with the default field names."""
+    """One row of an input in our layout (`pairs`), with the default field names. Other layouts (TRL, HH,
+    UltraFeedback) are converted to this one at ingest (README: Input formats)."""
 
     model_config = ConfigDict(extra="allow")
 
     id: str | int | None = Field(None, description="Stable id; when absent, a sha256 of the content is used.")
-    prompt: str = Field(..., min_length=1, description="The user request (may be a multi-turn transcript).")
+    prompt: str | list[Message] = Field(..., min_length=1, description="The user request, or a conversation as "
+                                                                     "messages (the responses are its next turn).")
     response_a: str = Field(..., min_length=1)
     response_b: str = Field(..., min_length=1)
-    label: Literal["A", "B", "a", "b"] | None = Field(None, description="Human gold label, kept apart from model labels.")
+    label: str | None = Field(None, pattern="(?i)^(a|b|tie)$",
+                              description="Human gold label (A, B or tie, any case), kept apart from model labels.")
 
 
 class Pair(_Strict):

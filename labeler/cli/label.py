@@ -23,7 +23,8 @@ def ingest(
     max_chars: MaxChars = 200_000,
     quiet: Quiet = False,
 ):
-    """Store pairs from JSONL/Parquet files; bad rows go to quarantine with file, line and field.
+    """Store pairs from files, `datasets` folders or cached Hub datasets; bad rows go to quarantine with file, line
+    and field. The layout (ours, TRL explicit/implicit prompt, UltraFeedback) is detected and shown.
 
     Example: labeler ingest data.jsonl --prompt-field question --a-field chosen --b-field other
     """

@@ -16,7 +16,10 @@ if TYPE_CHECKING:
 
 DEFAULT_DB = Path("labeler.duckdb")
 Db = Annotated[Path, typer.Option("--db", envvar="LABELER_DB", help="DuckDB file (env LABELER_DB).")]
-Files = Annotated[list[Path], typer.Argument(help="JSONL or Parquet files of pairs.", show_default=False)]
+Files = Annotated[list[Path], typer.Argument(
+    help="Files (JSONL, JSON, Parquet, CSV), `datasets` save_to_disk folders or cached Hub dataset ids (NAME:SPLIT "
+         "for one split); layout detected: prompt/response_a/response_b, TRL prompt/chosen/rejected, chosen/rejected "
+         "transcripts, UltraFeedback completions.", show_default=False)]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables; errors only.")]
 Json = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 Strict = Annotated[bool, typer.Option("--strict", help="Fail on the first bad row instead of quarantining it.")]
@@ -28,7 +31,7 @@ PromptField = Annotated[str, typer.Option("--prompt-field", help="Field holding 
 AField = Annotated[str, typer.Option("--a-field", help="Field holding response A.", rich_help_panel=FIELDS)]
 BField = Annotated[str, typer.Option("--b-field", help="Field holding response B.", rich_help_panel=FIELDS)]
 IdField = Annotated[str, typer.Option("--id-field", help="Field holding the pair id.", rich_help_panel=FIELDS)]
-LabelField = Annotated[str, typer.Option("--label-field", help="Field holding a human label (A/B).",
+LabelField = Annotated[str, typer.Option("--label-field", help="Field holding a human label (A, B or tie).",
                                          rich_help_panel=FIELDS)]
 
 JUDGE = "Judge (resolved as in annotate)"

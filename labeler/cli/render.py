@@ -25,6 +25,18 @@ def ingest_table(reports: list[FileReport]) -> Table:
     return table
 
 
+def layouts_found(reports: list[FileReport]) -> list[str]:
+    """One line per input: the layout detected (and rows that made no pair)."""
+    from labeler.formats.layouts import LAYOUTS
+
+    lines = []
+    for r in reports:
+        if not r.empty or r.skipped:
+            skipped = f"; {r.skipped} row(s) made no pair (ratings all equal)" if r.skipped else ""
+            lines.append(f"{r.path}: layout {r.layout} ({LAYOUTS[r.layout]}){skipped}")
+    return lines
+
+
 def quarantine_table(rows: list[QuarantineRow]) -> Table:
     table = Table(title=f"Quarantined rows ({len(rows)})")
     for col in ("file", "line", "field", "reason", "raw"):
@@ -47,6 +59,8 @@ def quarantine_hint(reports: list[FileReport]) -> str | None:
 def ingested(reports: list[FileReport]) -> None:
     """The ingest table, then a hint naming the first quarantined row (if any)."""
     console.print(ingest_table(reports))
+    for line in layouts_found(reports):
+        console.print(line, highlight=False, soft_wrap=True)
     hint = quarantine_hint(reports)
     if hint:
         console.print(f"[yellow]{hint}[/yellow]")

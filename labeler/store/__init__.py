@@ -49,14 +49,29 @@ class Store:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    # ingest
-    def stage(self, path: Path, kind: str, fields: FieldMap, max_chars: int) -> None:
-        (_pairs.stage_parquet if kind == "parquet" else _pairs.stage_jsonl)(self.con, path)
+    # ingest: stage a file (or an Arrow table) as JSON rows, maybe convert them to our layout, then check them
+    def stage(self, kind: str, source) -> None:
+        """`source`: a path for kind jsonl / json-array / parquet / csv, a pyarrow Table for kind arrow."""
+        if kind == "arrow":
+            _pairs.stage_arrow(self.con, source)
+        else:
+            _pairs.STAGERS[kind](self.con, source)
+
+    def staged_columns(self) -> list[str]:
+        return _pairs.staged_columns(self.con)
+
+    def staged_has_lists(self, keys: list[str]) -> bool:
+        return _pairs.staged_has_lists(self.con, keys)
+
+    def convert_staged(self, convert) -> int:
+        return _pairs.convert_staged(self.con, convert)
+
+    def check_staged(self, fields: FieldMap, max_chars: int) -> None:
         _pairs.validate_staged(self.con, fields, max_chars)
         _pairs.resolve_staged(self.con)
 
-    def parquet_columns(self, path: Path) -> list[str]:
-        return _pairs.parquet_columns(self.con, path)
+    def file_columns(self, kind: str, path: Path) -> list[str]:
+        return _pairs.file_columns(self.con, kind, path)
 
     def staged_problems(self, id_field: str) -> list[tuple]:
         return _pairs.staged_problems(self.con, id_field)

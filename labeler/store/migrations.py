@@ -158,4 +158,9 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "add_prompt_messages",
+        # a conversation's prompt as [{role, content}]; `prompt` keeps its readable transcript
+        "ALTER TABLE pairs ADD COLUMN prompt_messages JSON;",
+    ),
 ]
