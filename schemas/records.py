@@ -1,9 +1,10 @@
 """Record models. `extra="forbid"` everywhere except the input pair, whose unknown fields are kept."""
 
+import json
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Verdict = Literal["A", "B"]
 Position = Literal["AB", "BA"]
@@ -39,11 +40,18 @@ class Pair(_Strict):
     """A stored pair, as the judge reads it."""
 
     pair_id: str
-    prompt: str
+    prompt: str = Field(..., description="The request, or a conversation's readable transcript.")
     response_a: str
     response_b: str
     source: str | None = None
     category: str | None = None
+    prompt_messages: list[Message] | None = Field(None, description="The conversation the responses continue, when "
+                                                  "the prompt was given as messages.")
+
+    @field_validator("prompt_messages", mode="before")
+    @classmethod
+    def _decode(cls, value):  # the store hands JSON columns over as text
+        return json.loads(value) if isinstance(value, str) else value
 
 
 class Sample(_Strict):

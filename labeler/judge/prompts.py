@@ -43,7 +43,10 @@ def shorten(text: str, max_chars: int) -> str:
 
 
 def render(mode: str, pair: Pair, position: str, max_field_chars: int = 6000) -> RenderedPrompt:
-    """Render the judge prompt for one order: position "BA" shows response_b as Response A."""
+    """Render the judge prompt for one order: position "BA" shows response_b as Response A.
+
+    A conversation enters as its transcript (`prompt`: each turn under `[User]`, `[Assistant]`, ...), inside the
+    judge's own user turn; templates also get it as `messages` (a list of {role, content}, or None)."""
     if position not in POSITIONS:
         raise ValueError(f"unknown position {position!r}")
     first, second = (pair.response_a, pair.response_b) if position == "AB" else (pair.response_b, pair.response_a)
@@ -53,6 +56,7 @@ def render(mode: str, pair: Pair, position: str, max_field_chars: int = 6000) ->
             "prompt": shorten(pair.prompt, max_field_chars),
             "response_a": shorten(first, max_field_chars),
             "response_b": shorten(second, max_field_chars),
+            "messages": [m.model_dump() for m in pair.prompt_messages] if pair.prompt_messages else None,
         }
     )
     blocks = {name: "".join(template.blocks[name](context)).strip("\n") for name in ("system", "user", "assistant_prefix")}
