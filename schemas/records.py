@@ -114,14 +114,18 @@ class RunRecord(_Strict):
     n_done: int
 
 
-class ExportRow(_Strict):
-    """One labelled pair as `labeler export` writes it."""
+class ExportRow(BaseModel):
+    """One labelled pair as `labeler export` writes it; the input's extra fields follow as more columns
+    (`input_<name>` where a name below is taken)."""
+
+    model_config = ConfigDict(extra="allow")
 
     pair_id: str
-    prompt: str
+    prompt: str = Field(..., description="The request, or a conversation's readable transcript.")
+    prompt_messages: list[Message] | None = Field(..., description="The conversation, when given as messages.")
     response_a: str
     response_b: str
-    label: Verdict
+    label: Literal["A", "B", "tie"] = Field(..., description="tie: the human verdict was a tie.")
     label_source: Literal["human", "model"]
     confidence: float | None = Field(..., description="The model label's confidence; None on a human label.")
     rationale: str | None = Field(..., description="The model label's rationale; None on a human label.")
@@ -137,6 +141,7 @@ class ExportRow(_Strict):
     model_votes_b: int | None
     model_order_consistent: bool | None
     judge_id: str | None = Field(..., description="Provenance of the model judgment (model_*).")
+    judge_version: str | None = Field(..., description="The trained judge version (`labeler judges list`) of judge_id.")
     judge_key: str | None
     mode: str | None
     samples: int | None
@@ -144,14 +149,16 @@ class ExportRow(_Strict):
     template_hash: str | None
     model_labeled_at: datetime | None
     source: str | None
+    category: str | None
 
 
 class DpoRow(_Strict):
-    """`labeler export --dpo`: the standard preference format TRL's DPOTrainer reads."""
+    """`labeler export --dpo`: TRL's preference format (explicit prompt), which DPOTrainer and RewardTrainer read;
+    conversational (messages) when any exported prompt was given as messages."""
 
-    prompt: str
-    chosen: str
-    rejected: str
+    prompt: str | list[Message]
+    chosen: str | list[Message]
+    rejected: str | list[Message]
 
 
 class ReviewQueue(_Strict):
@@ -170,6 +177,8 @@ class StatusReport(_Strict):
     pairs: int
     by_state: dict[str, int]
     label_balance: dict[str, int]
+    human_labels: dict[str, int] = Field(default_factory=dict, description="Human verdicts: A, B, tie and split "
+                                         "(an even A/B split between people: no verdict).")
     confidence_histogram: list[dict[str, float | int]]
     quarantined: int
     runs: list[RunRecord]

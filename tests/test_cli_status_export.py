@@ -91,10 +91,15 @@ def test_a_human_tie_outranks_the_model_label(db, tmp_path):
     con.close()
     out = tmp_path / "labels.jsonl"
     assert run("export", "--db", db, "--out", out).exit_code == 0
-    ids = [json.loads(line)["pair_id"] for line in out.read_text().splitlines()]
-    assert "p000" not in ids and len(ids) == 9
+    rows = {r["pair_id"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert len(rows) == 10 and (rows["p000"]["label"], rows["p000"]["label_source"]) == ("tie", "human")
+    assert rows["p000"]["model_label"] in ("A", "B")  # the model's label stays apart
+    dpo = tmp_path / "dpo.jsonl"
+    assert run("export", "--db", db, "--out", dpo, "--dpo").exit_code == 0
+    assert len(dpo.read_text().splitlines()) == 9  # a tie has no chosen response
     report = StatusReport.model_validate_json(run("status", "--db", db, "--json").stdout)
-    assert report.by_state["human-labeled"] == 3
+    assert report.by_state["human-labeled"] == 3 and report.human_labels == {"A": 2, "tie": 1}
+    assert "human label tie" in run("status", "--db", db).output
 
 
 def test_a_damaged_store_is_one_error_line(db, tmp_path):

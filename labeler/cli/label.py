@@ -138,24 +138,33 @@ def quarantine(
 
 @user_errors
 def export(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output file.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output file (.jsonl, or .parquet).")] = None,
     db: Db = DEFAULT_DB,
-    format: Annotated[str, typer.Option("--format", help="jsonl or parquet.")] = "jsonl",
-    dpo: Annotated[bool, typer.Option("--dpo", help="Write prompt/chosen/rejected rows for TRL's DPOTrainer.")] = False,
+    format: Annotated[str | None, typer.Option("--format", help="jsonl or parquet (default: from the --out file "
+                                               "name, .parquet/.pq -> parquet, else jsonl).")] = None,
+    dpo: Annotated[bool, typer.Option("--dpo", help="Write TRL prompt/chosen/rejected rows (DPOTrainer, "
+                                      "RewardTrainer): conversational when the input was; ties left out.")] = False,
+    hf: Annotated[Path | None, typer.Option("--hf", help="Also (or only) write a `datasets` folder here "
+                                            "(save_to_disk; datasets.load_from_disk reads it).")] = None,
+    columns: Annotated[str | None, typer.Option("--columns", help="Comma-separated columns to write (with --dpo: "
+                                                "columns added to prompt/chosen/rejected).")] = None,
     min_confidence: Annotated[float | None, typer.Option(help="Drop model labels below this confidence.")] = None,
     quiet: Quiet = False,
 ):
-    """Write labels (human labels outrank model labels) with rationale, confidence, votes and provenance.
+    """Write labels (human labels outrank model labels) with rationale, confidence, votes, provenance and the
+    input's extra fields.
 
     Example: labeler export --out prefs.jsonl --dpo --min-confidence 0.7
     """
     from labeler import pipeline
 
-    if format not in ("jsonl", "parquet"):
-        raise typer.BadParameter(f"--format must be jsonl or parquet, got {format!r}")
     if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:  # also refuses nan
         raise typer.BadParameter(f"--min-confidence must be a number in [0, 1], got {min_confidence}")
+    names = [c.strip() for c in columns.split(",") if c.strip()] if columns is not None else None
+    if names is not None and not names:
+        raise typer.BadParameter("--columns needs at least one column name")
     require_db(db)
-    n = pipeline.export(db, out, format, dpo, min_confidence)
+    with usage_errors():
+        n = pipeline.export(db, out, format, dpo, min_confidence, names, hf)
     if not quiet:
-        print(f"wrote {n} rows to {out}")
+        print(f"wrote {n} rows to {' and '.join(str(t) for t in (out, hf) if t is not None)}")

@@ -106,6 +106,8 @@ def status(report: StatusReport, as_json: bool) -> None:
         table.add_row(state, str(n))
     for label, n in report.label_balance.items():
         table.add_row(f"model label {label}", str(n))
+    for label, n in report.human_labels.items():
+        table.add_row(f"human label {label}", str(n))
     console.print(table)
     peak = max((b["count"] for b in report.confidence_histogram), default=0) or 1
     hist = Table(title="Confidence of the latest model labels")

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from labeler.store import calibrations as _calibrations
 from labeler.store import evaluation as _evaluation
+from labeler.store import exports as _exports
 from labeler.store import judges as _judges
 from labeler.store import judgments as _judgments
 from labeler.store import pairs as _pairs
@@ -115,6 +116,7 @@ class Store:
             pairs=_reports.scalar(c, "SELECT count(*) FROM pairs"),
             by_state=_reports.state_counts(c),
             label_balance=_reports.label_balance(c),
+            human_labels=_reports.human_balance(c),
             confidence_histogram=_reports.confidence_histogram(c),
             quarantined=_reports.scalar(c, "SELECT count(*) FROM quarantine"),
             runs=_reports.recent_runs(c),
@@ -127,10 +129,14 @@ class Store:
         return _reports.scalar(self.con, f"SELECT count(*) FROM {table}")
 
     def export_rows(self, min_confidence: float | None = None):
-        return _reports.export_rows(self.con, min_confidence)
+        return _exports.export_rows(self.con, min_confidence)
 
-    def copy_export(self, out: Path, fmt: str, dpo: bool, min_confidence: float | None) -> int:
-        return _reports.copy_export(self.con, out, fmt, dpo, min_confidence)
+    def copy_export(self, out: Path, fmt: str, dpo: bool, min_confidence: float | None,
+                    columns: list[str] | None = None) -> int:
+        return _exports.copy_export(self.con, out, fmt, dpo, min_confidence, columns)
+
+    def export_arrow(self, dpo: bool, min_confidence: float | None, columns: list[str] | None = None):
+        return _exports.export_arrow(self.con, dpo, min_confidence, columns)
 
     # human review (labeler review push / pull)
     def review_candidates(self, dataset: str) -> list[RoutingCandidate]:
