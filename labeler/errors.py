@@ -16,3 +16,7 @@ class RowError(LabelerError):
         super().__init__(f"field {field or '-'}: {reason}")
         self.field = field
         self.reason = reason
+
+
+class UsageError(ValueError):
+    """A bad option or combination of options (the CLI's `Invalid value`, exit 2), raised before any work."""

@@ -1,8 +1,8 @@
 """The stages a user runs, as library calls: the CLI only parses options and renders these results.
 
 Here: which judge to use (`judge_for`, the one place that resolves `--judge/--model/--backend/--mode/-k`),
-annotate (ingest, then judge what is pending) and export. Ingest is `labeler.ingest`, eval/calibrate
-`labeler.evaluation`, review `labeler.review`, retrain `labeler.retrain`."""
+annotate (ingest, then judge what is pending) and export. Ingest is `labeler.ingestion`, eval/calibrate
+`labeler.evaluation`, review `labeler.review`, retrain `labeler.retraining`."""
 
 import sys
 import time
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from labeler.errors import LabelerError, StoreBusy
-from labeler.ingest import DEFAULT_MAX_CHARS, FileReport, ingest_files
+from labeler.ingestion import DEFAULT_MAX_CHARS, FileReport, ingest_files
 from labeler.judge.backends import make_backend
 from labeler.judge.judge import Judge, JudgeConfig
 from labeler.paths import atomic_path
@@ -32,6 +32,8 @@ class AnnotateResult:
     seconds: float = 0.0
     temperature: float | None = None  # the judge's stored calibration (`labeler calibrate`), if any
     stored: int = 0  # pairs in the store
+    compared: int = 0  # relabel: pairs that had a label from another judge
+    changed: int = 0  # ... and how many of them the new judge labels differently
 
     @property
     def pairs_per_second(self) -> float:

@@ -7,7 +7,7 @@ import duckdb
 import pytest
 
 from labeler.errors import LabelerError
-from labeler.ingest import ingest_file, ingest_files
+from labeler.ingestion import ingest_file, ingest_files
 from labeler.store import FieldMap, Store
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from helpers import run
 from labeler.errors import LabelerError
-from labeler.ingest import ingest_files
+from labeler.ingestion import ingest_files
 from labeler.store import Store
 
 datasets.disable_progress_bars()

@@ -6,7 +6,7 @@ from typing import Annotated
 import typer
 
 from labeler.cli.options import (DEFAULT_DB, JUDGE, BatchSize, Db, JudgeBackend, JudgeDtype, JudgeMode, JudgeModel, JudgeSamples,
-                                 JudgeVersion, Quiet, open_store, usage_errors, user_errors)
+                                 JudgeVersion, Quiet, api_errors, open_store, usage_errors, user_errors)
 
 
 @user_errors
@@ -41,20 +41,14 @@ def eval_(
 
     Example: labeler eval ../shared/data/prefs/llmbar.jsonl --limit 50 --out eval-llmbar
     """
-    from labeler import pipeline
+    from labeler import api
     from labeler.cli import render
-    from labeler.evaluation import EvalOptions, evaluate
-    from labeler.progress import progress_bar
 
-    with usage_errors():
-        options = EvalOptions(limit=limit, batch_size=batch_size, bins=bins, coverage=coverage)
-    with open_store(db) as store:
-        with usage_errors():
-            judge_ = pipeline.judge_for(store, backend, model, judge, mode, samples, batch_size, dtype=dtype, seed=seed,
-                                        max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                                        adaptive=adaptive, force_verdict=force_verdict)
-        result = evaluate(store, files, judge_, options, out, progress=lambda total: progress_bar(
-            total, f"judging ({judge_.config.mode})", quiet=quiet))
+    with api_errors():
+        result = api.evaluate(db, files, model=model, judge=judge, backend=backend, mode=mode, samples=samples,
+                              dtype=dtype, batch_size=batch_size, limit=limit, seed=seed, max_new_tokens=max_new_tokens,
+                              temperature=temperature, top_p=top_p, adaptive=adaptive, force_verdict=force_verdict,
+                              out=out, coverage=coverage, bins=bins, progress=not quiet)
     if not quiet:
         render.evaluated(result, out)
 

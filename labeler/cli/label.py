@@ -1,4 +1,4 @@
-"""`labeler ingest`, `annotate`, `status`, `export`: parse options, call `labeler.ingest` / `labeler.pipeline`, render."""
+"""`labeler ingest`, `annotate`, `status`, `export`: parse options, call `labeler.api`, render."""
 
 from pathlib import Path
 from typing import Annotated
@@ -6,8 +6,7 @@ from typing import Annotated
 import typer
 
 from labeler.cli.options import (DEFAULT_DB, AField, BatchSize, BField, Db, Files, IdField, Json, JudgeDtype, LabelField,
-                                 MaxChars,
-                                 PromptField, Quiet, Strict, fields, open_store, require_db, usage_errors, user_errors)
+                                 MaxChars, PromptField, Quiet, Strict, api_errors, fields, open_store, user_errors)
 
 
 @user_errors
@@ -28,12 +27,11 @@ def ingest(
 
     Example: labeler ingest data.jsonl --prompt-field question --a-field chosen --b-field other
     """
+    from labeler import api
     from labeler.cli import render
-    from labeler.ingest import ingest_files
 
-    with open_store(db) as store:
-        reports = ingest_files(store, files, fields(prompt_field, a_field, b_field, id_field, label_field),
-                               strict, max_chars)
+    reports = api.ingest(db, files, fields=fields(prompt_field, a_field, b_field, id_field, label_field),
+                         strict=strict, max_chars=max_chars)
     if not quiet:
         render.ingested(reports)
 
@@ -75,33 +73,25 @@ def annotate(
 
     Example: labeler annotate examples/pairs.jsonl --mode cot --samples 4
     """
-    from labeler import pipeline
+    from labeler import api
     from labeler.cli import render
-    from labeler.ingest import ingest_files
-    from labeler.progress import progress_bar
 
-    if batch_size < 1 or (limit is not None and limit < 0):
-        raise typer.BadParameter("--batch-size must be >= 1 and --limit >= 0")
-    with open_store(db) as store:
-        with usage_errors():
-            judge_ = pipeline.judge_for(store, backend, model, judge, mode, samples, batch_size, relabel, dtype, seed=seed,
-                                        max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                                        adaptive=adaptive, force_verdict=force_verdict)
-        ingested = ingest_files(store, files or [], fields(prompt_field, a_field, b_field, id_field, label_field),
-                                strict, max_chars)
-        if files and not quiet:  # before judging starts, so bad rows are seen at once
-            render.ingested(ingested)
-        result = pipeline.annotate(
-            store, [], judge_, limit=limit, batch_size=batch_size, skip_human=relabel,
-            command="relabel" if relabel else "annotate",
-            progress=lambda total: progress_bar(total, f"judging ({judge_.config.mode})", quiet=quiet),
-        )
-        result.ingested = ingested
-        compared, changed = pipeline.label_changes(store, result) if relabel else (0, 0)
+    def show(reports) -> None:  # before judging starts, so bad rows are seen at once
+        if files and not quiet:
+            render.ingested(reports)
+
+    with api_errors():
+        result = api.annotate(db, files or [], model=model, judge=judge, backend=backend, mode=mode, samples=samples,
+                              dtype=dtype, batch_size=batch_size, limit=limit, relabel=relabel, seed=seed,
+                              max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, adaptive=adaptive,
+                              force_verdict=force_verdict,
+                              fields=fields(prompt_field, a_field, b_field, id_field, label_field), strict=strict,
+                              max_chars=max_chars, progress=not quiet, on_ingested=show)
     if not quiet:
         render.console.print(render.annotate_summary(result))
-        if compared:
-            render.console.print(f"relabel: {changed} of {compared} pairs changed label against the previous judge")
+        if result.compared:
+            render.console.print(f"relabel: {result.changed} of {result.compared} pairs changed label against the "
+                                 "previous judge")
 
 
 @user_errors
@@ -156,15 +146,14 @@ def export(
 
     Example: labeler export --out prefs.jsonl --dpo --min-confidence 0.7
     """
-    from labeler import pipeline
+    from labeler import api
 
     if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:  # also refuses nan
         raise typer.BadParameter(f"--min-confidence must be a number in [0, 1], got {min_confidence}")
     names = [c.strip() for c in columns.split(",") if c.strip()] if columns is not None else None
     if names is not None and not names:
         raise typer.BadParameter("--columns needs at least one column name")
-    require_db(db)
-    with usage_errors():
-        n = pipeline.export(db, out, format, dpo, min_confidence, names, hf)
+    with api_errors():
+        n = api.export(db, out, format=format, dpo=dpo, hf=hf, columns=names, min_confidence=min_confidence)
     if not quiet:
         print(f"wrote {n} rows to {' and '.join(str(t) for t in (out, hf) if t is not None)}")

@@ -104,3 +104,15 @@ def usage_errors(*errors: type[Exception]) -> Iterator[None]:
         yield
     except (ValueError, *errors) as exc:
         raise typer.BadParameter(str(exc)) from None
+
+
+@contextmanager
+def api_errors() -> Iterator[None]:
+    """`labeler.api` raises UsageError for a bad option before doing any work: `Invalid value: ...`, exit 2. (Only
+    that class: a ValueError from deep inside a stage is a bug, and shows as one.)"""
+    from labeler.errors import UsageError
+
+    try:
+        yield
+    except UsageError as exc:
+        raise typer.BadParameter(str(exc)) from None

@@ -6,7 +6,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from labeler.ingest import FileReport
+from labeler.ingestion import FileReport
 from labeler.pipeline import AnnotateResult
 from schemas import CalibrationRecord, EvalMetrics, JudgeVersion, QuarantineRow, RetrainResult, StatusReport
 

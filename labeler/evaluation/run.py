@@ -10,7 +10,7 @@ from labeler.errors import LabelerError
 from labeler.evaluation import metrics as eval_metrics
 from labeler.evaluation.calibration import MAX_SCALE, MIN_SCALE
 from labeler.evaluation.report import write_outputs
-from labeler.ingest import FileReport, ingest_part, open_inputs
+from labeler.ingestion import FileReport, ingest_part, open_inputs
 from labeler.judge.judge import Judge
 from labeler.pipeline import AnnotateResult, annotate
 from labeler.store import Store
