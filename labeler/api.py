@@ -21,6 +21,7 @@ from labeler.errors import LabelerError, UsageError
 from labeler.evaluation import EvalOptions, EvalResult
 from labeler.evaluation import evaluate as evaluate_judge
 from labeler.ingestion import DEFAULT_MAX_CHARS, FileReport, ingest_files
+from labeler.judge.prompts import check_source
 from labeler.pipeline import AnnotateResult
 from labeler.progress import progress_bar, silent
 from labeler.store import FieldMap, Store
@@ -54,6 +55,26 @@ def ingest(db: PathLike, inputs: Sequence[PathLike], *, fields: FieldMap = Field
         return ingest_files(store, [Path(p) for p in inputs], fields, strict, max_chars, seed)
 
 
+def prompt_options(template: PathLike | None, criteria: str | None) -> dict:
+    """`template` (a jinja file with the blocks of labeler/judge/templates/*.jinja) read and checked, so a template
+    that cannot judge is one error naming the file before anything is loaded or judged."""
+    options: dict = {} if criteria is None else {"criteria": criteria}
+    if template is None:
+        return options
+    path = Path(template)
+    try:
+        source = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise LabelerError(f"{path}: cannot read the template: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise LabelerError(f"{path}: the template is not UTF-8 text") from None
+    try:
+        check_source(source)
+    except ValueError as exc:
+        raise LabelerError(f"{path}: {exc}") from None
+    return options | {"template": source}
+
+
 def _judge(store: Store, model: PathLike | None, judge: str | None, backend: str, mode: str | None,
            samples: int | None, batch_size: int, relabel: bool, dtype: str, decoding: dict):
     with _options():
@@ -66,19 +87,22 @@ def annotate(db: PathLike, inputs: Sequence[PathLike] = (), *, model: PathLike |
              backend: str = "transformers", mode: str | None = None, samples: int | None = None,
              dtype: str = "float32", batch_size: int = 8, limit: int | None = None, relabel: bool = False,
              seed: int = 0, max_new_tokens: int = 256, temperature: float = 1.0, top_p: float = 0.95,
-             adaptive: bool = False, force_verdict: bool = True, fields: FieldMap = FieldMap(), strict: bool = False,
+             adaptive: bool = False, force_verdict: bool = True, template: PathLike | None = None,
+             criteria: str | None = None, fields: FieldMap = FieldMap(), strict: bool = False,
              max_chars: int = DEFAULT_MAX_CHARS, progress: bool = False,
              on_ingested: Callable[[list[FileReport]], None] | None = None) -> AnnotateResult:
     """Ingest `inputs` (as `ingest`), then label every stored pair without a label from the judge: `judge` (a trained
     version, `starter` or `base`), else `model` (a local Hugging Face model dir), else the active version, else the
     default model. `mode`: direct (verdict-token logits) or cot (`samples` rationales per order, voted). Both orders
-    are judged and pooled; each batch is committed, so a killed run resumes. `relabel`: re-judge every pair without a
+    are judged and pooled; each batch is committed, so a killed run resumes. `template` (a jinja file with the
+    shipped templates' blocks) and `criteria` (what to prefer) change the judge prompt, and so the judge key.
+    `relabel`: re-judge every pair without a
     human label (`AnnotateResult.compared`/`changed` count the labels that moved). `on_ingested` sees the ingest
     reports before judging starts; `progress` shows a progress bar on stderr."""
     if limit is not None and limit < 0:
         raise UsageError(f"limit must be >= 0, got {limit}")
     decoding = dict(seed=seed, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                    adaptive=adaptive, force_verdict=force_verdict)
+                    adaptive=adaptive, force_verdict=force_verdict, **prompt_options(template, criteria))
     with Store(db) as store:
         judge_ = _judge(store, model, judge, backend, mode, samples, batch_size, relabel, dtype, decoding)
         ingested = ingest_files(store, [Path(p) for p in inputs], fields, strict, max_chars)
@@ -114,13 +138,14 @@ def evaluate(db: PathLike, inputs: Sequence[PathLike], *, model: PathLike | None
              backend: str = "transformers", mode: str | None = None, samples: int | None = None,
              dtype: str = "float32", batch_size: int = 8, limit: int | None = None, seed: int = 0,
              max_new_tokens: int = 256, temperature: float = 1.0, top_p: float = 0.95, adaptive: bool = False,
-             force_verdict: bool = True, out: PathLike | None = None, coverage: float = 0.8, bins: int = 10,
-             progress: bool = False) -> EvalResult:
+             force_verdict: bool = True, template: PathLike | None = None, criteria: str | None = None,
+             out: PathLike | None = None, coverage: float = 0.8, bins: int = 10, progress: bool = False
+             ) -> EvalResult:
     """Judge the human-labelled (A/B) pairs of `inputs` (the first `limit` of each) with the judge chosen as in
     `annotate`, reusing stored judgments of the same judge key, and measure agreement (Wilson interval), position
     bias, maj@k, calibration and coverage (`EvalResult.metrics`); `out` also gets metrics.json, plots and report.md."""
     decoding = dict(seed=seed, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                    adaptive=adaptive, force_verdict=force_verdict)
+                    adaptive=adaptive, force_verdict=force_verdict, **prompt_options(template, criteria))
     with _options():
         options = EvalOptions(limit=limit, batch_size=batch_size, bins=bins, coverage=coverage)
     with Store(db) as store:

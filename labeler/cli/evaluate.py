@@ -1,12 +1,13 @@
-"""`labeler eval` and `labeler calibrate`: parse options, call `labeler.evaluation`, render."""
+"""`labeler eval` and `labeler calibrate`: parse options, call `labeler.api` / `labeler.evaluation`, render."""
 
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from labeler.cli.options import (DEFAULT_DB, JUDGE, BatchSize, Db, JudgeBackend, JudgeDtype, JudgeMode, JudgeModel, JudgeSamples,
-                                 JudgeVersion, Quiet, api_errors, open_store, usage_errors, user_errors)
+from labeler.cli.options import (DEFAULT_DB, JUDGE, BatchSize, Db, JudgeBackend, JudgeCriteria, JudgeDtype, JudgeMode,
+                                 JudgeModel, JudgeSamples, JudgeTemplate, JudgeVersion, Quiet, api_errors, open_store,
+                                 usage_errors, user_errors)
 
 
 @user_errors
@@ -29,6 +30,8 @@ def eval_(
         rich_help_panel=JUDGE)] = False,
     force_verdict: Annotated[bool, typer.Option(help="cot: a sample without [[A]]/[[B]] gets its verdict from the "
                                                      "logits after an appended marker.", rich_help_panel=JUDGE)] = True,
+    template: JudgeTemplate = None,
+    criteria: JudgeCriteria = None,
     limit: Annotated[int | None, typer.Option(help="Use the first N human-labelled pairs of each file.")] = None,
     batch_size: BatchSize = 8,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write metrics.json, PNG plots and report.md here.")] = None,
@@ -48,7 +51,8 @@ def eval_(
         result = api.evaluate(db, files, model=model, judge=judge, backend=backend, mode=mode, samples=samples,
                               dtype=dtype, batch_size=batch_size, limit=limit, seed=seed, max_new_tokens=max_new_tokens,
                               temperature=temperature, top_p=top_p, adaptive=adaptive, force_verdict=force_verdict,
-                              out=out, coverage=coverage, bins=bins, progress=not quiet)
+                              template=template, criteria=criteria, out=out, coverage=coverage, bins=bins,
+                              progress=not quiet)
     if not quiet:
         render.evaluated(result, out)
 

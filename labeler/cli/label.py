@@ -5,7 +5,8 @@ from typing import Annotated
 
 import typer
 
-from labeler.cli.options import (DEFAULT_DB, AField, BatchSize, BField, Db, Files, IdField, Json, JudgeDtype, LabelField,
+from labeler.cli.options import (DEFAULT_DB, AField, BatchSize, BField, Db, Files, IdField, Json, JudgeCriteria,
+                                 JudgeDtype, JudgeTemplate, LabelField,
                                  MaxChars, PromptField, Quiet, Strict, api_errors, fields, open_store, user_errors)
 
 
@@ -60,6 +61,8 @@ def annotate(
         help="cot: sample in rounds of 2 per order; stop once the vote is settled or each order repeats itself.")] = False,
     force_verdict: Annotated[bool, typer.Option(help="cot: a sample without [[A]]/[[B]] gets its verdict from the "
                                                      "logits after an appended marker (else it abstains).")] = True,
+    template: JudgeTemplate = None,
+    criteria: JudgeCriteria = None,
     prompt_field: PromptField = "prompt",
     a_field: AField = "response_a",
     b_field: BField = "response_b",
@@ -84,7 +87,7 @@ def annotate(
         result = api.annotate(db, files or [], model=model, judge=judge, backend=backend, mode=mode, samples=samples,
                               dtype=dtype, batch_size=batch_size, limit=limit, relabel=relabel, seed=seed,
                               max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, adaptive=adaptive,
-                              force_verdict=force_verdict,
+                              force_verdict=force_verdict, template=template, criteria=criteria,
                               fields=fields(prompt_field, a_field, b_field, id_field, label_field), strict=strict,
                               max_chars=max_chars, progress=not quiet, on_ingested=show)
     if not quiet:

@@ -45,6 +45,12 @@ JudgeVersion = Annotated[str | None, typer.Option("--judge", help="Judge version
                                                   rich_help_panel=JUDGE)]
 JudgeBackend = Annotated[str, typer.Option(help="transformers (default), vllm (GPU extra), fake (tests).",
                                            rich_help_panel=JUDGE)]
+JudgeTemplate = Annotated[Path | None, typer.Option(
+    "--template", help="Jinja judge template with the blocks system, user, assistant_prefix (as "
+    "labeler/judge/templates/*.jinja); part of the judge key.", rich_help_panel=JUDGE)]
+JudgeCriteria = Annotated[str | None, typer.Option(
+    "--criteria", help="What the judge should prefer, in place of 'more helpful, correct, honest, harmless, ...' "
+    "(a custom --template must use {{ criteria }}); part of the judge key.", rich_help_panel=JUDGE)]
 JudgeDtype = Annotated[str, typer.Option(help="Weights of the transformers backend: float32 or bfloat16 (about 2x "
                                          "faster on CPUs with avx512_bf16); verdict logits stay float32. Part of the "
                                          "judge key.", rich_help_panel=JUDGE)]
