@@ -134,3 +134,22 @@ def test_os_and_database_errors_inside_a_command_are_one_error_line(capsys):
         with pytest.raises(typer.Exit):
             command()
         assert capsys.readouterr().err == message
+
+
+def test_the_human_verdict_of_several_people(db, tmp_path):
+    """A or B needs more votes than each other answer; otherwise any tie vote makes a tie; an even A/B split none."""
+    votes = {"p000": "A A tie", "p001": "A tie tie", "p002": "A B tie", "p003": "A B", "p004": "tie B B"}
+    con = duckdb.connect(str(db))
+    for pid, answers in votes.items():
+        for i, label in enumerate(answers.split()):
+            con.execute("INSERT INTO gold_labels (pair_id, label, annotator, origin) VALUES (?, ?, ?, 'test')",
+                        [pid, label, f"person{i}"])
+    con.close()
+    out = tmp_path / "labels.jsonl"
+    assert run("export", "--db", db, "--out", out).exit_code == 0
+    got = {r["pair_id"]: (r["label"], r["label_source"]) for r in map(json.loads, out.read_text().splitlines())}
+    assert {pid: got.get(pid) for pid in votes} == {
+        "p000": ("A", "human"), "p001": ("tie", "human"), "p002": ("tie", "human"), "p003": None,
+        "p004": ("B", "human")}
+    report = StatusReport.model_validate_json(run("status", "--db", db, "--json").stdout)
+    assert report.human_labels == {"A": 3, "B": 1, "split": 1, "tie": 2}  # with the two gold file labels (A)
