@@ -239,3 +239,15 @@ def test_the_cli_announces_the_layout_and_refuses_a_plain_folder(tmp_path):
     assert bad.exit_code == 1 and bad.stderr.startswith(f"Error: {tmp_path / 'plain'}: is a directory")
     missing = run("ingest", "data/typo.jsonl", "--db", db)
     assert missing.exit_code == 1 and missing.stderr == "Error: data/typo.jsonl: no such file\n"
+
+
+def test_eval_reads_the_preference_of_trl_rows(tmp_path):
+    rows = [{"prompt": f"What is {i} + {i}?", "chosen": f"It is {2 * i}.", "rejected": f"It is {2 * i + 1}."}
+            for i in range(6)]
+    datasets.Dataset.from_list(rows).to_parquet(tmp_path / "gold.parquet")
+    result = run("eval", tmp_path / "gold.parquet", "--db", tmp_path / "e.duckdb", "--backend", "fake",
+                 "--out", tmp_path / "eval")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["n"] == 6 and sum(metrics["confusion"][h]["A"] + metrics["confusion"][h]["B"]
+                                     for h in metrics["confusion"]) == 6

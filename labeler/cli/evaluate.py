@@ -12,8 +12,9 @@ from labeler.cli.options import (DEFAULT_DB, JUDGE, BatchSize, Db, JudgeBackend,
 
 @user_errors
 def eval_(
-    files: Annotated[list[Path], typer.Argument(help="JSONL/Parquet files of human-labelled pairs (label A/B).",
-                                                show_default=False)],
+    files: Annotated[list[Path], typer.Argument(
+        help="Human-labelled pairs as ingest reads them: label A/B, or chosen/rejected, or rated completions.",
+        show_default=False)],
     db: Db = DEFAULT_DB,
     mode: JudgeMode = None,
     samples: JudgeSamples = None,
