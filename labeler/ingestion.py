@@ -47,14 +47,7 @@ def ingest_part(store: Store, part: Part, fields: FieldMap = FieldMap(), strict:
         return FileReport(path=part.name, counts=IngestCounts(), empty=True)
     where = "line" if part.kind == "jsonl" else "row"
     try:
-        store.stage(part.kind, part.table if part.kind == "arrow" else part.path)
-        columns = (part.table.column_names if part.kind == "arrow" else store.file_columns(part.kind, part.path)
-                   if part.kind in TABLE_KINDS else store.staged_columns())
-        layout = layouts.detect(columns, fields)
-        if layout == "pairs" and part.kind in TABLE_KINDS:
-            _check_columns(part.name, columns, fields)
-        skipped = _convert(store, layout, fields, max_chars, seed)
-        store.check_staged(fields, max_chars)
+        layout, skipped = _stage(store, part, fields, max_chars, seed)
     except duckdb.Error as exc:
         hint = " (raise LABELER_DUCKDB_MEMORY_LIMIT)" if isinstance(exc, duckdb.OutOfMemoryException) else ""
         raise LabelerError(f"{part.name}: cannot read {part.kind}: {str(exc).splitlines()[0]}{hint}") from None
@@ -69,12 +62,24 @@ def ingest_part(store: Store, part: Part, fields: FieldMap = FieldMap(), strict:
                       layout=layout, skipped=skipped)
 
 
-def _convert(store: Store, layout: str, fields: FieldMap, max_chars: int, seed: int) -> int:
-    """Rows of another layout become ours; ours only go through Python when a prompt is a message list."""
-    keys = [layouts.MESSAGES, fields.prompt, fields.response_a, fields.response_b]
-    if layout == "pairs" and not store.staged_has_lists(keys):
-        return 0
-    return store.convert_staged(layouts.converter(layout, fields, max_chars, seed))
+def _stage(store: Store, part: Part, fields: FieldMap, max_chars: int, seed: int) -> tuple[str, int]:
+    """Stage and check a part: (its layout, rows that made no pair). Rows of another layout are converted to ours
+    in Python; ours only when a prompt is a message list, which its first check finds at no extra cost."""
+    store.stage(part.kind, part.table if part.kind == "arrow" else part.path)
+    columns = (part.table.column_names if part.kind == "arrow" else store.file_columns(part.kind, part.path)
+               if part.kind in TABLE_KINDS else store.staged_columns())
+    layout = layouts.detect(columns, fields)
+    if layout == "pairs" and part.kind in TABLE_KINDS:
+        _check_columns(part.name, columns, fields)
+    convert = layouts.converter(layout, fields, max_chars, seed)
+    skipped = 0
+    if layout != "pairs" or layouts.MESSAGES in columns:
+        skipped = store.convert_staged(convert)
+    store.check_staged(fields, max_chars)
+    if layout == "pairs" and layouts.MESSAGES not in columns and store.staged_has_lists():
+        store.convert_staged(convert)  # `staged` still holds the rows as read
+        store.check_staged(fields, max_chars)
+    return layout, skipped
 
 
 def _check_columns(name: str, columns: list[str], fields: FieldMap) -> None:

@@ -61,8 +61,8 @@ class Store:
     def staged_columns(self) -> list[str]:
         return _pairs.staged_columns(self.con)
 
-    def staged_has_lists(self, keys: list[str]) -> bool:
-        return _pairs.staged_has_lists(self.con, keys)
+    def staged_has_lists(self) -> bool:
+        return _pairs.staged_has_lists(self.con)
 
     def convert_staged(self, convert) -> int:
         return _pairs.convert_staged(self.con, convert)
