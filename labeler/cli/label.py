@@ -26,7 +26,7 @@ def ingest(
     """Store pairs from files, `datasets` folders or cached Hub datasets; bad rows go to quarantine with file, line
     and field. The layout (ours, TRL explicit/implicit prompt, UltraFeedback) is detected and shown.
 
-    Example: labeler ingest data.jsonl --prompt-field question --a-field chosen --b-field other
+    Example: labeler ingest prefs.jsonl ./my_dataset:train --strict
     """
     from labeler import api
     from labeler.cli import render
