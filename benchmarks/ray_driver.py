@@ -39,7 +39,7 @@ class Timed:
 def one_run(work: Path, name: str, args, runner=None) -> dict:
     from helpers import write_pairs
     from labeler import pipeline
-    from labeler.ingest import ingest_files
+    from labeler.ingestion import ingest_files
     from labeler.store import FieldMap, Store
 
     data = write_pairs(work / f"{name}.jsonl", args.pairs)

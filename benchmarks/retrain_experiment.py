@@ -118,7 +118,7 @@ def retrain_one(method: str, train_file: Path, workdir: Path, args) -> dict:
     from labeler.progress import progress_bar
     from labeler.store import Store
     from trainer.config import build_configs
-    from labeler.retrain import RetrainPlan, retrain
+    from labeler.retraining import RetrainPlan, retrain
 
     retrain_cfg, star_cfg, train_cfg = build_configs({
         "retrain": {"method": method, "iterations": args.iterations, "eval_samples": args.samples, "force": True,

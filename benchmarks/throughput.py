@@ -33,7 +33,7 @@ SPEEDUP_KEYS = ("cot_speedup", "cot_agreement_delta", "adaptive_sample_ratio", "
 INGEST_CHILD = """
 import json, sys, time
 from pathlib import Path
-from labeler.ingest import ingest_files
+from labeler.ingestion import ingest_files
 from labeler.store import Store
 path, db = Path(sys.argv[1]), Path(sys.argv[2])
 start = time.perf_counter()
@@ -74,7 +74,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 def judge_throughput(args: argparse.Namespace) -> list[dict]:
     from labeler import pipeline
-    from labeler.ingest import ingest_files
+    from labeler.ingestion import ingest_files
     from labeler.judge.backends import make_backend
     from labeler.judge.judge import Judge, JudgeConfig
     from labeler.store import Store

@@ -11,6 +11,7 @@ from schemas.records import (
     Pair,
     Judgment,
     JudgeVersion,
+    Message,
     QuarantineRow,
     ReviewAnswer,
     ReviewQueue,
@@ -26,6 +27,7 @@ from schemas.records import (
 ALL_MODELS = {
     "input_pair": InputPair,
     "pair": Pair,
+    "message": Message,
     "judgment": Judgment,
     "sample": Sample,
     "export_row": ExportRow,

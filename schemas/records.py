@@ -1,9 +1,10 @@
 """Record models. `extra="forbid"` everywhere except the input pair, whose unknown fields are kept."""
 
+import json
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Verdict = Literal["A", "B"]
 Position = Literal["AB", "BA"]
@@ -13,27 +14,44 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class Message(_Strict):
+    """One chat turn, as TRL's conversational format and chat templates read it."""
+
+    role: str = Field(..., description="system, user, assistant, ...")
+    content: str
+
+
 class InputPair(BaseModel):
-    """One line of an input JSONL file (or one Parquet row), with the default field names."""
+    """One row of an input in our layout (`pairs`), with the default field names. Other layouts (TRL, HH,
+    UltraFeedback) are converted to this one at ingest (README: Input formats)."""
 
     model_config = ConfigDict(extra="allow")
 
     id: str | int | None = Field(None, description="Stable id; when absent, a sha256 of the content is used.")
-    prompt: str = Field(..., min_length=1, description="The user request (may be a multi-turn transcript).")
+    prompt: str | list[Message] = Field(..., min_length=1, description="The user request, or a conversation as "
+                                                                     "messages (the responses are its next turn).")
     response_a: str = Field(..., min_length=1)
     response_b: str = Field(..., min_length=1)
-    label: Literal["A", "B", "a", "b"] | None = Field(None, description="Human gold label, kept apart from model labels.")
+    label: str | None = Field(None, pattern="(?i)^(a|b|tie)$",
+                              description="Human gold label (A, B or tie, any case), kept apart from model labels.")
 
 
 class Pair(_Strict):
     """A stored pair, as the judge reads it."""
 
     pair_id: str
-    prompt: str
+    prompt: str = Field(..., description="The request, or a conversation's readable transcript.")
     response_a: str
     response_b: str
     source: str | None = None
     category: str | None = None
+    prompt_messages: list[Message] | None = Field(None, description="The conversation the responses continue, when "
+                                                  "the prompt was given as messages.")
+
+    @field_validator("prompt_messages", mode="before")
+    @classmethod
+    def _decode(cls, value):  # the store hands JSON columns over as text
+        return json.loads(value) if isinstance(value, str) else value
 
 
 class Sample(_Strict):
@@ -96,14 +114,18 @@ class RunRecord(_Strict):
     n_done: int
 
 
-class ExportRow(_Strict):
-    """One labelled pair as `labeler export` writes it."""
+class ExportRow(BaseModel):
+    """One labelled pair as `labeler export` writes it; the input's extra fields follow as more columns
+    (`input_<name>` where a name below is taken)."""
+
+    model_config = ConfigDict(extra="allow")
 
     pair_id: str
-    prompt: str
+    prompt: str = Field(..., description="The request, or a conversation's readable transcript.")
+    prompt_messages: list[Message] | None = Field(..., description="The conversation, when given as messages.")
     response_a: str
     response_b: str
-    label: Verdict
+    label: Literal["A", "B", "tie"] = Field(..., description="tie: the human verdict was a tie.")
     label_source: Literal["human", "model"]
     confidence: float | None = Field(..., description="The model label's confidence; None on a human label.")
     rationale: str | None = Field(..., description="The model label's rationale; None on a human label.")
@@ -119,6 +141,7 @@ class ExportRow(_Strict):
     model_votes_b: int | None
     model_order_consistent: bool | None
     judge_id: str | None = Field(..., description="Provenance of the model judgment (model_*).")
+    judge_version: str | None = Field(..., description="The trained judge version (`labeler judges list`) of judge_id.")
     judge_key: str | None
     mode: str | None
     samples: int | None
@@ -126,14 +149,16 @@ class ExportRow(_Strict):
     template_hash: str | None
     model_labeled_at: datetime | None
     source: str | None
+    category: str | None
 
 
 class DpoRow(_Strict):
-    """`labeler export --dpo`: the standard preference format TRL's DPOTrainer reads."""
+    """`labeler export --dpo`: TRL's preference format (explicit prompt), which DPOTrainer and RewardTrainer read;
+    conversational (messages) when any exported prompt was given as messages."""
 
-    prompt: str
-    chosen: str
-    rejected: str
+    prompt: str | list[Message]
+    chosen: str | list[Message]
+    rejected: str | list[Message]
 
 
 class ReviewQueue(_Strict):
@@ -152,6 +177,8 @@ class StatusReport(_Strict):
     pairs: int
     by_state: dict[str, int]
     label_balance: dict[str, int]
+    human_labels: dict[str, int] = Field(default_factory=dict, description="Human verdicts: A, B, tie and split "
+                                         "(an even A/B split between people: no verdict).")
     confidence_histogram: list[dict[str, float | int]]
     quarantined: int
     runs: list[RunRecord]

@@ -91,10 +91,15 @@ def test_a_human_tie_outranks_the_model_label(db, tmp_path):
     con.close()
     out = tmp_path / "labels.jsonl"
     assert run("export", "--db", db, "--out", out).exit_code == 0
-    ids = [json.loads(line)["pair_id"] for line in out.read_text().splitlines()]
-    assert "p000" not in ids and len(ids) == 9
+    rows = {r["pair_id"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert len(rows) == 10 and (rows["p000"]["label"], rows["p000"]["label_source"]) == ("tie", "human")
+    assert rows["p000"]["model_label"] in ("A", "B")  # the model's label stays apart
+    dpo = tmp_path / "dpo.jsonl"
+    assert run("export", "--db", db, "--out", dpo, "--dpo").exit_code == 0
+    assert len(dpo.read_text().splitlines()) == 9  # a tie has no chosen response
     report = StatusReport.model_validate_json(run("status", "--db", db, "--json").stdout)
-    assert report.by_state["human-labeled"] == 3
+    assert report.by_state["human-labeled"] == 3 and report.human_labels == {"A": 2, "tie": 1}
+    assert "human label tie" in run("status", "--db", db).output
 
 
 def test_a_damaged_store_is_one_error_line(db, tmp_path):
@@ -140,3 +145,22 @@ def test_temp_files_of_a_killed_export_and_ingest_are_removed_on_the_next_run(db
     (spill / "duckdb_temp_storage-0.tmp").write_bytes(b"\0" * 1024)
     assert run("export", "--db", db, "--out", out).exit_code == 0
     assert not stale_export.exists() and not spill.exists() and out.exists()
+
+
+def test_the_human_verdict_of_several_people(db, tmp_path):
+    """A or B needs more votes than each other answer; otherwise any tie vote makes a tie; an even A/B split none."""
+    votes = {"p000": "A A tie", "p001": "A tie tie", "p002": "A B tie", "p003": "A B", "p004": "tie B B"}
+    con = duckdb.connect(str(db))
+    for pid, answers in votes.items():
+        for i, label in enumerate(answers.split()):
+            con.execute("INSERT INTO gold_labels (pair_id, label, annotator, origin) VALUES (?, ?, ?, 'test')",
+                        [pid, label, f"person{i}"])
+    con.close()
+    out = tmp_path / "labels.jsonl"
+    assert run("export", "--db", db, "--out", out).exit_code == 0
+    got = {r["pair_id"]: (r["label"], r["label_source"]) for r in map(json.loads, out.read_text().splitlines())}
+    assert {pid: got.get(pid) for pid in votes} == {
+        "p000": ("A", "human"), "p001": ("tie", "human"), "p002": ("tie", "human"), "p003": None,
+        "p004": ("B", "human")}
+    report = StatusReport.model_validate_json(run("status", "--db", db, "--json").stdout)
+    assert report.human_labels == {"A": 3, "B": 1, "split": 1, "tie": 2}  # with the two gold file labels (A)

@@ -7,7 +7,7 @@ import duckdb
 import pytest
 
 from labeler.errors import LabelerError
-from labeler.ingest import ingest_file, ingest_files
+from labeler.ingestion import ingest_file, ingest_files
 from labeler.store import FieldMap, Store
 
 
@@ -75,7 +75,7 @@ def test_bad_rows_are_quarantined_with_line_and_field(store, tmp_path):
     assert got[8] == ("prompt", "contains a NUL byte")
     assert got[9] == (None, "invalid JSON")
     assert got[10] == (None, "invalid UTF-8")
-    assert got[11][0] == "label" and "must be \"A\" or \"B\"" in got[11][1]
+    assert got[11] == ("label", "must be \"A\", \"B\" or \"tie\", got \"C\"")
     assert got[12] == ("id", "must be a string or integer, got double")
     assert store.con.execute("SELECT pair_id, source_line FROM pairs ORDER BY 2").fetchall() == [("p1", 1), ("p13", 13)]
     ingest_file(store, f)  # again: no duplicate quarantine rows
@@ -161,9 +161,9 @@ def test_file_errors(store, tmp_path):
         ingest_file(store, tmp_path / "missing.jsonl")
     with pytest.raises(LabelerError, match="is a directory"):
         ingest_file(store, tmp_path)
-    (tmp_path / "x.csv").write_text("a,b\n")
-    with pytest.raises(LabelerError, match="unknown file type '.csv'"):
-        ingest_file(store, tmp_path / "x.csv")
+    (tmp_path / "x.txt").write_text("a,b\n")
+    with pytest.raises(LabelerError, match="unknown file type '.txt'"):
+        ingest_file(store, tmp_path / "x.txt")
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     report = ingest_file(store, empty)

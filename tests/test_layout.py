@@ -65,7 +65,7 @@ print(json.dumps(failures))
 @pytest.mark.timeout(120)
 def test_every_module_imports_on_its_own():
     modules = our_modules()
-    assert {"labeler.cli.review", "labeler.retrain", "labeler.judge.reward", "trainer.versions"} <= set(modules)
+    assert {"labeler.cli.review", "labeler.retraining", "labeler.judge.reward", "trainer.versions"} <= set(modules)
     out = subprocess.run([sys.executable, "-c", EACH, json.dumps(modules)], capture_output=True, text=True,
                          cwd=ROOT, env={**__import__("os").environ, "TOKENIZERS_PARALLELISM": "false"})
     assert out.returncode == 0, out.stderr[-3000:]

@@ -110,11 +110,11 @@ def test_gate_refuses_a_worse_judge_and_force_or_use_overrides(data, tiny_llama,
     db, gold, _ = data
     genrm = ["--method", "genrm-sft", "--max-steps", "2", "--learning-rate", "1e-3", "-q"]
     run("retrain", "--db", db, "--gold", gold, "--model", tiny_llama, *genrm, "--force")
-    import labeler.retrain
+    import labeler.retraining
 
     # each retrain evaluates the new judge, then the one it replaces: 0.25 against 0.75
     scores = itertools.cycle([0.25, 0.75])
-    monkeypatch.setattr(labeler.retrain, "heldout_agreement", lambda *a: next(scores))
+    monkeypatch.setattr(labeler.retraining, "heldout_agreement", lambda *a: next(scores))
     out = run("retrain", "--db", db, *genrm, "--json")
     result = json.loads(out.stdout)
     assert (result["version"], result["promoted"], result["active"]) == ("v002-genrm-sft", False, False)
@@ -138,12 +138,12 @@ def test_a_crash_while_publishing_leaves_the_previous_judge_active(data, tiny_ll
     db, gold, new = data
     genrm = ["--method", "genrm-sft", "--max-steps", "2", "--learning-rate", "1e-3", "-q"]
     run("retrain", "--db", db, "--gold", gold, "--model", tiny_llama, *genrm, "--force")
-    import labeler.retrain
+    import labeler.retraining
 
     def crash(*args, **kwargs):
         raise RuntimeError(f"simulated crash in {step}")
 
-    monkeypatch.setattr(labeler.retrain, step, crash)
+    monkeypatch.setattr(labeler.retraining, step, crash)
     with pytest.raises(RuntimeError, match="simulated crash"):
         runner.invoke(app, [str(a) for a in ("retrain", "--db", db, *genrm, "--force")], catch_exceptions=False)
     (v1,) = versions(db)

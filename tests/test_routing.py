@@ -136,7 +136,7 @@ def test_answers_sync_without_duplicates_and_outrank_model_labels(store, tmp_pat
     store.copy_export(out, "jsonl", False, None)
     rows = {r["pair_id"]: r for r in map(json.loads, out.read_text().splitlines())}
     assert rows["p001"]["label"] == "A" and rows["p001"]["label_source"] == "human"
-    assert "p003" not in rows  # a tie has no preference to export, and the model's label does not replace it
+    assert (rows["p003"]["label"], rows["p003"]["label_source"]) == ("tie", "human")  # not the model's label
 
 
 def test_agreement_counts_majority_and_audit(store):

@@ -13,7 +13,7 @@ from trainer import star as star_data
 from trainer.common import StartPoint, train_and_save, trainable_parameters
 from trainer.config import (BtTrainConfig, DpoTrainConfig, RetrainConfig, SftTrainConfig, StarConfig, build_configs,
                             to_dpo_config)
-from labeler.retrain import assign_split
+from labeler.retraining import assign_split
 
 
 def gold(i: int, label: str = "A", prompt: str | None = None, notes=()) -> GoldPair:

@@ -8,6 +8,6 @@
 - `versions.py`: the judges directory, the registry, atomic publish/promotion, `judges list/use`.
 
 The retrain loop that drives these (split -> data -> train -> evaluate -> gate -> publish) is a pipeline stage,
-`labeler.retrain`; nothing here imports a stage or the CLI (an import-linter contract in pyproject.toml).
+`labeler.retraining`; nothing here imports a stage or the CLI (an import-linter contract in pyproject.toml).
 Heavy libraries (torch, transformers, trl, peft, datasets) are imported inside functions.
 """

@@ -1,19 +1,21 @@
-"""`labeler eval` and `labeler calibrate`: parse options, call `labeler.evaluation`, render."""
+"""`labeler eval` and `labeler calibrate`: parse options, call `labeler.api` / `labeler.evaluation`, render."""
 
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from labeler.cli.options import (DEFAULT_DB, JUDGE, Actors, BatchSize, Db, JudgeBackend, JudgeDtype, JudgeMode,
-                                 JudgeModel, JudgeSamples, JudgeVersion, NumCpus, NumCpusPerActor, NumGpusPerActor,
-                                 Quiet, RayAddress, open_store, ray_runner, usage_errors, user_errors)
+from labeler.cli.options import (DEFAULT_DB, JUDGE, Actors, BatchSize, Db, JudgeBackend, JudgeCriteria, JudgeDtype,
+                                 JudgeMode, JudgeModel, JudgeSamples, JudgeTemplate, JudgeVersion, NumCpus,
+                                 NumCpusPerActor, NumGpusPerActor, Quiet, RayAddress, api_errors, open_store,
+                                 ray_runner, usage_errors, user_errors)
 
 
 @user_errors
 def eval_(
-    files: Annotated[list[Path], typer.Argument(help="JSONL/Parquet files of human-labelled pairs (label A/B).",
-                                                show_default=False)],
+    files: Annotated[list[Path], typer.Argument(
+        help="Human-labelled pairs as ingest reads them: label A/B, or chosen/rejected, or rated completions.",
+        show_default=False)],
     db: Db = DEFAULT_DB,
     mode: JudgeMode = None,
     samples: JudgeSamples = None,
@@ -30,6 +32,8 @@ def eval_(
         rich_help_panel=JUDGE)] = False,
     force_verdict: Annotated[bool, typer.Option(help="cot: a sample without [[A]]/[[B]] gets its verdict from the "
                                                      "logits after an appended marker.", rich_help_panel=JUDGE)] = True,
+    template: JudgeTemplate = None,
+    criteria: JudgeCriteria = None,
     limit: Annotated[int | None, typer.Option(help="Use the first N human-labelled pairs of each file.")] = None,
     batch_size: BatchSize = 8,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write metrics.json, PNG plots and report.md here.")] = None,
@@ -47,21 +51,16 @@ def eval_(
 
     Example: labeler eval ../shared/data/prefs/llmbar.jsonl --limit 50 --out eval-llmbar
     """
-    from labeler import pipeline
+    from labeler import api
     from labeler.cli import render
-    from labeler.evaluation import EvalOptions, evaluate
-    from labeler.progress import progress_bar
 
-    with usage_errors():
-        options = EvalOptions(limit=limit, batch_size=batch_size, bins=bins, coverage=coverage)
     runner = ray_runner(ray, actors, num_cpus, num_cpus_per_actor, num_gpus_per_actor)
-    with open_store(db) as store:
-        with usage_errors():
-            judge_ = pipeline.judge_for(store, backend, model, judge, mode, samples, batch_size, dtype=dtype, seed=seed,
-                                        max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                                        adaptive=adaptive, force_verdict=force_verdict)
-        result = evaluate(store, files, judge_, options, out, progress=lambda total: progress_bar(
-            total, f"judging ({judge_.config.mode})", quiet=quiet), runner=runner)
+    with api_errors():
+        result = api.evaluate(db, files, model=model, judge=judge, backend=backend, mode=mode, samples=samples,
+                              dtype=dtype, batch_size=batch_size, limit=limit, seed=seed, max_new_tokens=max_new_tokens,
+                              temperature=temperature, top_p=top_p, adaptive=adaptive, force_verdict=force_verdict,
+                              template=template, criteria=criteria, out=out, coverage=coverage, bins=bins,
+                              progress=not quiet, runner=runner)
     if not quiet:
         render.evaluated(result, out)
 

@@ -1,4 +1,4 @@
-"""`labeler retrain` and `labeler judges list/use`: parse options, call `labeler.retrain` / `trainer.versions`, render."""
+"""`labeler retrain` and `labeler judges list/use`: parse options, call `labeler.api` / `trainer.versions`, render."""
 
 import json as jsonlib
 import sys
@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from labeler.cli.options import DEFAULT_DB, Db, Json, Quiet, open_store, usage_errors, user_errors
+from labeler.cli.options import DEFAULT_DB, Db, Json, Quiet, api_errors, open_store, user_errors
 
 judges_app = typer.Typer(
     no_args_is_help=True,
@@ -77,12 +77,11 @@ def retrain(
 
     Example: labeler retrain --gold reviewed.jsonl --method star-dpo --samples 4 --iterations 1
     """
-    from labeler import retrain as stage
+    from labeler import api
     from labeler.cli import render
-    from labeler.progress import progress_bar
 
-    flags = {
-        "retrain": {"method": method, "iterations": iterations, "heldout_fraction": heldout_fraction,
+    options = {
+        "retrain": {"iterations": iterations, "heldout_fraction": heldout_fraction,
                     "split_seed": split_seed, "eval_samples": eval_samples, "force": force or None,
                     "limit": limit, "batch_size": batch_size, "eval_max_new_tokens": max_new_tokens},
         "star": {"samples": samples, "temperature": temperature, "top_p": top_p,
@@ -92,15 +91,14 @@ def retrain(
                   "max_steps": max_steps, "per_device_train_batch_size": train_batch_size, "lora_r": lora_r,
                   "save_steps": save_steps, "max_length": max_length},
     }
-    with usage_errors(OSError):
-        plan = stage.make_plan(db, flags, config, judges_dir, model, gold or [], quiet, judge)
 
     def log(message: str) -> None:
         if not quiet:
             print(f"retrain: {message}", file=sys.stderr)
 
-    with open_store(db) as store:
-        result = stage.retrain(store, plan, lambda total, what: progress_bar(total, what, quiet=quiet), log)
+    with api_errors():
+        result = api.retrain(db, gold=gold or [], method=method, config=config, model=model, judge=judge,
+                             judges_dir=judges_dir, options=options, progress=not quiet, log=log)
     if json:
         print(result.model_dump_json(indent=2))
     elif not quiet:

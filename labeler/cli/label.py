@@ -1,14 +1,14 @@
-"""`labeler ingest`, `annotate`, `status`, `export`: parse options, call `labeler.ingest` / `labeler.pipeline`, render."""
+"""`labeler ingest`, `annotate`, `status`, `export`: parse options, call `labeler.api`, render."""
 
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from labeler.cli.options import (DEFAULT_DB, Actors, AField, BatchSize, BField, Db, Files, IdField, Json, JudgeDtype,
-                                 LabelField, MaxChars, NumCpus, NumCpusPerActor, NumGpusPerActor, PromptField, Quiet,
-                                 RayAddress, Strict, fields, open_store, ray_runner, require_db, usage_errors,
-                                 user_errors)
+from labeler.cli.options import (DEFAULT_DB, Actors, AField, BatchSize, BField, Db, Files, IdField, Json,
+                                 JudgeCriteria, JudgeDtype, JudgeTemplate, LabelField, MaxChars, NumCpus,
+                                 NumCpusPerActor, NumGpusPerActor, PromptField, Quiet, RayAddress, Strict, api_errors,
+                                 fields, open_store, ray_runner, user_errors)
 
 
 @user_errors
@@ -24,16 +24,16 @@ def ingest(
     max_chars: MaxChars = 200_000,
     quiet: Quiet = False,
 ):
-    """Store pairs from JSONL/Parquet files; bad rows go to quarantine with file, line and field.
+    """Store pairs from files, `datasets` folders or cached Hub datasets; bad rows go to quarantine with file, line
+    and field. The layout (ours, TRL explicit/implicit prompt, UltraFeedback) is detected and shown.
 
-    Example: labeler ingest data.jsonl --prompt-field question --a-field chosen --b-field other
+    Example: labeler ingest prefs.jsonl ./my_dataset:train --strict
     """
+    from labeler import api
     from labeler.cli import render
-    from labeler.ingest import ingest_files
 
-    with open_store(db) as store:
-        reports = ingest_files(store, files, fields(prompt_field, a_field, b_field, id_field, label_field),
-                               strict, max_chars)
+    reports = api.ingest(db, files, fields=fields(prompt_field, a_field, b_field, id_field, label_field),
+                         strict=strict, max_chars=max_chars)
     if not quiet:
         render.ingested(reports)
 
@@ -62,6 +62,8 @@ def annotate(
         help="cot: sample in rounds of 2 per order; stop once the vote is settled or each order repeats itself.")] = False,
     force_verdict: Annotated[bool, typer.Option(help="cot: a sample without [[A]]/[[B]] gets its verdict from the "
                                                      "logits after an appended marker (else it abstains).")] = True,
+    template: JudgeTemplate = None,
+    criteria: JudgeCriteria = None,
     prompt_field: PromptField = "prompt",
     a_field: AField = "response_a",
     b_field: BField = "response_b",
@@ -80,38 +82,31 @@ def annotate(
 
     Example: labeler annotate examples/pairs.jsonl --mode cot --samples 4
     """
-    from labeler import pipeline
+    from labeler import api
     from labeler.cli import render
-    from labeler.ingest import ingest_files
-    from labeler.progress import progress_bar
 
-    if batch_size < 1 or (limit is not None and limit < 0):
-        raise typer.BadParameter("--batch-size must be >= 1 and --limit >= 0")
+    def show(reports) -> None:  # before judging starts, so bad rows are seen at once
+        if files and not quiet:
+            render.ingested(reports)
+
+    def resuming(note: str) -> None:
+        if not quiet:
+            render.console.print(note)
+
     runner = ray_runner(ray, actors, num_cpus, num_cpus_per_actor, num_gpus_per_actor)
-    with open_store(db) as store:
-        with usage_errors():
-            judge_ = pipeline.judge_for(store, backend, model, judge, mode, samples, batch_size, relabel, dtype, seed=seed,
-                                        max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                                        adaptive=adaptive, force_verdict=force_verdict)
-        ingested = ingest_files(store, files or [], fields(prompt_field, a_field, b_field, id_field, label_field),
-                                strict, max_chars)
-        if files and not quiet:  # before judging starts, so bad rows are seen at once
-            render.ingested(ingested)
-        command = "relabel" if relabel else "annotate"
-        resuming = pipeline.resume_note(store, judge_, command, skip_human=relabel)
-        if resuming and not quiet:
-            render.console.print(resuming)
-        result = pipeline.annotate(
-            store, [], judge_, limit=limit, batch_size=batch_size, skip_human=relabel, command=command,
-            runner=runner,
-            progress=lambda total: progress_bar(total, f"judging ({judge_.config.mode})", quiet=quiet),
-        )
-        result.ingested = ingested
-        compared, changed = pipeline.label_changes(store, result) if relabel else (0, 0)
+    with api_errors():
+        result = api.annotate(db, files or [], model=model, judge=judge, backend=backend, mode=mode, samples=samples,
+                              dtype=dtype, batch_size=batch_size, limit=limit, relabel=relabel, seed=seed,
+                              max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, adaptive=adaptive,
+                              force_verdict=force_verdict, template=template, criteria=criteria,
+                              fields=fields(prompt_field, a_field, b_field, id_field, label_field), strict=strict,
+                              max_chars=max_chars, progress=not quiet, on_ingested=show, on_resume=resuming,
+                              runner=runner)
     if not quiet:
         render.console.print(render.annotate_summary(result))
-        if compared:
-            render.console.print(f"relabel: {changed} of {compared} pairs changed label against the previous judge")
+        if result.compared:
+            render.console.print(f"relabel: {result.changed} of {result.compared} pairs changed label against the "
+                                 "previous judge")
 
 
 @user_errors
@@ -148,24 +143,32 @@ def quarantine(
 
 @user_errors
 def export(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output file.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output file (.jsonl, or .parquet).")] = None,
     db: Db = DEFAULT_DB,
-    format: Annotated[str, typer.Option("--format", help="jsonl or parquet.")] = "jsonl",
-    dpo: Annotated[bool, typer.Option("--dpo", help="Write prompt/chosen/rejected rows for TRL's DPOTrainer.")] = False,
+    format: Annotated[str | None, typer.Option("--format", help="jsonl or parquet (default: from the --out file "
+                                               "name, .parquet/.pq -> parquet, else jsonl).")] = None,
+    dpo: Annotated[bool, typer.Option("--dpo", help="Write TRL prompt/chosen/rejected rows (DPOTrainer, "
+                                      "RewardTrainer): conversational when the input was; ties left out.")] = False,
+    hf: Annotated[Path | None, typer.Option("--hf", help="Also (or only) write a `datasets` folder here "
+                                            "(save_to_disk; datasets.load_from_disk reads it).")] = None,
+    columns: Annotated[str | None, typer.Option("--columns", help="Comma-separated columns to write (with --dpo: "
+                                                "columns added to prompt/chosen/rejected).")] = None,
     min_confidence: Annotated[float | None, typer.Option(help="Drop model labels below this confidence.")] = None,
     quiet: Quiet = False,
 ):
-    """Write labels (human labels outrank model labels) with rationale, confidence, votes and provenance.
+    """Write labels (human labels outrank model labels) with rationale, confidence, votes, provenance and the
+    input's extra fields.
 
     Example: labeler export --out prefs.jsonl --dpo --min-confidence 0.7
     """
-    from labeler import pipeline
+    from labeler import api
 
-    if format not in ("jsonl", "parquet"):
-        raise typer.BadParameter(f"--format must be jsonl or parquet, got {format!r}")
     if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:  # also refuses nan
         raise typer.BadParameter(f"--min-confidence must be a number in [0, 1], got {min_confidence}")
-    require_db(db)
-    n = pipeline.export(db, out, format, dpo, min_confidence)
+    names = [c.strip() for c in columns.split(",") if c.strip()] if columns is not None else None
+    if names is not None and not names:
+        raise typer.BadParameter("--columns needs at least one column name")
+    with api_errors():
+        n = api.export(db, out, format=format, dpo=dpo, hf=hf, columns=names, min_confidence=min_confidence)
     if not quiet:
-        print(f"wrote {n} rows to {out}")
+        print(f"wrote {n} rows to {' and '.join(str(t) for t in (out, hf) if t is not None)}")

@@ -16,7 +16,10 @@ if TYPE_CHECKING:
 
 DEFAULT_DB = Path("labeler.duckdb")
 Db = Annotated[Path, typer.Option("--db", envvar="LABELER_DB", help="DuckDB file (env LABELER_DB).")]
-Files = Annotated[list[Path], typer.Argument(help="JSONL or Parquet files of pairs.", show_default=False)]
+Files = Annotated[list[Path], typer.Argument(
+    help="Files (JSONL, JSON, Parquet, CSV), `datasets` save_to_disk folders or cached Hub dataset ids (NAME:SPLIT "
+         "for one split); layout detected: prompt/response_a/response_b, TRL prompt/chosen/rejected, chosen/rejected "
+         "transcripts, UltraFeedback completions.", show_default=False)]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables; errors only.")]
 Json = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 Strict = Annotated[bool, typer.Option("--strict", help="Fail on the first bad row instead of quarantining it.")]
@@ -28,7 +31,7 @@ PromptField = Annotated[str, typer.Option("--prompt-field", help="Field holding 
 AField = Annotated[str, typer.Option("--a-field", help="Field holding response A.", rich_help_panel=FIELDS)]
 BField = Annotated[str, typer.Option("--b-field", help="Field holding response B.", rich_help_panel=FIELDS)]
 IdField = Annotated[str, typer.Option("--id-field", help="Field holding the pair id.", rich_help_panel=FIELDS)]
-LabelField = Annotated[str, typer.Option("--label-field", help="Field holding a human label (A/B).",
+LabelField = Annotated[str, typer.Option("--label-field", help="Field holding a human label (A, B or tie).",
                                          rich_help_panel=FIELDS)]
 
 JUDGE = "Judge (resolved as in annotate)"
@@ -42,6 +45,12 @@ JudgeVersion = Annotated[str | None, typer.Option("--judge", help="Judge version
                                                   rich_help_panel=JUDGE)]
 JudgeBackend = Annotated[str, typer.Option(help="transformers (default), vllm (GPU extra), fake (tests).",
                                            rich_help_panel=JUDGE)]
+JudgeTemplate = Annotated[Path | None, typer.Option(
+    "--template", help="Jinja judge template with the blocks system, user, assistant_prefix (as "
+    "labeler/judge/templates/*.jinja); part of the judge key.", rich_help_panel=JUDGE)]
+JudgeCriteria = Annotated[str | None, typer.Option(
+    "--criteria", help="What the judge should prefer, in place of 'more helpful, correct, honest, harmless, ...' "
+    "(a custom --template must use {{ criteria }}); part of the judge key.", rich_help_panel=JUDGE)]
 JudgeDtype = Annotated[str, typer.Option(help="Weights of the transformers backend: float32, bfloat16 (CPUs with "
                                          "avx512_bf16) or int8 (dynamic quantization of the decoder's linear layers); "
                                          "verdict logits stay float32. Part of the judge key.", rich_help_panel=JUDGE)]
@@ -124,4 +133,16 @@ def usage_errors(*errors: type[Exception]) -> Iterator[None]:
     try:
         yield
     except (ValueError, *errors) as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+@contextmanager
+def api_errors() -> Iterator[None]:
+    """`labeler.api` raises UsageError for a bad option before doing any work: `Invalid value: ...`, exit 2. (Only
+    that class: a ValueError from deep inside a stage is a bug, and shows as one.)"""
+    from labeler.errors import UsageError
+
+    try:
+        yield
+    except UsageError as exc:
         raise typer.BadParameter(str(exc)) from None

@@ -6,7 +6,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from labeler.ingest import FileReport
+from labeler.ingestion import FileReport
 from labeler.pipeline import AnnotateResult
 from schemas import CalibrationRecord, EvalMetrics, JudgeVersion, QuarantineRow, RetrainResult, StatusReport
 
@@ -23,6 +23,18 @@ def ingest_table(reports: list[FileReport]) -> Table:
         table.add_row(name, str(c.rows), str(c.new_pairs), str(c.already_stored), str(c.repeated_in_file),
                       f"[red]{c.quarantined}[/red]" if c.quarantined else "0", str(c.gold_labels))
     return table
+
+
+def layouts_found(reports: list[FileReport]) -> list[str]:
+    """One line per input: the layout detected (and rows that made no pair)."""
+    from labeler.formats.layouts import LAYOUTS
+
+    lines = []
+    for r in reports:
+        if not r.empty or r.skipped:
+            skipped = f"; {r.skipped} row(s) made no pair (ratings all equal)" if r.skipped else ""
+            lines.append(f"{r.path}: layout {r.layout} ({LAYOUTS[r.layout]}){skipped}")
+    return lines
 
 
 def quarantine_table(rows: list[QuarantineRow]) -> Table:
@@ -47,6 +59,8 @@ def quarantine_hint(reports: list[FileReport]) -> str | None:
 def ingested(reports: list[FileReport]) -> None:
     """The ingest table, then a hint naming the first quarantined row (if any)."""
     console.print(ingest_table(reports))
+    for line in layouts_found(reports):
+        console.print(line, highlight=False, soft_wrap=True)
     hint = quarantine_hint(reports)
     if hint:
         console.print(f"[yellow]{hint}[/yellow]")
@@ -92,6 +106,8 @@ def status(report: StatusReport, as_json: bool) -> None:
         table.add_row(state, str(n))
     for label, n in report.label_balance.items():
         table.add_row(f"model label {label}", str(n))
+    for label, n in report.human_labels.items():
+        table.add_row(f"human label {label}", str(n))
     console.print(table)
     peak = max((b["count"] for b in report.confidence_histogram), default=0) or 1
     hist = Table(title="Confidence of the latest model labels")

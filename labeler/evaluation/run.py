@@ -10,7 +10,7 @@ from labeler.errors import LabelerError
 from labeler.evaluation import metrics as eval_metrics
 from labeler.evaluation.calibration import MAX_SCALE, MIN_SCALE
 from labeler.evaluation.report import write_outputs
-from labeler.ingest import FileReport, check_path, ingest_file
+from labeler.ingestion import FileReport, ingest_part, open_inputs
 from labeler.judge.judge import Judge
 from labeler.pipeline import AnnotateResult, Runner, annotate
 from labeler.store import Store
@@ -44,12 +44,11 @@ class EvalResult:
 
 
 def eval_pairs(store: Store, files: list[Path], limit: int | None) -> tuple[list[FileReport], list[str]]:
-    """Ingest the files; the ids of their human-labelled pairs (first `limit` of each file), in file order."""
-    for path in files:  # a typo in the last file stores nothing
-        check_path(path)
+    """Ingest the files (or datasets); the ids of their human-labelled pairs (first `limit` of each file or split),
+    in file order."""
     reports, ids = [], []
-    for path in files:
-        report = ingest_file(store, path)
+    for part in open_inputs(files):  # all opened first: a typo in the last file stores nothing
+        report = ingest_part(store, part)
         reports.append(report)
         found = [] if report.empty else store.staged_pair_ids(labelled_only=True)
         ids.extend(found[:limit] if limit is not None else found)

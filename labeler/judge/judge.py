@@ -12,7 +12,7 @@ from labeler.judge.aggregate import pool_cot, pool_direct
 from labeler.judge.backends import Backend, SamplingParams
 from labeler.judge.backends.base import sample_seed
 from labeler.judge.parse import parse_verdict
-from labeler.judge.prompts import MODES, POSITIONS, render, template_hash, to_original
+from labeler.judge.prompts import MODES, POSITIONS, prompt_template, render, to_original
 from schemas import Judgment, Pair, Sample
 
 CHOICES = ("A", "B")
@@ -34,6 +34,8 @@ class JudgeConfig:
     adaptive: bool = False  # cot: sample in rounds and stop a pair once more samples are unlikely to change it
     adaptive_round: int = 2  # samples per order per round
     adaptive_confidence: float = 0.95  # stop when the Beta posterior puts this much mass on one side
+    template: str | None = None  # a judge template's jinja source (None: the shipped one for the mode)
+    criteria: str | None = None  # what the judge is asked to prefer (None: the template's own wording)
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -49,6 +51,7 @@ class JudgeConfig:
         if self.max_new_tokens < 1 or self.max_field_chars < 1:
             raise ValueError(f"max_new_tokens and max_field_chars must be >= 1, got {self.max_new_tokens}, "
                              f"{self.max_field_chars}")
+        prompt_template(self.mode, self.template, self.criteria)  # a template that cannot judge fails here, at start
 
 
 class Judge:
@@ -57,8 +60,10 @@ class Judge:
         self.config = config
         self.recipe = None  # how to build this judge again in another process (set by pipeline.build_judge)
         backend.load()
-        self.template_hash = template_hash(config.mode)
-        key = {"model": backend.model_id, "template": self.template_hash, **asdict(self.config)}
+        self.prompt = prompt_template(config.mode, config.template, config.criteria)
+        self.template_hash = self.prompt.hash  # covers the template and the criteria, so they are in the key
+        options = {k: v for k, v in asdict(self.config).items() if k not in ("template", "criteria")}
+        key = {"model": backend.model_id, "template": self.template_hash, **options}
         if getattr(backend, "dtype", "float32") != "float32":  # float32 keys stay as they were before dtypes
             key["dtype"] = backend.dtype
         self.judge_key = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
@@ -71,7 +76,7 @@ class Judge:
         out = []
         for pair in pairs:
             for position in POSITIONS:
-                r = render(self.config.mode, pair, position, self.config.max_field_chars)
+                r = render(self.config.mode, pair, position, self.config.max_field_chars, self.prompt)
                 out.append((pair, position, self.backend.render_chat(r.system, r.user, r.assistant_prefix)))
         return out
 

@@ -14,6 +14,8 @@ class RewardJudge(Judge):
     def __init__(self, backend: RewardBackend, config):
         if config.mode != "direct":
             raise LabelerError(f"a Bradley-Terry judge scores responses; use --mode direct (got --mode {config.mode})")
+        if config.template is not None or config.criteria is not None:
+            raise LabelerError("a Bradley-Terry judge reads no judge prompt; --template and --criteria do not apply")
         super().__init__(backend, config)
 
     def _prompts(self, pairs: list[Pair]) -> list[tuple[Pair, str, str]]:

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from labeler.store import calibrations as _calibrations
 from labeler.store import evaluation as _evaluation
+from labeler.store import exports as _exports
 from labeler.store import judges as _judges
 from labeler.store import judgments as _judgments
 from labeler.store import leases as _leases
@@ -50,14 +51,29 @@ class Store:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    # ingest
-    def stage(self, path: Path, kind: str, fields: FieldMap, max_chars: int) -> None:
-        (_pairs.stage_parquet if kind == "parquet" else _pairs.stage_jsonl)(self.con, path)
+    # ingest: stage a file (or an Arrow table) as JSON rows, maybe convert them to our layout, then check them
+    def stage(self, kind: str, source) -> None:
+        """`source`: a path for kind jsonl / json-array / parquet / csv, a pyarrow Table for kind arrow."""
+        if kind == "arrow":
+            _pairs.stage_arrow(self.con, source)
+        else:
+            _pairs.STAGERS[kind](self.con, source)
+
+    def staged_columns(self) -> list[str]:
+        return _pairs.staged_columns(self.con)
+
+    def staged_has_lists(self) -> bool:
+        return _pairs.staged_has_lists(self.con)
+
+    def convert_staged(self, convert) -> int:
+        return _pairs.convert_staged(self.con, convert)
+
+    def check_staged(self, fields: FieldMap, max_chars: int) -> None:
         _pairs.validate_staged(self.con, fields, max_chars)
         _pairs.resolve_staged(self.con)
 
-    def parquet_columns(self, path: Path) -> list[str]:
-        return _pairs.parquet_columns(self.con, path)
+    def file_columns(self, kind: str, path: Path) -> list[str]:
+        return _pairs.file_columns(self.con, kind, path)
 
     def staged_problems(self, id_field: str) -> list[tuple]:
         return _pairs.staged_problems(self.con, id_field)
@@ -110,6 +126,7 @@ class Store:
             pairs=_reports.scalar(c, "SELECT count(*) FROM pairs"),
             by_state=_reports.state_counts(c),
             label_balance=_reports.label_balance(c),
+            human_labels=_reports.human_balance(c),
             confidence_histogram=_reports.confidence_histogram(c),
             quarantined=_reports.scalar(c, "SELECT count(*) FROM quarantine"),
             runs=_reports.recent_runs(c),
@@ -122,10 +139,14 @@ class Store:
         return _reports.scalar(self.con, f"SELECT count(*) FROM {table}")
 
     def export_rows(self, min_confidence: float | None = None):
-        return _reports.export_rows(self.con, min_confidence)
+        return _exports.export_rows(self.con, min_confidence)
 
-    def copy_export(self, out: Path, fmt: str, dpo: bool, min_confidence: float | None) -> int:
-        return _reports.copy_export(self.con, out, fmt, dpo, min_confidence)
+    def copy_export(self, out: Path, fmt: str, dpo: bool, min_confidence: float | None,
+                    columns: list[str] | None = None) -> int:
+        return _exports.copy_export(self.con, out, fmt, dpo, min_confidence, columns)
+
+    def export_arrow(self, dpo: bool, min_confidence: float | None, columns: list[str] | None = None):
+        return _exports.export_arrow(self.con, dpo, min_confidence, columns)
 
     # human review (labeler review push / pull)
     def review_candidates(self, dataset: str) -> list[RoutingCandidate]:

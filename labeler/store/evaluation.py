@@ -23,7 +23,7 @@ _SELECT = """
 def staged_pair_ids(con: duckdb.DuckDBPyConnection, labelled_only: bool) -> list[str]:
     """Ids of the valid rows of the file staged last on this connection (see `pairs.resolve_staged`), in line
     order, each once. Call right after ingesting that file, before the connection is released."""
-    labelled = "AND label IS NOT NULL" if labelled_only else ""
+    labelled = "AND label IN ('A', 'B')" if labelled_only else ""
     rows = con.execute(
         f"SELECT pair_id FROM resolved WHERE conflict IS NULL AND nth = 1 {labelled} ORDER BY line"
     ).fetchall()
@@ -38,7 +38,7 @@ def rows_for_judge_key(con: duckdb.DuckDBPyConnection, judge_key: str, pair_ids:
         {_SELECT}
         FROM wanted w JOIN judgments j ON j.pair_id = w.pair_id AND j.judge_key = $key
         JOIN pairs p ON p.pair_id = w.pair_id JOIN human h ON h.pair_id = w.pair_id
-        WHERE h.label IS NOT NULL
+        WHERE h.label IN ('A', 'B')
         ORDER BY w.k
         """,
         {"ids": pair_ids, "key": judge_key},
@@ -55,7 +55,7 @@ def rows_for_calibration(con: duckdb.DuckDBPyConnection, judge_id: str, mode: st
               AND samples = $k ORDER BY pair_id, created_at DESC)
         {_SELECT}
         FROM j JOIN pairs p USING (pair_id) JOIN human h USING (pair_id)
-        WHERE h.label IS NOT NULL
+        WHERE h.label IN ('A', 'B')
         ORDER BY p.created_at, p.source_file, p.source_line
         """,
         {"judge": judge_id, "mode": mode, "k": samples},

@@ -22,7 +22,7 @@ def pending_pairs(con: duckdb.DuckDBPyConnection, judge_key: str, limit: int | N
     params = {"key": judge_key, "limit": limit if limit is not None else 2**62}
     rows = con.execute(
         f"""
-        SELECT pair_id, prompt, response_a, response_b, source, category FROM pairs
+        SELECT pair_id, prompt, response_a, response_b, source, category, prompt_messages FROM pairs
         WHERE pair_id NOT IN (SELECT pair_id FROM judgments WHERE judge_key = $key) {human} {only}
         ORDER BY created_at, source_file, source_line
         LIMIT $limit

@@ -159,6 +159,11 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
+        "add_prompt_messages",
+        # a conversation's prompt as [{role, content}]; `prompt` keeps its readable transcript
+        "ALTER TABLE pairs ADD COLUMN prompt_messages JSON;",
+    ),
+    (
         "create_leases",
         """
         CREATE TABLE leases (

@@ -63,11 +63,11 @@ def stage_jsonl(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         CREATE OR REPLACE TEMP TABLE staged AS
         WITH rej AS (SELECT line, row_number() OVER (ORDER BY line) AS k FROM staged_rejects)
         SELECT s.r + coalesce((SELECT max(k) FROM rej WHERE rej.line - rej.k < s.r), 0) AS line,
-               s.raw, NULL::VARCHAR AS reader_error
+               s.raw, NULL::VARCHAR AS reader_error, NULL::VARCHAR AS reader_field
         FROM staged_lines s
         UNION ALL
         SELECT line, NULL, CASE WHEN error_type = 'INVALID ENCODING' THEN 'invalid UTF-8'
-                                ELSE lower(replace(error_type, '_', ' ')) END
+                                ELSE lower(replace(error_type, '_', ' ')) END, NULL
         FROM staged_rejects
         """
     )
@@ -77,14 +77,123 @@ def stage_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     """Each Parquet row becomes one JSON object, numbered from 1, in temp table `staged`."""
     con.execute(
         "CREATE OR REPLACE TEMP TABLE staged AS SELECT p.file_row_number + 1 AS line, "
-        "json_merge_patch(to_json(p), '{\"file_row_number\": null}')::VARCHAR AS raw, NULL::VARCHAR AS reader_error "
-        "FROM read_parquet(?, file_row_number=true) p",
+        "json_merge_patch(to_json(p), '{\"file_row_number\": null}')::VARCHAR AS raw, NULL::VARCHAR AS reader_error, "
+        "NULL::VARCHAR AS reader_field FROM read_parquet(?, file_row_number=true) p",
         [str(path)],
     )
 
 
-def parquet_columns(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
-    return [row[0] for row in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()]
+def _stage_rows(con: duckdb.DuckDBPyConnection, source: str, params: list) -> None:
+    """`staged` from a table function or view whose rows carry their 1-based number in `__labeler_row`."""
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE staged AS SELECT s.__labeler_row AS line, "
+        "json_merge_patch(to_json(s), '{\"__labeler_row\": null}')::VARCHAR AS raw, NULL::VARCHAR AS reader_error, "
+        f"NULL::VARCHAR AS reader_field FROM ({source}) s",
+        params,
+    )
+
+
+def stage_csv(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Each CSV data row (header required; every value read as text) becomes one JSON object."""
+    _stage_rows(con, "SELECT ordinality AS __labeler_row, * EXCLUDE (ordinality) "
+                     "FROM read_csv(?, header=true, all_varchar=true) WITH ORDINALITY", [str(path)])
+
+
+def stage_json_array(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """A `.json` file holding one array of objects: each element is a row, numbered from 1."""
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE staged AS SELECT ordinality AS line, json::VARCHAR AS raw, "
+        "NULL::VARCHAR AS reader_error, NULL::VARCHAR AS reader_field "
+        "FROM read_json_objects(?, format='array') WITH ORDINALITY",
+        [str(path)],
+    )
+
+
+def stage_arrow(con: duckdb.DuckDBPyConnection, table) -> None:
+    """A pyarrow Table (a `datasets` split, memory-mapped) scanned in place: each row one JSON object."""
+    import pyarrow as pa
+
+    numbered = table.append_column("__labeler_row", pa.array(range(1, table.num_rows + 1), pa.int64()))
+    con.register("labeler_arrow", numbered)
+    try:
+        _stage_rows(con, "SELECT * FROM labeler_arrow", [])
+    finally:
+        con.unregister("labeler_arrow")
+
+
+STAGERS = {"jsonl": stage_jsonl, "parquet": stage_parquet, "csv": stage_csv, "json-array": stage_json_array}
+
+
+def staged_columns(con: duckdb.DuckDBPyConnection, sample: int = 1000) -> list[str]:
+    """The keys of the first `sample` JSON objects staged, in first-seen order (what layout detection reads)."""
+    rows = con.execute(
+        """
+        SELECT k FROM (
+            SELECT unnest(json_keys(j)) AS k, line FROM (
+                SELECT line, CASE WHEN json_valid(raw) THEN raw END AS j
+                FROM (SELECT line, raw FROM staged ORDER BY line LIMIT ?))
+            WHERE json_type(j) = 'OBJECT')
+        GROUP BY k ORDER BY min(line), k
+        """,
+        [sample],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def staged_has_lists(con: duckdb.DuckDBPyConnection) -> bool:
+    """Did validation find a text field holding an array (a message list for Python to convert)? Reading it from
+    the checked rows costs nothing on the usual file, which has none."""
+    return con.execute(
+        "SELECT count(*) > 0 FROM checked_ids WHERE reason = 'must be a string, got array'"
+    ).fetchall()[0][0]
+
+
+def convert_staged(con: duckdb.DuckDBPyConnection, convert, chunk: int = 20_000) -> int:
+    """Replace each staged JSON object by the rows `convert(dict)` makes of it (same line number; a RowError puts
+    the original line in quarantine with the error's field). Lines that are not JSON objects stay as they are, for
+    validation to report. Returns the number of objects that made no row."""
+    import json
+
+    import pyarrow as pa
+
+    from labeler.errors import RowError
+
+    names = ("line", "raw", "reader_error", "reader_field")
+    con.execute("CREATE OR REPLACE TEMP TABLE staged_converted "
+                "(line BIGINT, raw VARCHAR, reader_error VARCHAR, reader_field VARCHAR)")
+    last, skipped = -1, 0
+    while rows := con.execute(f"SELECT {', '.join(names)} FROM staged WHERE line > ? ORDER BY line LIMIT ?",
+                              [last, chunk]).fetchall():
+        out = []
+        for line, raw, error, field in rows:
+            try:
+                row = json.loads(raw) if raw is not None and error is None else None
+            except ValueError:
+                row = None
+            if not isinstance(row, dict):
+                out.append((line, raw, error, field))
+                continue
+            try:
+                made = convert(row)
+            except RowError as exc:
+                out.append((line, raw, exc.reason, exc.field))
+                continue
+            skipped += not made
+            out.extend((line, json.dumps(r, ensure_ascii=False), None, None) for r in made)
+        batch = pa.table(dict(zip(names, map(list, zip(*out))))) if out else None
+        if batch is not None:
+            con.register("labeler_converted", batch)
+            con.execute("INSERT INTO staged_converted SELECT * FROM labeler_converted")
+            con.unregister("labeler_converted")
+        last = rows[-1][0]
+    con.execute("CREATE OR REPLACE TEMP TABLE staged AS SELECT * FROM staged_converted ORDER BY line")
+    return skipped
+
+
+def file_columns(con: duckdb.DuckDBPyConnection, kind: str, path: Path) -> list[str]:
+    """The columns of a Parquet file or a CSV header."""
+    reader = "read_parquet(?)" if kind == "parquet" else "read_csv(?, header=true, all_varchar=true)"
+    return [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {reader}", [str(path)]).fetchall()]
 
 
 def _text_check(field: str) -> str:
@@ -104,9 +213,10 @@ def validate_staged(con: duckdb.DuckDBPyConnection, fields: FieldMap, max_chars:
     """Build temp table `checked`: one row per non-blank line with its values, or the first problem found."""
     names = dict(prompt=fields.prompt, response_a=fields.response_a, response_b=fields.response_b,
                  id=fields.id, label=fields.label)
-    params = {k: json_path(v) for k, v in names.items()} | {"max_chars": max_chars, "mapped": fields.names()}
+    params = {k: json_path(v) for k, v in names.items()} | {"max_chars": max_chars,
+                                                             "mapped": [*fields.names(), "prompt_messages"]}
     checks = [
-        ("NULL", "reader_error"),
+        ("reader_field", "reader_error"),
         ("NULL", "CASE WHEN raw IS NULL AND reader_error IS NULL THEN 'invalid JSON' END"),
         ("NULL", "CASE WHEN json_type(raw) <> 'OBJECT' THEN 'not a JSON object' END"),
         *[(f"'{names[f]}'", _text_check(f)) for f in TEXT_FIELDS],
@@ -116,8 +226,8 @@ def validate_staged(con: duckdb.DuckDBPyConnection, fields: FieldMap, max_chars:
             WHEN regexp_full_match(json_extract_string(raw, $id), '\\s*') THEN 'is empty' END"""),
         (f"'{names['label']}'", """CASE
             WHEN json_type(raw, $label) IS NULL OR json_type(raw, $label) = 'NULL' THEN NULL
-            WHEN upper(trim(coalesce(json_extract_string(raw, $label), ''))) NOT IN ('A', 'B')
-                THEN 'must be "A" or "B", got ' || left(json_extract(raw, $label)::VARCHAR, 40) END"""),
+            WHEN upper(trim(coalesce(json_extract_string(raw, $label), ''))) NOT IN ('A', 'B', 'TIE')
+                THEN 'must be "A", "B" or "tie", got ' || left(json_extract(raw, $label)::VARCHAR, 40) END"""),
     ]
     field_sql = " ".join(f"WHEN ({check}) IS NOT NULL THEN {name}" for name, check in checks)
     reason_sql = "coalesce(" + ", ".join(f"({check})" for _, check in checks) + ")"
@@ -125,7 +235,8 @@ def validate_staged(con: duckdb.DuckDBPyConnection, fields: FieldMap, max_chars:
         f"""
         CREATE OR REPLACE TEMP TABLE checked_reasons AS
         SELECT line, text AS raw, {reason_sql} AS reason, CASE {field_sql} END AS field
-        FROM (SELECT line, reader_error, CASE WHEN json_valid(raw) THEN raw END AS raw, raw AS text FROM staged) WHERE reader_error IS NOT NULL
+        FROM (SELECT line, reader_error, reader_field, CASE WHEN json_valid(raw) THEN raw END AS raw, raw AS text
+              FROM staged) WHERE reader_error IS NOT NULL
             OR NOT regexp_full_match(coalesce(text, ''), '\\s*')  -- whitespace-only lines are blank
         """,
         {k: v for k, v in params.items() if k != "mapped"},
@@ -137,7 +248,10 @@ def validate_staged(con: duckdb.DuckDBPyConnection, fields: FieldMap, max_chars:
             json_extract_string(raw, $prompt) AS prompt,
             json_extract_string(raw, $response_a) AS response_a,
             json_extract_string(raw, $response_b) AS response_b,
-            nullif(upper(trim(json_extract_string(raw, $label))), '') AS label,
+            CASE upper(trim(json_extract_string(raw, $label))) WHEN '' THEN NULL WHEN 'TIE' THEN 'tie'
+                 ELSE upper(trim(json_extract_string(raw, $label))) END AS label,
+            CASE WHEN json_type(raw, '$.prompt_messages') = 'ARRAY' THEN json_extract(raw, '$.prompt_messages')
+                 END AS prompt_messages,
             sha256(json_array(json_extract_string(raw, $prompt), json_extract_string(raw, $response_a),
                               json_extract_string(raw, $response_b))::VARCHAR) AS content_hash,
             trim(json_extract_string(raw, $id)) AS given_id,
@@ -189,8 +303,9 @@ def commit_staged(con: duckdb.DuckDBPyConnection, file_label: str, id_field: str
     counts.new_pairs = con.execute(
         """
         INSERT INTO pairs (pair_id, prompt, response_a, response_b, content_hash, source, category, extra,
-                           source_file, source_line)
-        SELECT pair_id, prompt, response_a, response_b, content_hash, source, category, extra, $file, line
+                           source_file, source_line, prompt_messages)
+        SELECT pair_id, prompt, response_a, response_b, content_hash, source, category, extra, $file, line,
+               prompt_messages
         FROM resolved WHERE conflict IS NULL AND nth = 1 AND stored_hash IS NULL
         """,
         {"file": file_label},

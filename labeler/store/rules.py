@@ -1,9 +1,11 @@
 """Which label a pair has, in SQL, in one place: every query that reads labels builds on these.
 
 The rule: a human label outranks every model label. A pair any person answered (`REVIEWED`: a file label or a
-reviewer's answer, even "tie") reports the human A/B majority (`HUMAN`; none on an even split) and is never
-routed to review nor re-judged by `annotate --relabel`; every other pair reports its latest model judgment
-(`LATEST`), whose confidence is calibrated when a temperature is stored for its judge.
+reviewer's answer, even "tie") reports the human verdict (`HUMAN`: A or B when it has more votes than each of the
+other two answers, else "tie" when anyone answered tie, else none: an even A/B split) and is never routed to review
+nor re-judged by `annotate --relabel`; every other pair reports its latest model judgment (`LATEST`), whose
+confidence is calibrated when a temperature is stored for its judge. Gold labels for training and evaluation are
+the A/B verdicts only.
 """
 
 from labeler.store.calibrations import CALIBRATED_CONFIDENCE
@@ -16,8 +18,8 @@ LATEST = f"""
     FROM judgments j {CALIBRATION_JOIN} ORDER BY j.pair_id, j.created_at DESC
 """
 HUMAN = """
-    SELECT pair_id, CASE WHEN count_if(label = 'A') > count_if(label = 'B') THEN 'A'
-                         WHEN count_if(label = 'B') > count_if(label = 'A') THEN 'B' END AS label
-    FROM gold_labels WHERE label IN ('A', 'B') GROUP BY pair_id
-"""  # the human A/B majority (NULL on an even split); a pair any human answered (even "tie") gets no model label
+    SELECT pair_id, CASE WHEN a > b AND a > t THEN 'A' WHEN b > a AND b > t THEN 'B' WHEN t > 0 THEN 'tie' END AS label
+    FROM (SELECT pair_id, count_if(label = 'A') AS a, count_if(label = 'B') AS b, count_if(label = 'tie') AS t
+          FROM gold_labels GROUP BY pair_id)
+"""  # the human verdict: A, B, tie, or NULL on an even A/B split; a pair any human answered gets no model label
 REVIEWED = "SELECT DISTINCT pair_id FROM gold_labels"

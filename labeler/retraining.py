@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from labeler.errors import LabelerError
-from labeler.ingest import ingest_files
+from labeler.ingestion import ingest_files
 from labeler.judge.backends.models import model_fingerprint
 from labeler.judge.judge import JudgeConfig
 from labeler.paths import atomic_write
