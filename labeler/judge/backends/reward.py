@@ -74,14 +74,17 @@ class RewardBackend:
         raise LabelerError("a Bradley-Terry judge reads pairs, not judge prompts")
 
     def rewards(self, texts: list[str]) -> list[float]:
+        """One score per text; a text given twice (each response appears in both orders) is scored once."""
         import torch
 
-        out: list[float] = []
+        unique = list(dict.fromkeys(texts))
+        scores: list[float] = []
         with torch.inference_mode():
-            for start in range(0, len(texts), self.batch_size):
-                enc = self.tokenizer(texts[start : start + self.batch_size], return_tensors="pt", padding=True)
-                out += self.model(**enc).logits[:, 0].float().tolist()
-        return out
+            for start in range(0, len(unique), self.batch_size):
+                enc = self.tokenizer(unique[start : start + self.batch_size], return_tensors="pt", padding=True)
+                scores += self.model(**enc).logits[:, 0].float().tolist()
+        by_text = dict(zip(unique, scores))
+        return [by_text[t] for t in texts]
 
     def verdict_logprobs(self, prompts: list[str], choices: tuple[str, str]) -> list[tuple[float, float]]:
         import torch.nn.functional as F
