@@ -12,7 +12,7 @@ import duckdb
 
 from labeler.errors import LabelerError
 from labeler.formats import layouts
-from labeler.formats.sources import Part, file_kind, open_parts
+from labeler.formats.sources import Part, check_regular, file_kind, open_parts
 from labeler.store import Store
 from labeler.store.pairs import FieldMap, IngestCounts
 
@@ -32,6 +32,7 @@ class FileReport:
 
 def check_path(path: Path) -> str:
     """The kind of a local file (jsonl, json-array, parquet, csv), or a one-line error naming it."""
+    check_regular(path)
     if not path.exists():
         raise LabelerError(f"{path}: no such file")
     if path.is_dir():
@@ -71,6 +72,12 @@ def _stage(store: Store, part: Part, fields: FieldMap, max_chars: int, seed: int
     layout = layouts.detect(columns, fields)
     if layout == "pairs" and part.kind in TABLE_KINDS:
         _check_columns(part.name, columns, fields)
+        types = ({f.name: "BLOB" if "binary" in str(f.type) else str(f.type) for f in part.table.schema}
+                 if part.kind == "arrow" else store.file_column_types(part.kind, part.path))
+        binary = [c for c in (fields.prompt, fields.response_a, fields.response_b) if types.get(c) == "BLOB"]
+        if binary:
+            raise LabelerError(f"{part.name}: column {binary[0]} is binary (BLOB), not text; write it as a string "
+                               "column")
     convert = layouts.converter(layout, fields, max_chars, seed)
     skipped = 0
     if layout != "pairs" or layouts.MESSAGES in columns:

@@ -203,3 +203,53 @@ def test_duckdb_memory_limit_default_and_from_the_environment(tmp_path, monkeypa
     with Store(db) as s:
         assert s.con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == "667.5 MiB"
         assert ingest_file(s, write_lines(tmp_path / "a.jsonl", [row(1), row(2)])).counts.new_pairs == 2
+
+
+def test_rows_a_reader_would_misread_are_quarantined_and_the_file_goes_on(store, tmp_path):
+    deep = '{"id": "p2", "prompt": "q", "response_a": "a", "response_b": "b", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    keyed = '{"id": "p3", "prompt": "q3", "response_a": "a", "response_b": "b", "x": ' + '{"k": ' * 70 + "1" + "}" * 70 + "}"
+    shallow = row(8, x=json.loads('{"k": ' * 60 + "1" + "}" * 60))
+    f = write_lines(tmp_path / "probe.jsonl", [
+        row(1),
+        deep,                                                                                  # 2
+        keyed,                                                                                 # 3
+        '{"id": "p4", "prompt": "first", "prompt": "second", "response_a": "a", "response_b": "b"}',  # 4
+        row(5, response_b="answer a5"),                                                        # 5 same as response_a
+        row(6, notes="n" * 1000),                                                              # 6 extra too large
+        row(7),
+        shallow,                                                                               # 8 deep but allowed
+    ])
+    counts = ingest_files(store, [f], max_chars=600)[0].counts
+    assert (counts.new_pairs, counts.quarantined) == (3, 5)
+    assert quarantine(store) == [
+        (2, None, "nested deeper than 64 levels"),
+        (3, None, "nested deeper than 64 levels"),
+        (4, "prompt", "duplicate key (JSON readers disagree on which value counts: Python keeps the last, DuckDB the "
+                      "first)"),
+        (5, "response_b", "identical to the other response"),
+        (6, None, "extra fields too large: 1065 characters (limit 600)"),
+    ]
+
+
+def test_non_regular_files_and_binary_or_clashing_parquet_columns(store, tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe.jsonl"
+    os.mkfifo(fifo)
+    with pytest.raises(LabelerError, match="pipe.jsonl: not a regular file"):
+        ingest_file(store, fifo)
+    loop = tmp_path / "loop.jsonl"
+    loop.symlink_to(loop)
+    with pytest.raises(LabelerError, match="loop.jsonl: symbolic link loop"):
+        ingest_file(store, loop)
+    con = duckdb.connect()
+    blob = tmp_path / "blob.parquet"
+    con.execute(f"COPY (SELECT 'q'::BLOB AS prompt, 'a' AS response_a, 'b' AS response_b) TO '{blob}' (FORMAT parquet)")
+    with pytest.raises(LabelerError, match="blob.parquet: column prompt is binary"):
+        ingest_file(store, blob)
+    clash = tmp_path / "clash.parquet"
+    con.execute(f"COPY (SELECT 'q' AS prompt, 'a' AS response_a, 'b' AS response_b, 7 AS file_row_number) "
+                f"TO '{clash}' (FORMAT parquet)")
+    assert ingest_file(store, clash).counts.new_pairs == 1
+    extra = store.con.execute("SELECT extra FROM pairs WHERE prompt = 'q'").fetchone()[0]
+    assert json.loads(extra) == {"file_row_number": 7}  # the user's column, kept; not the reader's row number

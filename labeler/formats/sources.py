@@ -3,8 +3,10 @@
 Each becomes one or more parts to stage: a dataset with splits gives one part per split; `NAME:SPLIT` picks one.
 """
 
+import errno
 import os
 import re
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -65,8 +67,23 @@ def _split_suffix(arg: str) -> tuple[str, str | None]:
     return (base, split) if sep and base and split and "/" not in split else (arg, None)
 
 
+def check_regular(path: Path) -> None:
+    """A pipe, socket or device, or a symbolic link loop, is one LabelerError naming it (a missing path is not:
+    the caller says what it expected there)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        reason = "symbolic link loop" if exc.errno == errno.ELOOP else f"cannot read: {exc.strerror}"
+        raise LabelerError(f"{path}: {reason}") from None
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise LabelerError(f"{path}: not a regular file (a pipe, socket or device); give a file or a folder")
+
+
 def open_parts(arg: Path) -> list[Part]:
     """The parts of one input argument; a missing or unreadable one is one LabelerError naming it."""
+    check_regular(arg)
     if arg.is_file():
         return [Part(str(arg), file_kind(arg), arg, label=str(arg.resolve()))]
     base, split = (str(arg), None) if arg.exists() else _split_suffix(str(arg))

@@ -75,6 +75,9 @@ class Store:
     def file_columns(self, kind: str, path: Path) -> list[str]:
         return _pairs.file_columns(self.con, kind, path)
 
+    def file_column_types(self, kind: str, path: Path) -> dict[str, str]:
+        return _pairs.file_column_types(self.con, kind, path)
+
     def staged_problems(self, id_field: str) -> list[tuple]:
         return _pairs.staged_problems(self.con, id_field)
 

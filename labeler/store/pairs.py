@@ -74,11 +74,15 @@ def stage_jsonl(con: duckdb.DuckDBPyConnection, path: Path) -> None:
 
 
 def stage_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """Each Parquet row becomes one JSON object, numbered from 1, in temp table `staged`."""
+    """Each Parquet row becomes one JSON object, numbered from 1, in temp table `staged`. The row number comes
+    from the reader's `file_row_number` column, or from WITH ORDINALITY when the file has a column of that name."""
+    column = "ordinality" if "file_row_number" in file_columns(con, "parquet", path) else "file_row_number"
+    source = ("(SELECT * FROM read_parquet(?) WITH ORDINALITY)" if column == "ordinality"
+              else "read_parquet(?, file_row_number=true)")
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE staged AS SELECT p.file_row_number + 1 AS line, "
-        "json_merge_patch(to_json(p), '{\"file_row_number\": null}')::VARCHAR AS raw, NULL::VARCHAR AS reader_error, "
-        "NULL::VARCHAR AS reader_field FROM read_parquet(?, file_row_number=true) p",
+        f"CREATE OR REPLACE TEMP TABLE staged AS SELECT p.{column} + {int(column == 'file_row_number')} AS line, "
+        f"json_merge_patch(to_json(p), '{{\"{column}\": null}}')::VARCHAR AS raw, NULL::VARCHAR AS reader_error, "
+        f"NULL::VARCHAR AS reader_field FROM {source} p",
         [str(path)],
     )
 
@@ -192,8 +196,21 @@ def convert_staged(con: duckdb.DuckDBPyConnection, convert, chunk: int = 20_000)
 
 def file_columns(con: duckdb.DuckDBPyConnection, kind: str, path: Path) -> list[str]:
     """The columns of a Parquet file or a CSV header."""
+    return list(file_column_types(con, kind, path))
+
+
+def file_column_types(con: duckdb.DuckDBPyConnection, kind: str, path: Path) -> dict[str, str]:
     reader = "read_parquet(?)" if kind == "parquet" else "read_csv(?, header=true, all_varchar=true)"
-    return [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {reader}", [str(path)]).fetchall()]
+    return {row[0]: row[1] for row in con.execute(f"DESCRIBE SELECT * FROM {reader}", [str(path)]).fetchall()}
+
+
+MAX_DEPTH = 64
+# MAX_DEPTH + 1 containers opened in a row (an object's key may come between): deeper is quarantined, not parsed
+DEEP_NESTING = r'(\{\s*"[^"]*"\s*:\s*|\[\s*){' + str(MAX_DEPTH + 1) + '}'
+DUPLICATE_KEY = "list_filter(json_keys(raw), lambda k, i: list_position(json_keys(raw), k) < i)[1]"
+# what a row holds besides the mapped fields: keys, punctuation and the extra fields, JSON-encoded
+EXTRA_CHARS = "length(raw) - " + " - ".join(f"coalesce(length(json_extract(raw, ${f})::VARCHAR), 0)"
+                                           for f in ("prompt", "response_a", "response_b", "id", "label"))
 
 
 def _text_check(field: str) -> str:
@@ -207,6 +224,32 @@ def _text_check(field: str) -> str:
         WHEN length(json_extract_string(raw, {p})) > $max_chars
             THEN 'too long: ' || length(json_extract_string(raw, {p})) || ' characters (limit ' || $max_chars || ')'
     END"""
+
+
+def _second_pass(con: duckdb.DuckDBPyConnection, names: dict, params: dict) -> None:
+    """Checks of rows that passed the first pass, in their own query: run beside the field checks, their copies of a
+    10 MB field ran DuckDB out of its memory limit."""
+    checks = [
+        ("NULL", f"""CASE WHEN length(raw) - length(replace(replace(raw, '[', ''), '{{', '')) > {MAX_DEPTH}
+                          AND regexp_matches(raw, '{DEEP_NESTING}') THEN 'nested deeper than {MAX_DEPTH} levels' END"""),
+        (DUPLICATE_KEY, "CASE WHEN len(list_distinct(json_keys(raw))) < len(json_keys(raw)) THEN 'duplicate key (JSON "
+                        "readers disagree on which value counts: Python keeps the last, DuckDB the first)' END"),
+        (f"'{names['response_b']}'", "CASE WHEN json_extract_string(raw, $response_a) = "
+                                     "json_extract_string(raw, $response_b) THEN 'identical to the other response' END"),
+        ("NULL", f"""CASE WHEN length(raw) > $max_chars AND ({EXTRA_CHARS}) > $max_chars
+            THEN 'extra fields too large: ' || ({EXTRA_CHARS}) || ' characters (limit ' || $max_chars || ')' END"""),
+    ]
+    field_sql = " ".join(f"WHEN ({check}) IS NOT NULL THEN {name}" for name, check in checks)
+    reason_sql = "coalesce(" + ", ".join(f"({check})" for _, check in checks) + ")"
+    con.execute(
+        f"""
+        UPDATE checked_reasons SET reason = found.reason, field = found.field
+        FROM (SELECT line, {reason_sql} AS reason, CASE {field_sql} END AS field
+              FROM checked_reasons WHERE reason IS NULL AND raw IS NOT NULL) found
+        WHERE checked_reasons.line = found.line AND found.reason IS NOT NULL
+        """,
+        {k: v for k, v in params.items() if k != "mapped"},
+    )
 
 
 def validate_staged(con: duckdb.DuckDBPyConnection, fields: FieldMap, max_chars: int) -> None:
@@ -241,6 +284,7 @@ def validate_staged(con: duckdb.DuckDBPyConnection, fields: FieldMap, max_chars:
         """,
         {k: v for k, v in params.items() if k != "mapped"},
     )
+    _second_pass(con, names, params)
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE checked AS
