@@ -127,6 +127,7 @@ class Scripted(torch.nn.Module):
     ("[[A]] so far, then more words", 40, "A", False),  # the last marker counts, whatever follows it
     ("Response A is right. [[A", 12, "A", False),  # ran out of tokens right after the letter: closed
     ("I pick [[A is better", 40, None, True),  # "[[A" not closed by "]]" is no marker: forced
+    ("B misses the point.\n[[A]]\nAnd then it rambles on", 40, "A", False),  # a marker ending its line ends it
 ])
 def test_one_verdict_rule_the_last_complete_marker_counts(backend, text, max_new_tokens, verdict, forced):
     from labeler.judge.parse import parse_verdict
@@ -143,7 +144,8 @@ def test_one_verdict_rule_the_last_complete_marker_counts(backend, text, max_new
     assert completion.forced is forced
     if verdict is not None:
         assert "ABCD"[chain.verdict] == verdict == parse_verdict(completion.text)
-        assert completion.text.startswith(text.split(" [[A")[0])
+        assert completion.text.startswith(text.split("[[")[0])
+        assert "rambles" not in completion.text  # the sample stopped at the end of its verdict line
         expected = (0.0, -12.0) if verdict == "A" else (-12.0, 0.0)  # read at the letter, not at the EOS
         assert chain.logprobs == pytest.approx(expected, abs=0.01)
     else:

@@ -94,7 +94,7 @@ def test_each_sample_is_one_seeded_request_decided_by_its_last_complete_marker(v
                                 ("A", "B"), "[[", seeds)
     prompts, params = StubLLM.calls[0]
     assert prompts == ["p1", "p1", "p2", "p2"] and [p.seed for p in params] == [3, 4, 6, 7]
-    assert all(p.n == 1 and not p.stop for p in params)  # a quoted marker must not end the sample
+    assert all(p.n == 1 and p.stop == ["[[A]]\n", "[[B]]\n"] for p in params)  # a verdict line ends it, a quote not
     assert [[parse_verdict(c.text) for c in row] for row in out] == [["A", "B"], ["A", "B"]]
     assert out[0][0].verdict_logprobs == (-0.2, -1.7) and not out[0][0].forced  # read at the last marker
     assert out[0][1].text == "Because. [[B]]" and out[0][1].verdict_logprobs == (-1.7, -0.2)

@@ -3,9 +3,10 @@
 Written to vLLM's documented offline API (`LLM.generate(prompts, [SamplingParams, ...])`) with automatic
 prefix caching, so the samples and the two orders of a pair share their prompt's KV cache instead of
 re-encoding it. The rules match the transformers backend: each sample is its own request with its own seed
-(so it is the same text whatever the batch), it runs to its end, its last complete marker (`[[` + letter token
-+ `]]`) is its verdict with the two letters' log-probs at that token, and a sample without one is forced: the
-marker is appended and the two letters' log-probs read.
+(so it is the same text whatever the batch), it runs to its end or to a marker that ends its line (stop strings
+"[[A]]\n", "[[B]]\n"), its last complete marker (`[[` + letter token + `]]`) is its verdict with the two letters'
+log-probs at that token, and a sample without one is forced: the marker is appended and the two letters'
+log-probs read.
 """
 
 import math
@@ -71,7 +72,8 @@ class VLLMBackend:
         requests = [(prompt, seed) for prompt, row in zip(prompts, seeds) for seed in row]
         sampling = [self._vllm.SamplingParams(
             n=1, temperature=params.temperature, top_p=params.top_p, max_tokens=params.max_new_tokens, seed=seed,
-            logprobs=TOP_LOGPROBS) for _, seed in requests]
+            logprobs=TOP_LOGPROBS, stop=[f"{marker}{c}]]\n" for c in choices], include_stop_str_in_output=True)
+            for _, seed in requests]
         outputs = self.llm.generate([prompt for prompt, _ in requests], sampling, use_tqdm=False)
         completions = [self._completion(output.outputs[0], ids, marker) for output in outputs]
         unfinished = [i for i, c in enumerate(completions) if c.verdict_logprobs is None]

@@ -4,8 +4,9 @@
 encoded once, its KV cache kept once and read by all K samples (judge/backends/cascade.py), and every sample
 of every prompt in the batch decodes in one forward pass per step. One verdict rule, the parser's
 (`labeler.judge.parse`): the last complete marker `[[A]]`/`[[B]]` of the text counts. A sample runs until it ends
-(EOS) or runs out of tokens; a marker it writes is kept as its verdict (with the two letters' log-probs at that
-step) until a later one replaces it, so a marker quoted inside a rationale neither stops nor decides the sample.
+(EOS), runs out of tokens, or closes a marker that ends its line (the template asks for the verdict on its own
+line); a marker it writes is kept as its verdict (with the two letters' log-probs at that step) until a later one
+replaces it, so a marker quoted inside a sentence neither stops nor decides the sample.
 A sample that ends without a marker is forced: the marker is appended and the verdict read from the two
 letters' logits. Finished samples (forced on the way out) leave the batch so they cost nothing more.
 """
@@ -45,7 +46,8 @@ class Chain:
     verdict: int | None = None  # index into the choices, None = abstained
     logprobs: tuple[float, float] | None = None
     forced: bool = False
-    opened: tuple[int, tuple[float, float], int] | None = None  # a letter after the marker, not yet closed by "]]"
+    opened: tuple[int, tuple[float, float], int] | None = None  # a letter after the marker, not yet decided
+    done: bool = False  # its verdict marker ended its line
 
 
 class ChainSampler:
@@ -63,13 +65,19 @@ class ChainSampler:
         return "".join(self.pieces[t] for t in tokens[-4:]).rstrip().endswith(self.marker)
 
     def _read(self, chain: Chain, token: int, logprobs: torch.Tensor) -> None:
-        """Follow the markers of `chain` after it wrote `token` (already appended): "[[" + letter opens one,
-        "]]" right after closes it and makes it the chain's verdict; anything else drops the open one."""
+        """Follow the markers of `chain` after it wrote `token` (already appended): "[[" + letter opens one; "]]"
+        right after closes it and makes it the chain's verdict (anything else drops it); a closed marker that ends
+        its line ends the sample (`done`), one followed by more text on its line (a quote) lets it go on."""
         if chain.opened is not None:
             verdict, letters, at = chain.opened
             tail = "".join(self.pieces[t] for t in chain.tokens[at:]).lstrip(" ")
             if tail.startswith("]]"):
-                chain.verdict, chain.logprobs, chain.opened = verdict, letters, None
+                chain.verdict, chain.logprobs = verdict, letters
+                after = tail[2:].lstrip(" \t")
+                if after.startswith(("\n", "\r")):
+                    chain.opened, chain.done = None, True
+                elif after:
+                    chain.opened = None
             elif not "]]".startswith(tail):
                 chain.opened = None
         if token in self.choice_ids and self._marker_before(chain.tokens[:-1]):
@@ -120,12 +128,12 @@ class ChainSampler:
                 if finished[r]:
                     continue
                 token, chain = int(picked[r]), chains[c]
-                ended = token in self.eos_ids or step == max_new_tokens - 1
                 if token not in self.eos_ids:
                     chain.tokens.append(token)
                     self._read(chain, token, logprobs[r])
-                    if ended and chain.verdict is None and chain.opened is None:
-                        chain.tokens.pop()  # never fed to the cache: the forced verdict reads the text shown
+                ended = token in self.eos_ids or chain.done or step == max_new_tokens - 1
+                if ended and token not in self.eos_ids and chain.verdict is None and chain.opened is None:
+                    chain.tokens.pop()  # never fed to the cache: the forced verdict reads the text shown
                 if ended:
                     self._close(chain)
                     if on_finish:
