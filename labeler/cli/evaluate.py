@@ -5,8 +5,9 @@ from typing import Annotated
 
 import typer
 
-from labeler.cli.options import (DEFAULT_DB, JUDGE, BatchSize, Db, JudgeBackend, JudgeDtype, JudgeMode, JudgeModel, JudgeSamples,
-                                 JudgeVersion, Quiet, open_store, usage_errors, user_errors)
+from labeler.cli.options import (DEFAULT_DB, JUDGE, BaseUrl, BatchSize, Concurrency, Db, JudgeBackend, JudgeDevice,
+                                 JudgeDtype, JudgeMode, JudgeModel, JudgeSamples, JudgeVersion, Quiet, ServerTokenizer,
+                                 open_store, server_options, usage_errors, user_errors)
 
 
 @user_errors
@@ -19,7 +20,11 @@ def eval_(
     model: JudgeModel = None,
     judge: JudgeVersion = None,
     backend: JudgeBackend = "transformers",
-    dtype: JudgeDtype = "float32",
+    dtype: JudgeDtype = None,
+    device: JudgeDevice = "auto",
+    base_url: BaseUrl = None,
+    tokenizer: ServerTokenizer = None,
+    concurrency: Concurrency = 8,
     seed: Annotated[int, typer.Option(help="Sampling seed.", rich_help_panel=JUDGE)] = 0,
     max_new_tokens: Annotated[int, typer.Option(help="Rationale length limit (cot).", rich_help_panel=JUDGE)] = 256,
     temperature: Annotated[float, typer.Option(help="Sampling temperature (cot).", rich_help_panel=JUDGE)] = 1.0,
@@ -50,7 +55,8 @@ def eval_(
         options = EvalOptions(limit=limit, batch_size=batch_size, bins=bins, coverage=coverage)
     with open_store(db) as store:
         with usage_errors():
-            judge_ = pipeline.judge_for(store, backend, model, judge, mode, samples, batch_size, dtype=dtype, seed=seed,
+            judge_ = pipeline.judge_for(store, backend, model, judge, mode, samples, batch_size, dtype=dtype, device=device,
+                                        backend_options=server_options(base_url, tokenizer, concurrency), seed=seed,
                                         max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
                                         adaptive=adaptive, force_verdict=force_verdict)
         result = evaluate(store, files, judge_, options, out, progress=lambda total: progress_bar(

@@ -5,9 +5,10 @@ from typing import Annotated
 
 import typer
 
-from labeler.cli.options import (DEFAULT_DB, AField, BatchSize, BField, Db, Files, IdField, Json, JudgeDtype, LabelField,
-                                 MaxChars,
-                                 PromptField, Quiet, Strict, fields, open_store, require_db, usage_errors, user_errors)
+from labeler.cli.options import (DEFAULT_DB, AField, BaseUrl, BatchSize, BField, Concurrency, Db, Files, IdField, Json,
+                                 JudgeBackend, JudgeDevice, JudgeDtype, JudgeModel, LabelField, MaxChars, PromptField,
+                                 Quiet, ServerTokenizer, Strict, fields, open_store, require_db, server_options,
+                                 usage_errors, user_errors)
 
 
 @user_errors
@@ -44,13 +45,16 @@ def annotate(
     mode: Annotated[str | None, typer.Option(help="direct: verdict-token logits; cot: sampled rationales + vote "
                                              "(default: the judge version's mode, else direct).")] = None,
     samples: Annotated[int | None, typer.Option("--samples", "-k", help="Votes per order (cot; default 4).")] = None,
-    model: Annotated[Path | None, typer.Option(help="Local Hugging Face model dir (default: the active judge version, "
-                                               "else SmolLM2-135M-Instruct).")] = None,
+    model: JudgeModel = None,
     judge: Annotated[str | None, typer.Option("--judge", help="Judge version (see `labeler judges list`).")] = None,
     relabel: Annotated[bool, typer.Option("--relabel", help="Re-judge every pair without a human label with the "
                                           "active judge; older labels are kept for comparison.")] = False,
-    backend: Annotated[str, typer.Option(help="transformers (default), vllm (GPU extra), fake (tests).")] = "transformers",
-    dtype: JudgeDtype = "float32",
+    backend: JudgeBackend = "transformers",
+    dtype: JudgeDtype = None,
+    device: JudgeDevice = "auto",
+    base_url: BaseUrl = None,
+    tokenizer: ServerTokenizer = None,
+    concurrency: Concurrency = 8,
     limit: Annotated[int | None, typer.Option(help="Judge at most N pending pairs.")] = None,
     batch_size: BatchSize = 8,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
@@ -83,7 +87,8 @@ def annotate(
         raise typer.BadParameter("--batch-size must be >= 1 and --limit >= 0")
     with open_store(db) as store:
         with usage_errors():
-            judge_ = pipeline.judge_for(store, backend, model, judge, mode, samples, batch_size, relabel, dtype, seed=seed,
+            judge_ = pipeline.judge_for(store, backend, model, judge, mode, samples, batch_size, relabel, dtype, device,
+                                        server_options(base_url, tokenizer, concurrency), seed=seed,
                                         max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
                                         adaptive=adaptive, force_verdict=force_verdict)
         ingested = ingest_files(store, files or [], fields(prompt_field, a_field, b_field, id_field, label_field),

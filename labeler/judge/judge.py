@@ -9,6 +9,7 @@ from labeler.judge.adaptive import WINDOW, orders_repeat, settled
 from labeler.judge.aggregate import pool_cot, pool_direct
 from labeler.judge.backends import Backend, SamplingParams
 from labeler.judge.backends.base import sample_seed
+from labeler.judge.backends.devices import key_fields
 from labeler.judge.parse import parse_verdict
 from labeler.judge.prompts import MODES, POSITIONS, render, template_hash, to_original
 from schemas import Judgment, Pair, Sample
@@ -53,8 +54,7 @@ class Judge:
         backend.load()
         self.template_hash = template_hash(config.mode)
         key = {"model": backend.model_id, "template": self.template_hash, **asdict(self.config)}
-        if getattr(backend, "dtype", "float32") != "float32":  # float32 keys stay as they were before dtypes
-            key["dtype"] = backend.dtype
+        key.update(key_fields(getattr(backend, "device", "cpu"), getattr(backend, "dtype", "float32")))
         self.judge_key = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
     @property
