@@ -60,6 +60,13 @@ def test_direct_and_cot_labels_come_back_through_the_server(server, tmp_path):
         assert r[6] == ("\nVerdict: [[" in r[7])
 
 
+def test_eval_judges_through_the_server(server, tmp_path):
+    db, labeled = tmp_path / "l.duckdb", PAIRS.with_name("pairs_labeled.jsonl")
+    run("eval", labeled, "--db", db, "--base-url", server, *SERVER_ARGS, "--limit", "2", "-q", ok=True)
+    direct = samples(db, "direct")
+    assert len(direct) == 4 and all(r[8].startswith(f"openai:{MODEL_NAME}@") for r in direct)
+
+
 def test_each_cot_sample_is_one_request_with_its_own_seed():
     """One request per sample (llama.cpp ignores `n`), seeded by the sample's seed; the text is cut after the first
     verdict letter written right after the marker, whose log-probs are read with one more 1-token request."""
@@ -188,3 +195,11 @@ def test_at_most_concurrency_requests_are_in_flight():
     backend._client = httpx.Client(transport=httpx.MockTransport(slow))
     assert backend.verdict_logprobs(["p"] * 12, CHOICES) == [(-1.8, -0.2)] * 12
     assert state["most"] == 3
+
+
+def test_chat_style_logprobs_are_read_too_and_a_letter_outside_the_top_gets_the_lowest_shown():
+    backend = backend_for("http://127.0.0.1:9/v1")
+    top = [{"token": "B", "logprob": -0.2}, {"token": "C", "logprob": -2.5}]
+    body = {"choices": [{"text": "B", "logprobs": {"content": [{"token": "B", "logprob": -0.2, "top_logprobs": top}]}}]}
+    backend._client = httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(200, json=body)))
+    assert backend.verdict_logprobs(["p"], CHOICES) == [(-2.5, -0.2)]

@@ -73,6 +73,8 @@ def calibrate(
     model: JudgeModel = None,
     judge: JudgeVersion = None,
     backend: JudgeBackend = "transformers",
+    base_url: BaseUrl = None,
+    tokenizer: ServerTokenizer = None,
     min_pairs: Annotated[int, typer.Option(help="Refuse to fit on fewer human-labelled pairs.")] = 20,
     clear: Annotated[bool, typer.Option("--clear", help="Remove the judge's calibration instead.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Store a fit that hit the bound of its search.")] = False,
@@ -90,7 +92,8 @@ def calibrate(
         raise typer.BadParameter("--min-pairs must be >= 1")
     with open_store(db) as store:
         with usage_errors():
-            judge_ = pipeline.judge_for(store, backend, model, judge, mode, samples, 1)
+            judge_ = pipeline.judge_for(store, backend, model, judge, mode, samples, 1,
+                                        backend_options=server_options(base_url, tokenizer, 1))
         key = (judge_.judge_id, judge_.config.mode, judge_.config.samples)
         if clear:
             print(f"removed {store.delete_calibration(*key)} calibration(s) of {key[0]} ({key[1]}, K={key[2]})")

@@ -139,7 +139,7 @@ class OpenAIBackend:
         if self.logprobs:
             try:
                 choice = self._post({**body, "logprobs": TOP_LOGPROBS})["choices"][0]
-                top = ((choice.get("logprobs") or {}).get("top_logprobs") or [None])[0]
+                top = _first_top_logprobs(choice.get("logprobs") or {})
                 if top:
                     return choice.get("text", ""), _pick(top, choices)
             except NoLogprobs:
@@ -181,6 +181,18 @@ class OpenAIBackend:
         if token.strip() not in choices:  # no log-probs, and the greedy token is no letter: it abstains
             return Completion(text=text)
         return Completion(text=f"{forced}{token.strip()}]]", verdict_logprobs=logprobs, forced=True)
+
+
+def _first_top_logprobs(logprobs: dict) -> dict[str, float] | None:
+    """The first token's top log-probs as {token: logprob}: the completions format (`top_logprobs`: a dict per
+    token; vLLM, llama-cpp-python) or the chat-style one some servers also use there (`content`: a list per token,
+    each with `top_logprobs` [{token, logprob}]; llama.cpp's own server)."""
+    if logprobs.get("top_logprobs"):
+        return logprobs["top_logprobs"][0] or None
+    content = logprobs.get("content") or []
+    if content and content[0].get("top_logprobs"):
+        return {t["token"]: t["logprob"] for t in content[0]["top_logprobs"]}
+    return None
 
 
 def _pick(top: dict[str, float], choices: tuple[str, str]) -> tuple[float, float]:
