@@ -2,25 +2,28 @@
 direct and cot K=8, on 200 human-labelled dev pairs, and a short genrm-sft training run on CUDA; pairs/s and
 agreement with the CPU run of the same pairs (and with the human labels) go to one JSON file.
 
-The GPU machine has torch and transformers but no network and takes at most 64 MiB per call, so this script
-brings what is missing in two parts (`.gpu_check/part1`, `.gpu_check/part2`, ignored by git): wheels of the pure
-Python packages labeler's judge and trainer import there (pydantic, gguf, datasets, ...), the 200 pairs, and the
-default model's GGUF file (98 MB) cut in two halves, which the second call joins, checks and converts.
+The CPU run is made on the GPU machine itself, first (its CPU cores, the same torch, transformers and weights):
+float32 direct on every pair and cot K=8 on the first `--cpu-cot-pairs` (16; the CPU is slow). Then, on CUDA:
+direct in bfloat16 (the CUDA default) and in float32, and cot K=8 with the CUDA default sampler (a KV cache
+repeated per sample) and with the cascade (`LABELER_CASCADE=on`), so the cascade's CUDA default can be decided by
+this measurement; every judging run uses the default seed, so the same samples are drawn. Then genrm-sft for
+`--train-steps` steps (LoRA on the top blocks, bf16 autocast), the trainer `labeler retrain --device cuda` runs.
 
-Here, with the venv (`prepare` packs the CPU reference, so the GPU run compares against it):
+The GPU machine has torch and transformers but no network and takes at most 64 MiB per call, so `prepare` packs
+what is missing in two parts (`.gpu_check/part1`, `.gpu_check/part2`, ignored by git): wheels of the pure Python
+packages labeler's judge and trainer import (pydantic, gguf, datasets, ...; cp312), the 200 pairs, and the
+default model's GGUF file (98 MB) cut in two, which the second call joins, checks and converts.
 
-    .venv/bin/python benchmarks/gpu_check.py reference     # CPU: direct on 200 pairs, cot K=8 on the first 24
-    .venv/bin/python benchmarks/gpu_check.py prepare       # writes .gpu_check/part1 and part2
+    .venv/bin/python benchmarks/gpu_check.py prepare       # here, with the venv
 
-On the GPU machine (the device tool; the second call within the first one's warm time, 30 s):
+then, on the GPU machine (the device tool; the second call within the first one's warm time, 30 s):
 
     run(command="bash benchmarks/gpu_check.sh 1", carry=[".gpu_check/part1"], timeout_s=120)
     run(command="bash benchmarks/gpu_check.sh 2", carry=[".gpu_check/part2"], timeout_s=600)
 
-then copy the returned `gpu_check.json` into benchmarks/results/. `run` measures, on CUDA: direct in bfloat16 (the
-CUDA default) and float32, cot K=8 with the CUDA default sampler (a KV cache repeated per sample) and with the
-cascade (`LABELER_CASCADE=on`), so the cascade's CUDA default can be decided by this measurement; then genrm-sft
-for `--train-steps` steps (LoRA, bf16 autocast). Every judging run uses the same seeds as the CPU reference.
+and copy the returned `gpu_check.json` into benchmarks/results/. Smoke test without a GPU (the venv's packages,
+not the wheels): `gpu_check.py gpu --device cpu --parts .gpu_check/smoke --pairs 4 -k 2 --cpu-cot-pairs 2
+--train-steps 2 --max-new-tokens 16` after copying both parts into that folder.
 """
 
 from __future__ import annotations
@@ -39,7 +42,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / ".gpu_check"
 PAIRS_FILE = ROOT.parent / "shared" / "data" / "prefs" / "hh_helpful.jsonl"
-REFERENCE = ROOT / "benchmarks" / "results" / "gpu_check-cpu-reference.json"
 WHEELS = ["pydantic==2.14.3", "pydantic-core==2.50.4", "annotated-types==0.8.0", "typing-inspection==0.4.5",
           "gguf==0.19.0", "datasets==5.2.0", "dill==0.4.1", "multiprocess==0.70.19"]
 PART1_BYTES = 45 * 2**20  # part1: wheels + pairs + the GGUF's first 45 MiB; part2: the rest (53 MiB)
@@ -52,11 +54,11 @@ def load_pairs(path: Path, n: int):
     return labelled_pairs(path, n)
 
 
-def judge_run(backend, pairs, mode: str, k: int, batch_size: int) -> dict:
+def judge_run(backend, pairs, mode: str, k: int, batch_size: int, max_new_tokens: int = 256) -> dict:
     """Judge `pairs` in batches as `annotate` does (both orders, the default seed); labels, P(A) and pairs/s."""
     from labeler.judge.judge import Judge, JudgeConfig
 
-    judge = Judge(backend, JudgeConfig(mode=mode, samples=k))
+    judge = Judge(backend, JudgeConfig(mode=mode, samples=k, max_new_tokens=max_new_tokens))
     judge.judge(pairs[:1], "warm-up")  # loads the weights (and on CUDA the kernels); not timed
     start, judgments = time.perf_counter(), []
     for i in range(0, len(pairs), batch_size):
@@ -76,27 +78,7 @@ def with_gold(run: dict, gold: dict) -> dict:
     return {**run, "human_agreement": agreement(run["labels"], gold)}
 
 
-# ---- here: the CPU reference and the two parts ---------------------------------------------------------------------
-def reference(args) -> None:
-    from labeler.judge.backends import make_backend
-
-    pairs, labels = load_pairs(args.data, args.pairs)
-    gold = {p.pair_id: g for p, g in zip(pairs, labels)}
-    backend = make_backend("transformers", device="cpu", dtype="float32", batch_size=args.batch_size)
-    import torch
-
-    runs = [with_gold(judge_run(backend, pairs, "direct", 1, args.batch_size), gold)]
-    print(f"cpu direct: {runs[-1]['pairs_per_s']:.3f} pairs/s", file=sys.stderr)
-    runs.append(with_gold(judge_run(backend, pairs[: args.cot_pairs], "cot", args.k, args.batch_size), gold))
-    print(f"cpu cot K={args.k}: {runs[-1]['pairs_per_s']:.3f} pairs/s", file=sys.stderr)
-    result = {"created_at": _now(), "device": "cpu", "data": args.data.name, "pair_ids": list(gold),
-              "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-                          "load_avg": os.getloadavg()}, "runs": runs}
-    REFERENCE.parent.mkdir(parents=True, exist_ok=True)
-    REFERENCE.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {REFERENCE}")
-
-
+# ---- here: the two parts ------------------------------------------------------------------------------------------
 def prepare(args) -> None:
     from labeler.judge.backends.models import find_gguf
 
@@ -114,9 +96,6 @@ def prepare(args) -> None:
     (part1 / "model.gguf.1").write_bytes(data[:PART1_BYTES])
     (part2 / "model.gguf.2").write_bytes(data[PART1_BYTES:])
     (part1 / "model.json").write_text(json.dumps({"name": gguf.name, "sha256": hashlib.sha256(data).hexdigest()}))
-    if not REFERENCE.is_file():
-        raise SystemExit(f"no CPU reference at {REFERENCE}: run `gpu_check.py reference` first")
-    (part1 / REFERENCE.name).write_bytes(REFERENCE.read_bytes())
     for part in (part1, part2):
         size = sum(f.stat().st_size for f in part.rglob("*") if f.is_file())
         print(f"{part}: {size / 2**20:.1f} MiB")
@@ -150,31 +129,35 @@ def gpu(args) -> None:
     model = model_dir(args.parts)
     pairs, labels = load_pairs(args.parts / "pairs.jsonl", args.pairs)
     gold = {p.pair_id: g for p, g in zip(pairs, labels)}
-    cpu = json.loads((args.parts / REFERENCE.name).read_text())
-    cpu_labels = {(r["mode"], r["k"]): r["labels"] for r in cpu["runs"]}
-    runs = []
-    plan = [("direct", 1, "bfloat16", "auto"), ("direct", 1, "float32", "auto"), ("cot", args.k, "bfloat16", "off"),
-            ("cot", args.k, "bfloat16", "on")]
-    for mode, k, dtype, cascade in plan:
+    runs, cpu_labels = [], {}
+    plan = [("cpu", "direct", 1, "float32", "auto", pairs), ("cpu", "cot", args.k, "float32", "auto",
+                                                               pairs[: args.cpu_cot_pairs])]
+    plan += [(args.device, "direct", 1, "bfloat16", "auto", pairs), (args.device, "direct", 1, "float32", "auto", pairs),
+             (args.device, "cot", args.k, "bfloat16", "off", pairs), (args.device, "cot", args.k, "bfloat16", "on", pairs)]
+    for device, mode, k, dtype, cascade, chosen in plan:
         os.environ["LABELER_CASCADE"] = cascade
-        backend = make_backend("transformers", model=str(model), device=args.device, dtype=dtype,
-                               batch_size=args.batch_size)
-        run = with_gold(judge_run(backend, pairs, mode, k, args.batch_size), gold)
-        run.update(dtype=dtype, cascade=cascade, vs_cpu=agreement(run["labels"], cpu_labels.get((mode, k), {})),
+        backend = make_backend("transformers", model=str(model), device=device, dtype=dtype, batch_size=args.batch_size)
+        run = with_gold(judge_run(backend, chosen, mode, k, args.batch_size, args.max_new_tokens), gold)
+        run.update(device=device, dtype=dtype, cascade=cascade, vs_cpu=agreement(run["labels"], cpu_labels.get(mode, {})),
                    peak_gpu_mb=torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None)
+        if device == "cpu":
+            cpu_labels[mode] = run["labels"]
         runs.append(run)
-        print(f"{args.device} {mode} K={k} {dtype} cascade={cascade}: {run['pairs_per_s']:.2f} pairs/s, same label as the "
-              f"CPU on {run['vs_cpu']['same']}/{run['vs_cpu']['pairs']}", flush=True)
+        print(f"{device} {mode} K={k} {dtype} cascade={cascade}: {run['pairs_per_s']:.2f} pairs/s on {len(chosen)} pairs, "
+              f"same label as the CPU on {run['vs_cpu']['same']}/{run['vs_cpu']['pairs']}, as the humans on "
+              f"{run['human_agreement']['same']}/{run['human_agreement']['pairs']}", flush=True)
         del backend
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
     name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else platform.processor() or "cpu"
-    result = {"created_at": _now(), "device": name, "pairs": len(pairs), "runs": runs,
-              "train": train(model, pairs, labels, args), "cpu_reference": {r["mode"]: r["pairs_per_s"] for r in cpu["runs"]},
+    result = {"created_at": _now(), "device": name, "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+              "pairs": len(pairs), "runs": runs, "train": train(model, pairs, labels, args),
               "versions": {"torch": torch.__version__, "python": platform.python_version(),
                            "transformers": __import__("transformers").__version__}}
-    out = Path(os.environ.get("OUT", ROOT / "benchmarks" / "results")) / "gpu_check.json"
+    out = Path(os.environ.get("OUT") or ROOT / "benchmarks" / "results") / "gpu_check.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result["train"]))
     print(f"wrote {out}")
 
 
@@ -215,12 +198,13 @@ def _now() -> str:
 
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("step", choices=["reference", "prepare", "gpu"])
+    p.add_argument("step", choices=["prepare", "gpu"])
     p.add_argument("--data", type=Path, default=PAIRS_FILE, help="Human-labelled JSONL (default: the hh_helpful dev set).")
     p.add_argument("--pairs", type=int, default=200)
-    p.add_argument("--cot-pairs", type=int, default=24, help="reference: cot on the first N pairs (the CPU is slow).")
+    p.add_argument("--cpu-cot-pairs", type=int, default=16, help="gpu: the CPU reference's cot on the first N pairs.")
     p.add_argument("-k", type=int, default=8)
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--train-steps", type=int, default=30)
     p.add_argument("--device", default="cuda", help="gpu: cuda (cpu only to smoke-test this script without a GPU).")
     p.add_argument("--parts", type=Path, default=Path("/tmp/gpu_check"), help="gpu: where stage 1 and 2 put the parts.")
@@ -230,4 +214,4 @@ def make_parser() -> argparse.ArgumentParser:
 if __name__ == "__main__":
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     parsed = make_parser().parse_args()
-    {"reference": reference, "prepare": prepare, "gpu": gpu}[parsed.step](parsed)
+    {"prepare": prepare, "gpu": gpu}[parsed.step](parsed)
