@@ -149,7 +149,10 @@ class OpenAIBackend:
 
     # ---- the backend protocol -------------------------------------------------------------------------------------
     def verdict_logprobs(self, prompts: list[str], choices: tuple[str, str]) -> list[tuple[float, float]]:
-        out = self._map(lambda p: self._next_token(p, choices)[1], prompts)
+        # the first prompt alone: a server without log-probs is found out by one request, not by a batch of them
+        out = [self._next_token(prompts[0], choices)[1]] if prompts else []
+        if out and out[0] is not None:
+            out += self._map(lambda p: self._next_token(p, choices)[1], prompts[1:])
         if any(o is None for o in out):
             raise LabelerError(f"{self.base_url} returns no log-probs, which direct mode reads the verdict from: use "
                                "--mode cot, or a server that returns logprobs (vllm serve, llama.cpp's server)")
