@@ -203,3 +203,10 @@ def test_chat_style_logprobs_are_read_too_and_a_letter_outside_the_top_gets_the_
     body = {"choices": [{"text": "B", "logprobs": {"content": [{"token": "B", "logprob": -0.2, "top_logprobs": top}]}}]}
     backend._client = httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(200, json=body)))
     assert backend.verdict_logprobs(["p"], CHOICES) == [(-2.5, -0.2)]
+
+
+def test_an_answer_that_is_no_completion_is_one_error():
+    backend = backend_for("http://127.0.0.1:9/v1")
+    backend._client = httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(200, text="<html>")))
+    with pytest.raises(LabelerError, match="the answer is no completion \\('<html>'\\)"):
+        backend.verdict_logprobs(["p"], CHOICES)

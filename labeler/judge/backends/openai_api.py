@@ -95,6 +95,7 @@ class OpenAIBackend:
 
     # ---- requests -------------------------------------------------------------------------------------------------
     def _post(self, body: dict) -> dict:
+        """The first choice of a completions request (`choices[0]`), after retries."""
         import httpx
 
         url = f"{self.base_url}/completions"
@@ -117,7 +118,7 @@ class OpenAIBackend:
                 raise LabelerError(f"{self.base_url} refused the API key (HTTP {status}): set LABELER_API_KEY or "
                                    "OPENAI_API_KEY to a key it accepts")
             if status < 400:
-                return response.json()
+                return _first_choice(url, response)
             message = _message(response)
             if "logprobs" in message.lower() and "logprobs" in body:
                 raise NoLogprobs(f"{self.base_url} returns no log-probs ({message})")
@@ -138,14 +139,14 @@ class OpenAIBackend:
         body = {"prompt": prompt, "max_tokens": 1, "temperature": 0.0}
         if self.logprobs:
             try:
-                choice = self._post({**body, "logprobs": TOP_LOGPROBS})["choices"][0]
+                choice = self._post({**body, "logprobs": TOP_LOGPROBS})
                 top = _first_top_logprobs(choice.get("logprobs") or {})
                 if top:
-                    return choice.get("text", ""), _pick(top, choices)
+                    return choice.get("text") or "", _pick(top, choices)
             except NoLogprobs:
                 pass
             self.logprobs = False
-        return self._post(body)["choices"][0].get("text", ""), None
+        return self._post(body).get("text") or "", None
 
     # ---- the backend protocol -------------------------------------------------------------------------------------
     def verdict_logprobs(self, prompts: list[str], choices: tuple[str, str]) -> list[tuple[float, float]]:
@@ -170,7 +171,7 @@ class OpenAIBackend:
                 verdict: re.Pattern) -> Completion:
         body = {"prompt": prompt, "max_tokens": params.max_new_tokens, "temperature": params.temperature,
                 "top_p": params.top_p, "seed": seed % SEED_RANGE}
-        text = self._post(body)["choices"][0].get("text") or ""
+        text = self._post(body).get("text") or ""
         found = verdict.search(text)
         if found:  # the sample ends at its first verdict letter, as if it had stopped there
             _, logprobs = self._next_token(prompt + text[: found.start(1)], choices)
@@ -184,6 +185,16 @@ class OpenAIBackend:
         if token.strip() not in choices:  # no log-probs, and the greedy token is no letter: it abstains
             return Completion(text=text)
         return Completion(text=f"{forced}{token.strip()}]]", verdict_logprobs=logprobs, forced=True)
+
+
+def _first_choice(url: str, response) -> dict:
+    try:
+        choice = response.json()["choices"][0]
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise LabelerError(f"{url}: the answer is no completion ({' '.join(response.text.split())[:200]!r})") from None
+    if not isinstance(choice, dict):
+        raise LabelerError(f"{url}: the answer is no completion ({choice!r:.200})")
+    return choice
 
 
 def _first_top_logprobs(logprobs: dict) -> dict[str, float] | None:
