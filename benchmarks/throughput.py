@@ -3,6 +3,11 @@ and ingest (rows/s and peak RSS) of synthetic JSONL files.
 
     .venv/bin/python benchmarks/throughput.py                 # 2 pairs, 100k and 1M rows: about 3 min on 2 idle cores
     .venv/bin/python benchmarks/throughput.py --pairs 16 --ingest-rows 100000,1000000,5000000
+    .venv/bin/python benchmarks/throughput.py --backend transformers,openai --llama-server --ingest-rows ''
+
+Backends by flag (`--backend transformers|openai|vllm|fake`, comma-separated to compare several on the same pairs
+in one run): `--model` is the local model of transformers/vllm; openai judges through `--base-url` (or, with
+`--llama-server`, a llama-cpp-python server this script starts on the default model's GGUF) under `--server-model`.
 
 Judge modes: direct (one verdict-token read per order) and cot with K = 1, 4, 8 samples per order; every mode
 judges both orders of every pair (as `labeler annotate` does) through `pipeline.annotate` into a scratch store,
@@ -53,8 +58,18 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs", type=int, default=2, help="Pairs judged by every mode (the same pairs).")
     p.add_argument("--ks", default="1,4,8", help="CoT samples per order to measure, comma-separated ('' skips cot).")
     p.add_argument("--no-direct", action="store_true", help="Skip direct mode.")
-    p.add_argument("--model", type=Path, default=None, help="Local HF model dir (default: the default judge model).")
-    p.add_argument("--backend", default="transformers", help="transformers, vllm or fake.")
+    p.add_argument("--model", default=None, help="Local HF model dir or cached Hub id (default: the default model).")
+    p.add_argument("--backend", default="transformers",
+                   help="transformers, openai, vllm or fake; comma-separated to compare them on the same pairs.")
+    p.add_argument("--device", default="auto", help="transformers backend: auto, cpu, cuda or cuda:N.")
+    p.add_argument("--dtype", default=None, help="transformers backend: float32 or bfloat16 (default: by device).")
+    p.add_argument("--base-url", default=None, help="openai backend: the server's API root (e.g. http://127.0.0.1:8080/v1).")
+    p.add_argument("--server-model", default="smollm2", help="openai backend: the model name the server serves.")
+    p.add_argument("--tokenizer", default="default", help="openai backend: tokenizer whose chat template renders prompts.")
+    p.add_argument("--concurrency", type=int, default=8, help="openai backend: requests in flight.")
+    p.add_argument("--llama-server", action="store_true",
+                   help="openai backend without --base-url: start llama-cpp-python's server on the default GGUF "
+                        "(benchmarks/llama_server.py) with as many threads as torch uses.")
     p.add_argument("--batch-size", type=int, default=8, help="Pairs per batch.")
     p.add_argument("--max-new-tokens", type=int, default=256, help="CoT rationale length limit.")
     p.add_argument("--ingest-rows", default="100000,1000000", help="Synthetic ingest sizes, comma-separated ('' skips).")
@@ -73,9 +88,31 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def judge_throughput(args: argparse.Namespace) -> list[dict]:
+    results = []
+    for name in [b.strip() for b in args.backend.split(",") if b.strip()]:
+        if name == "openai" and not args.base_url and args.llama_server:
+            import torch
+            from llama_server import llama_server
+
+            with llama_server(threads=torch.get_num_threads(), n_ctx=8192) as url:
+                results += backend_throughput(args, name, url)
+        else:
+            results += backend_throughput(args, name, args.base_url)
+    return results
+
+
+def make_judge_backend(args: argparse.Namespace, name: str, base_url: str | None):
+    from labeler.judge.backends import make_backend
+
+    if name == "openai":
+        return make_backend(name, model=args.server_model, base_url=base_url, tokenizer=args.tokenizer,
+                            concurrency=args.concurrency)
+    return make_backend(name, model=args.model, batch_size=args.batch_size, device=args.device, dtype=args.dtype)
+
+
+def backend_throughput(args: argparse.Namespace, backend_name: str, base_url: str | None) -> list[dict]:
     from labeler import pipeline
     from labeler.ingestion import ingest_files
-    from labeler.judge.backends import make_backend
     from labeler.judge.judge import Judge, JudgeConfig
     from labeler.store import Store
 
@@ -84,7 +121,8 @@ def judge_throughput(args: argparse.Namespace) -> list[dict]:
                 for k in _ints(args.ks)]
     if not configs:
         return []
-    backend = make_backend(args.backend, model=str(args.model) if args.model else None, batch_size=args.batch_size)
+    backend = make_judge_backend(args, backend_name, base_url)
+    print(f"backend {backend_name}", file=sys.stderr, flush=True)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "pairs.jsonl"
@@ -105,13 +143,15 @@ def judge_throughput(args: argparse.Namespace) -> list[dict]:
                 result = pipeline.annotate(store, [], judge, batch_size=args.batch_size, pair_ids=ids)
                 n_samples = sum(j.votes_a + j.votes_b + j.abstained for j in result.judged)  # one per sample
                 results.append({"mode": name, "pairs": len(result.judged), "samples": n_samples,
+                                "labels": {j.pair_id: j.label for j in result.judged},
+                                "p_a": {j.pair_id: j.p_a for j in result.judged},
                                 "seconds": result.seconds, "pairs_per_s": len(result.judged) / result.seconds,
                                 "samples_per_s": n_samples / result.seconds})
                 print(f"  {results[-1]['pairs_per_s']:.3f} pairs/s, {results[-1]['samples_per_s']:.2f} samples/s",
                       file=sys.stderr)
         model_id = backend.model_id
     for r in results:
-        r["model_id"] = model_id
+        r["model_id"], r["backend"] = model_id, backend_name
     return results
 
 
@@ -164,20 +204,52 @@ def ingest_throughput(args: argparse.Namespace) -> list[dict]:
 
 def ratios(judge: list[dict], ingest: list[dict]) -> dict:
     out = {}
-    modes = {r["mode"]: r for r in judge}
-    if "backend AB only" in modes:
-        one, both = modes["backend AB only"], modes["backend AB+BA"]
-        out["direct both orders / one order seconds per pair"] = one["pairs_per_s"] / both["pairs_per_s"]
-    base = modes.get("direct")
-    for r in judge:
-        if base and r is not base and not r["mode"].startswith("backend"):
-            out[f"{r['mode']} / direct seconds per pair"] = base["pairs_per_s"] / r["pairs_per_s"]
-            out[f"{r['mode']} / direct samples per second"] = r["samples_per_s"] / base["samples_per_s"]
+    backends = list(dict.fromkeys(r["backend"] for r in judge))
+    for backend in backends:
+        prefix = f"{backend}: " if len(backends) > 1 else ""
+        modes = {r["mode"]: r for r in judge if r["backend"] == backend}
+        if "backend AB only" in modes:
+            one, both = modes["backend AB only"], modes["backend AB+BA"]
+            out[f"{prefix}direct both orders / one order seconds per pair"] = one["pairs_per_s"] / both["pairs_per_s"]
+        base = modes.get("direct")
+        for r in modes.values():
+            if base and r is not base and not r["mode"].startswith("backend"):
+                out[f"{prefix}{r['mode']} / direct seconds per pair"] = base["pairs_per_s"] / r["pairs_per_s"]
+                out[f"{prefix}{r['mode']} / direct samples per second"] = r["samples_per_s"] / base["samples_per_s"]
+    out.update(across_backends(judge, backends, "pairs_per_s"))
     if ingest:
         first = ingest[0]
         for r in ingest[1:]:
             out[f"ingest {r['rows']:,} / {first['rows']:,} rows per second"] = r["rows_per_s"] / first["rows_per_s"]
             out[f"ingest {r['rows']:,} / {first['rows']:,} peak RSS"] = r["peak_rss_mb"] / first["peak_rss_mb"]
+    return out
+
+
+def across_backends(judge: list[dict], backends: list[str], key: str) -> dict:
+    """Each mode of every later backend against the first backend's same mode: `key` ratio."""
+    out = {}
+    first = {r["mode"]: r for r in judge if r["backend"] == backends[0]} if backends else {}
+    for r in judge:
+        base = first.get(r["mode"])
+        if r["backend"] != backends[0] and base and not r["mode"].startswith("backend"):
+            out[f"{r['mode']}: {r['backend']} / {backends[0]} pairs per second"] = r[key] / base[key]
+    return out
+
+
+def label_agreement(judge: list[dict]) -> dict:
+    """Per mode, the share of pairs on which each later backend gave the first backend's label."""
+    backends = list(dict.fromkeys(r["backend"] for r in judge))
+    first = {r["mode"]: r for r in judge if backends and r["backend"] == backends[0] and "labels" in r}
+    out = {}
+    for r in judge:
+        base = first.get(r["mode"])
+        if r["backend"] != backends[0] and base and "labels" in r:
+            same = [base["labels"][p] == label for p, label in r["labels"].items() if p in base["labels"]]
+            diffs = [abs(p_a - base["p_a"][p]) for p, p_a in r["p_a"].items()
+                     if p_a is not None and base["p_a"].get(p) is not None]
+            out[f"{r['mode']}: {r['backend']} vs {backends[0]}"] = {
+                "pairs": len(same), "same_label": sum(same),
+                "mean_abs_p_a_diff": sum(diffs) / len(diffs) if diffs else None, "max_abs_p_a_diff": max(diffs, default=None)}
     return out
 
 
@@ -194,7 +266,8 @@ def main(args: argparse.Namespace) -> dict:
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
                     "torch": torch.__version__, "load_avg_before": load_before, "load_avg_after": os.getloadavg()},
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "judge": judge, "ingest": ingest, "ratios": ratios(judge, ingest), "speedups": speed,
+        "judge": judge, "ingest": ingest, "ratios": ratios(judge, ingest), "label_agreement": label_agreement(judge),
+        "speedups": speed,
         "total_seconds": time.perf_counter() - started,
     }
     _print(result)
@@ -230,11 +303,15 @@ def speedup_section(args: argparse.Namespace) -> dict:
 
 def _print(result: dict) -> None:
     if result["judge"]:
-        print(f"\njudge ({result['judge'][0]['model_id']}, both orders)")
-        print(f"{'mode':<16} {'pairs':>5} {'samples':>7} {'seconds':>8} {'pairs/s':>8} {'samples/s':>9}")
+        print(f"\njudge ({', '.join(dict.fromkeys(r['model_id'] for r in result['judge']))}, both orders)")
+        print(f"{'backend':<13} {'mode':<16} {'pairs':>5} {'samples':>7} {'seconds':>8} {'pairs/s':>8} {'samples/s':>9}")
         for r in result["judge"]:
-            print(f"{r['mode']:<16} {r['pairs']:>5} {r['samples']:>7} {r['seconds']:>8.1f} {r['pairs_per_s']:>8.3f}"
-                  f" {r['samples_per_s']:>9.2f}")
+            print(f"{r['backend']:<13} {r['mode']:<16} {r['pairs']:>5} {r['samples']:>7} {r['seconds']:>8.1f}"
+                  f" {r['pairs_per_s']:>8.3f} {r['samples_per_s']:>9.2f}")
+        for name, a in result["label_agreement"].items():
+            diff = f"; |P(A) difference| mean {a['mean_abs_p_a_diff']:.4f}, max {a['max_abs_p_a_diff']:.4f}" \
+                if a["mean_abs_p_a_diff"] is not None else ""
+            print(f"same label, {name}: {a['same_label']} of {a['pairs']} pairs{diff}")
     if result["ingest"]:
         print(f"\n{'ingest rows':>12} {'MB':>6} {'seconds':>8} {'rows/s':>10} {'peak RSS MB':>11}")
         for r in result["ingest"]:

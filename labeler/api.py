@@ -76,16 +76,19 @@ def prompt_options(template: PathLike | None, criteria: str | None) -> dict:
 
 
 def _judge(store: Store, model: PathLike | None, judge: str | None, backend: str, mode: str | None,
-           samples: int | None, batch_size: int, relabel: bool, dtype: str, decoding: dict):
+           samples: int | None, batch_size: int, relabel: bool, dtype: str | None, device: str | None,
+           backend_options: dict | None, decoding: dict):
     with _options():
         if batch_size < 1:
             raise UsageError(f"batch_size must be >= 1, got {batch_size}")
-        return pipeline.judge_for(store, backend, model, judge, mode, samples, batch_size, relabel, dtype, **decoding)
+        return pipeline.judge_for(store, backend, model, judge, mode, samples, batch_size, relabel, dtype, device,
+                                  backend_options, **decoding)
 
 
 def annotate(db: PathLike, inputs: Sequence[PathLike] = (), *, model: PathLike | None = None, judge: str | None = None,
              backend: str = "transformers", mode: str | None = None, samples: int | None = None,
-             dtype: str = "float32", batch_size: int = 8, limit: int | None = None, relabel: bool = False,
+             dtype: str | None = None, device: str | None = "auto", backend_options: dict | None = None,
+             batch_size: int = 8, limit: int | None = None, relabel: bool = False,
              seed: int = 0, max_new_tokens: int = 256, temperature: float = 1.0, top_p: float = 0.95,
              adaptive: bool = False, force_verdict: bool = True, template: PathLike | None = None,
              criteria: str | None = None, fields: FieldMap = FieldMap(), strict: bool = False,
@@ -108,7 +111,8 @@ def annotate(db: PathLike, inputs: Sequence[PathLike] = (), *, model: PathLike |
     decoding = dict(seed=seed, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
                     adaptive=adaptive, force_verdict=force_verdict, **prompt_options(template, criteria))
     with Store(db) as store:
-        judge_ = _judge(store, model, judge, backend, mode, samples, batch_size, relabel, dtype, decoding)
+        judge_ = _judge(store, model, judge, backend, mode, samples, batch_size, relabel, dtype, device,
+                        backend_options, decoding)
         ingested = ingest_files(store, [Path(p) for p in inputs], fields, strict, max_chars)
         if on_ingested is not None:
             on_ingested(ingested)
@@ -144,7 +148,8 @@ def export(db: PathLike, out: PathLike | None = None, *, format: str | None = No
 
 def evaluate(db: PathLike, inputs: Sequence[PathLike], *, model: PathLike | None = None, judge: str | None = None,
              backend: str = "transformers", mode: str | None = None, samples: int | None = None,
-             dtype: str = "float32", batch_size: int = 8, limit: int | None = None, seed: int = 0,
+             dtype: str | None = None, device: str | None = "auto", backend_options: dict | None = None,
+             batch_size: int = 8, limit: int | None = None, seed: int = 0,
              max_new_tokens: int = 256, temperature: float = 1.0, top_p: float = 0.95, adaptive: bool = False,
              force_verdict: bool = True, template: PathLike | None = None, criteria: str | None = None,
              out: PathLike | None = None, coverage: float = 0.8, bins: int = 10, progress: bool = False,
@@ -157,7 +162,8 @@ def evaluate(db: PathLike, inputs: Sequence[PathLike], *, model: PathLike | None
     with _options():
         options = EvalOptions(limit=limit, batch_size=batch_size, bins=bins, coverage=coverage)
     with Store(db) as store:
-        judge_ = _judge(store, model, judge, backend, mode, samples, batch_size, False, dtype, decoding)
+        judge_ = _judge(store, model, judge, backend, mode, samples, batch_size, False, dtype, device,
+                        backend_options, decoding)
         return evaluate_judge(store, [Path(p) for p in inputs], judge_, options, Path(out) if out else None,
                               progress=_bars(progress, f"judging ({judge_.config.mode})"), runner=runner)
 

@@ -52,10 +52,13 @@ class JudgeRecipe:
     model: str | None
     config: JudgeConfig
     batch_size: int
-    dtype: str = "float32"
+    dtype: str | None = None
+    device: str | None = "auto"
+    backend_options: dict = field(default_factory=dict)
 
     def build(self) -> Judge:
-        made = make_backend(self.backend, model=self.model, batch_size=self.batch_size, dtype=self.dtype)
+        made = make_backend(self.backend, model=self.model, batch_size=self.batch_size, dtype=self.dtype,
+                            device=self.device, **self.backend_options)
         if self.backend == "reward":  # a Bradley-Terry judge version scores the pair, not a judge prompt
             from labeler.judge.reward import RewardJudge
 
@@ -67,8 +70,10 @@ class JudgeRecipe:
 
 
 def build_judge(backend: str, model: str | None, config: JudgeConfig, batch_size: int,
-                dtype: str = "float32") -> Judge:
-    return JudgeRecipe(backend, model, config, batch_size, dtype).build()
+                dtype: str | None = None, device: str | None = "auto", **backend_options) -> Judge:
+    """`dtype` None follows the device (float32 on the CPU, bfloat16 on CUDA); `backend_options` go to the backend
+    as they are (the openai backend's base_url, tokenizer, concurrency)."""
+    return JudgeRecipe(backend, model, config, batch_size, dtype, device, backend_options).build()
 
 
 def resolve_judge(store: Store, backend: str, model: str | None, version: str | None = None,
@@ -93,7 +98,8 @@ def resolve_judge(store: Store, backend: str, model: str | None, version: str | 
 
 def judge_for(store: Store, backend: str = "transformers", model: str | Path | None = None,
               version: str | None = None, mode: str | None = None, samples: int | None = None, batch_size: int = 8,
-              relabel: bool = False, dtype: str = "float32", **decoding) -> Judge:
+              relabel: bool = False, dtype: str | None = None, device: str | None = "auto",
+              backend_options: dict | None = None, **decoding) -> Judge:
     """The judge annotate, eval and calibrate use for these options, built: `resolve_judge` picks the model; the
     mode defaults to the judge version's (else direct), K to the version's for that mode (else 4 for cot, 1).
     A bad combination of options raises ValueError (the CLI reports it as a usage error)."""
@@ -101,7 +107,7 @@ def judge_for(store: Store, backend: str = "transformers", model: str | Path | N
     mode = mode or spec.mode or "direct"
     default_k = spec.samples if spec.mode == mode and spec.samples else (4 if mode == "cot" else 1)
     config = JudgeConfig(mode=mode, samples=default_k if samples is None else samples, **decoding)
-    judge = build_judge(spec.backend, spec.model, config, batch_size, dtype)
+    judge = build_judge(spec.backend, spec.model, config, batch_size, dtype, device, **(backend_options or {}))
     _store_shipped_calibration(store, judge)
     return judge
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from labeler.errors import LabelerError
 from labeler.ingestion import ingest_files
+from labeler.judge.backends.devices import resolve_device
 from labeler.judge.backends.models import model_fingerprint
 from labeler.judge.judge import JudgeConfig
 from labeler.paths import atomic_write
@@ -65,6 +66,7 @@ def make_plan(db: Path, flags: dict[str, dict], config_file: Path | None = None,
             raise LabelerError(f"{path}: no such file")
     if model is not None and start_judge is not None:
         raise LabelerError("--judge and --model both choose where training starts; pass one of them")
+    resolve_device(train_cfg.device)  # `--device cuda` without CUDA fails here, before any work
     return RetrainPlan(retrain_cfg, star_cfg, train_cfg, default_judges_dir(db, judges_dir), model, list(gold_files),
                        quiet, start_judge)
 
@@ -92,6 +94,7 @@ def _run_key(start: StartPoint, plan: RetrainPlan, train: list[GoldPair], heldou
     configs = as_dict(plan.retrain, plan.star, plan.train)
     for volatile in ("force", "batch_size"):
         configs["RetrainConfig"].pop(volatile)
+    configs[type(plan.train).__name__].pop("device")  # a run killed on one device resumes on another
     payload = {"start": str(start.judge_dir), "fingerprint": model_fingerprint(start.judge_dir), "configs": configs,
                "train": [(g.pair.pair_id, g.label) for g in train], "heldout": [g.pair.pair_id for g in heldout]}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
@@ -100,7 +103,7 @@ def _run_key(start: StartPoint, plan: RetrainPlan, train: list[GoldPair], heldou
 def _judge(spec: JudgeSpec, mode: str, samples: int, plan: RetrainPlan):
     config = JudgeConfig(mode=mode, samples=samples if mode == "cot" else 1,
                          max_new_tokens=plan.retrain.eval_max_new_tokens)
-    return build_judge(spec.backend, spec.model, config, plan.retrain.batch_size)
+    return build_judge(spec.backend, spec.model, config, plan.retrain.batch_size, device=plan.train.device)
 
 
 def _annotate(store: Store, judge, ids: list[str], plan: RetrainPlan, progress: Progress, label: str,
@@ -136,7 +139,8 @@ def _build_rows(store: Store, current: StartPoint, iteration: int, train: list[G
     if method == "genrm-sft":
         judge = _judge(spec, "direct", 1, plan)
         return star_data.genrm_rows(judge, train), {"pairs": len(train), "judge_id": judge.judge_id}
-    judge = build_judge("transformers", spec.model, star_data.cot_config(plan.star), plan.retrain.batch_size)
+    judge = build_judge("transformers", spec.model, star_data.cot_config(plan.star), plan.retrain.batch_size,
+                        device=plan.train.device)
     ids = [g.pair.pair_id for g in train]
     if iteration == 1:  # a registered judge (or the base model): its samples are stored and reused
         before = len(store.pending_pairs(judge.judge_key, pair_ids=ids))

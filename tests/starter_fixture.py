@@ -11,7 +11,6 @@ def ship_tiny_starter(tmp_path: Path, tiny_llama: Path, monkeypatch) -> dict:
     from transformers import AutoModelForCausalLM
 
     from labeler.judge.backends import models, starter
-    from labeler.judge.backends.transformers import backend
 
     shipped = tmp_path / "shipped-starter"
     torch.manual_seed(0)
@@ -24,7 +23,7 @@ def ship_tiny_starter(tmp_path: Path, tiny_llama: Path, monkeypatch) -> dict:
     (shipped / "manifest.json").write_text(json.dumps(manifest))
     monkeypatch.setenv("LABELER_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(starter, "_shipped", lambda: shipped)
-    for module in (starter, models, backend):  # every place the default model is looked up
+    for module in (starter, models):  # every place the default model is looked up (backends: models.resolve_model)
         monkeypatch.setattr(module, "default_model_dir", lambda cache_dir=None: tiny_llama)
     judge_dir = starter.starter_dir()
     judge_id = f"{judge_dir.name}@{models.model_fingerprint(judge_dir)}"

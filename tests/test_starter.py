@@ -70,9 +70,9 @@ def test_training_starts_from_the_starter_unless_told_base(tmp_path, tiny_starte
 
 
 def test_without_a_shipped_starter_the_base_model_is_the_default(tmp_path, no_starter, tiny_llama, cli, monkeypatch):
-    from labeler.judge.backends.transformers import backend
+    from labeler.judge.backends import models
 
-    monkeypatch.setattr(backend, "default_model_dir", lambda cache_dir=None: tiny_llama)
+    monkeypatch.setattr(models, "default_model_dir", lambda cache_dir=None: tiny_llama)
     db = tmp_path / "l.duckdb"
     cli("annotate", write_pairs(tmp_path / "d.jsonl", 2), "--db", db, "-q", ok=True)
     assert {i.split("@")[0] for i in judge_ids(db)} == {tiny_llama.name}

@@ -51,6 +51,26 @@ def test_defaults_and_mapping_to_trl(tmp_path):
         build_configs({"train": {"beta": 0.2}, "retrain": {"method": "bt"}})
 
 
+def test_device_maps_to_cpu_fp32_or_cuda_bf16_autocast(tmp_path, monkeypatch):
+    import torch
+
+    from labeler.errors import LabelerError
+    from trainer.config import _trl_common
+
+    for device in ("auto", "cpu"):  # no GPU here: auto is the CPU, as before devices existed
+        common = _trl_common(SftTrainConfig(device=device), tmp_path, quiet=True)
+        assert (common["use_cpu"], common["bf16"], common["fp16"]) == (True, False, False)
+    with pytest.raises(LabelerError, match="--device cuda: CUDA is not available"):
+        _trl_common(SftTrainConfig(device="cuda"), tmp_path, quiet=True)
+    with pytest.raises(ValueError, match="device must be auto, cpu, cuda or cuda:0"):
+        SftTrainConfig(device="cuda:1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    for device in ("auto", "cuda", "cuda:0"):  # a GPU: bf16 autocast over fp32 weights, off the CPU
+        common = _trl_common(DpoTrainConfig(device=device), tmp_path, quiet=True)
+        assert (common["use_cpu"], common["bf16"], common["fp16"]) == (False, True, False)
+
+
 # ---- held-out split --------------------------------------------------------------------------------------------
 def test_split_is_by_prompt_seeded_and_never_reassigned():
     pairs = [gold(i, prompt=f"q{i % 5}") for i in range(20)]  # 5 prompts, 4 pairs each

@@ -8,8 +8,11 @@ Groups:
 - `StarConfig`: sampling rationales with the current judge and turning them into chosen / rejected chains.
 - `DpoTrainConfig` (star-dpo), `SftTrainConfig` (star-sft, genrm-sft), `BtTrainConfig` (bt): the trainers.
 
-Changed defaults compared with TRL (all CPU-friendly):
-- `bf16=False`, `use_cpu=True`, `dataloader_pin_memory=False`, `report_to=[]`, `activation_checkpointing=False`.
+Changed defaults compared with TRL:
+- `device="auto"` (`--device`): CUDA when available, else the CPU. On the CPU `use_cpu=True` and fp32 (genrm-sft:
+  bf16 autocast); on CUDA bf16 autocast with fp32 weights (mixed precision), on the card the Trainer picks (cuda:0;
+  choose another with CUDA_VISIBLE_DEVICES).
+- `dataloader_pin_memory=False`, `report_to=[]`, `activation_checkpointing=False`.
 - `learning_rate`: TRL's DPO default 1e-6 barely moves a LoRA adapter; with LoRA (the default) DPO uses 5e-5,
   SFT and BT 1e-4. With `full=True` they fall back to 1e-6 (DPO) and 1e-5 (SFT, BT).
 - LoRA on every linear layer of the blocks (`all-linear`, which leaves out `lm_head`), r=16, alpha=32.
@@ -118,6 +121,9 @@ class _TrainConfig:
     lora_dropout: float = field(default=0.0, metadata={"help": "LoRA dropout (TRL disables model dropout anyway)."})
     lora_target_modules: str = field(default="all-linear", metadata={
         "help": "Modules that get an adapter: 'all-linear' or a comma-separated list of names (lm_head is refused)."})
+    device: str = field(default="auto", metadata={
+        "help": "Where training (and the run's judging) happens: auto (CUDA when available), cpu, cuda or cuda:0 (the "
+        "Trainer trains on cuda:0; pick the card with CUDA_VISIBLE_DEVICES). bf16 autocast on CUDA."})
 
     _lora_lr = 1e-4
     _full_lr = 1e-5
@@ -140,6 +146,8 @@ class _TrainConfig:
         targets = [t.strip() for t in self.lora_target_modules.split(",")]
         _check("lm_head" not in targets, f"LoRA on lm_head is not supported, got lora_target_modules="
                f"{self.lora_target_modules!r}")
+        _check(self.device in ("auto", "cpu", "cuda", "cuda:0"), f"device must be auto, cpu, cuda or cuda:0 (the "
+               f"Trainer trains on cuda:0; choose the card with CUDA_VISIBLE_DEVICES), got {self.device!r}")
 
     def target_modules(self) -> str | list[str]:
         names = [t.strip() for t in self.lora_target_modules.split(",") if t.strip()]
@@ -249,13 +257,21 @@ def load_yaml(path: Path) -> dict[str, dict[str, Any]]:
     return {str(k): {str(n).replace("-", "_"): v for n, v in d.items()} for k, d in data.items()}
 
 
+def on_cuda(cfg: _TrainConfig) -> bool:
+    """Whether the run trains on CUDA; `--device cuda` on a machine without CUDA is a LabelerError here."""
+    from labeler.judge.backends.devices import device_type, resolve_device
+
+    return device_type(resolve_device(cfg.device)) == "cuda"
+
+
 def _trl_common(cfg: _TrainConfig, output_dir: Path, quiet: bool) -> dict[str, Any]:
+    cuda = on_cuda(cfg)
     return dict(
         output_dir=str(output_dir), learning_rate=cfg.learning_rate, num_train_epochs=cfg.num_train_epochs,
         max_steps=cfg.max_steps, per_device_train_batch_size=cfg.per_device_train_batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps, warmup_steps=cfg.warmup_steps,
         save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit,
-        logging_steps=cfg.logging_steps, seed=cfg.seed, data_seed=cfg.seed, bf16=False, fp16=False, use_cpu=True,
+        logging_steps=cfg.logging_steps, seed=cfg.seed, data_seed=cfg.seed, bf16=cuda, fp16=False, use_cpu=not cuda,
         dataloader_pin_memory=False, report_to=[], activation_checkpointing=False, disable_tqdm=quiet,
         remove_unused_columns=True, save_only_model=False,
     )

@@ -78,10 +78,11 @@ def start_point(store: Store, model: Path | None = None, version: str | None = N
 
     A Bradley-Terry version cannot generate, so after one the generative methods start from its base model."""
     if model is not None:
-        from labeler.judge.backends.models import check_model_dir
+        from labeler.judge.backends.models import check_model_dir, resolve_model
 
-        check_model_dir(Path(model))
-        return StartPoint.of(Path(model)), None
+        path, _ = resolve_model(model)  # a local dir, or a Hub id in the local HF cache
+        check_model_dir(path)
+        return StartPoint.of(path), None
     named = builtin(version) if version else None
     record = None if named else (get(store, version) if version else store.active_judge())
     if record is None:

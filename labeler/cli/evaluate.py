@@ -5,10 +5,11 @@ from typing import Annotated
 
 import typer
 
-from labeler.cli.options import (DEFAULT_DB, JUDGE, Actors, BatchSize, Db, JudgeBackend, JudgeCriteria, JudgeDtype,
-                                 JudgeMode, JudgeModel, JudgeSamples, JudgeTemplate, JudgeVersion, NumCpus,
-                                 NumCpusPerActor, NumGpusPerActor, Quiet, RayAddress, api_errors, open_store,
-                                 ray_runner, usage_errors, user_errors)
+from labeler.cli.options import (DEFAULT_DB, JUDGE, Actors, BaseUrl, BatchSize, Concurrency, Db, JudgeBackend,
+                                 JudgeCriteria, JudgeDevice, JudgeDtype, JudgeMode, JudgeModel, JudgeSamples,
+                                 JudgeTemplate, JudgeVersion, NumCpus, NumCpusPerActor, NumGpusPerActor, Quiet,
+                                 RayAddress, ServerTokenizer, api_errors, open_store, ray_runner, server_options,
+                                 usage_errors, user_errors)
 
 
 @user_errors
@@ -22,7 +23,11 @@ def eval_(
     model: JudgeModel = None,
     judge: JudgeVersion = None,
     backend: JudgeBackend = "transformers",
-    dtype: JudgeDtype = "float32",
+    dtype: JudgeDtype = None,
+    device: JudgeDevice = "auto",
+    base_url: BaseUrl = None,
+    tokenizer: ServerTokenizer = None,
+    concurrency: Concurrency = 8,
     seed: Annotated[int, typer.Option(help="Sampling seed.", rich_help_panel=JUDGE)] = 0,
     max_new_tokens: Annotated[int, typer.Option(help="Rationale length limit (cot).", rich_help_panel=JUDGE)] = 256,
     temperature: Annotated[float, typer.Option(help="Sampling temperature (cot).", rich_help_panel=JUDGE)] = 1.0,
@@ -57,7 +62,9 @@ def eval_(
     runner = ray_runner(ray, actors, num_cpus, num_cpus_per_actor, num_gpus_per_actor)
     with api_errors():
         result = api.evaluate(db, files, model=model, judge=judge, backend=backend, mode=mode, samples=samples,
-                              dtype=dtype, batch_size=batch_size, limit=limit, seed=seed, max_new_tokens=max_new_tokens,
+                              dtype=dtype, device=device,
+                              backend_options=server_options(base_url, tokenizer, concurrency), batch_size=batch_size,
+                              limit=limit, seed=seed, max_new_tokens=max_new_tokens,
                               temperature=temperature, top_p=top_p, adaptive=adaptive, force_verdict=force_verdict,
                               template=template, criteria=criteria, out=out, coverage=coverage, bins=bins,
                               progress=not quiet, runner=runner)
@@ -73,6 +80,8 @@ def calibrate(
     model: JudgeModel = None,
     judge: JudgeVersion = None,
     backend: JudgeBackend = "transformers",
+    base_url: BaseUrl = None,
+    tokenizer: ServerTokenizer = None,
     min_pairs: Annotated[int, typer.Option(help="Refuse to fit on fewer human-labelled pairs.")] = 20,
     clear: Annotated[bool, typer.Option("--clear", help="Remove the judge's calibration instead.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Store a fit that hit the bound of its search.")] = False,
@@ -90,7 +99,8 @@ def calibrate(
         raise typer.BadParameter("--min-pairs must be >= 1")
     with open_store(db) as store:
         with usage_errors():
-            judge_ = pipeline.judge_for(store, backend, model, judge, mode, samples, 1)
+            judge_ = pipeline.judge_for(store, backend, model, judge, mode, samples, 1,
+                                        backend_options=server_options(base_url, tokenizer, 1))
         key = (judge_.judge_id, judge_.config.mode, judge_.config.samples)
         if clear:
             print(f"removed {store.delete_calibration(*key)} calibration(s) of {key[0]} ({key[1]}, K={key[2]})")

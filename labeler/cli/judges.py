@@ -69,6 +69,8 @@ def retrain(
     max_length: Annotated[int | None, _opt("Token limit of prompt + completion (default 2048); longer rows are cut "
                                            "(star-*) or left out (genrm-sft, bt).", TRAIN)] = None,
     batch_size: Annotated[int | None, _opt("Pairs per judging batch (default 8).")] = None,
+    device: Annotated[str | None, _opt("Where the run judges and trains: auto (CUDA when available; default), cpu, "
+                                       "cuda or cuda:0. bf16 autocast on CUDA.", TRAIN)] = None,
     json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     quiet: Quiet = False,
 ):
@@ -89,7 +91,7 @@ def retrain(
                  "rationalize": rationalize},
         "train": {"full": full or None, "learning_rate": learning_rate, "num_train_epochs": epochs,
                   "max_steps": max_steps, "per_device_train_batch_size": train_batch_size, "lora_r": lora_r,
-                  "save_steps": save_steps, "max_length": max_length},
+                  "save_steps": save_steps, "max_length": max_length, "device": device},
     }
 
     def log(message: str) -> None:

@@ -5,10 +5,12 @@ from typing import Annotated
 
 import typer
 
-from labeler.cli.options import (DEFAULT_DB, Actors, AField, BatchSize, BField, Db, Files, IdField, Json,
-                                 JudgeCriteria, JudgeDtype, JudgeTemplate, LabelField, MaxChars, NumCpus,
-                                 NumCpusPerActor, NumGpusPerActor, PromptField, Quiet, RayAddress, Strict, api_errors,
-                                 fields, open_store, ray_runner, user_errors)
+from labeler.cli.options import (DEFAULT_DB, Actors, AField, BaseUrl, BatchSize, BField, Concurrency, Db, Files,
+                                 JudgeBackend, JudgeModel,
+                                 IdField, Json, JudgeCriteria, JudgeDevice, JudgeDtype, JudgeTemplate, LabelField,
+                                 MaxChars, NumCpus, NumCpusPerActor, NumGpusPerActor, PromptField, Quiet, RayAddress,
+                                 ServerTokenizer, Strict, api_errors, fields, open_store, ray_runner, server_options,
+                                 user_errors)
 
 
 @user_errors
@@ -45,13 +47,16 @@ def annotate(
     mode: Annotated[str | None, typer.Option(help="direct: verdict-token logits; cot: sampled rationales + vote "
                                              "(default: the judge version's mode, else direct).")] = None,
     samples: Annotated[int | None, typer.Option("--samples", "-k", help="Votes per order (cot; default 4).")] = None,
-    model: Annotated[Path | None, typer.Option(help="Local Hugging Face model dir (default: the active judge version, "
-                                               "else SmolLM2-135M-Instruct).")] = None,
+    model: JudgeModel = None,
     judge: Annotated[str | None, typer.Option("--judge", help="Judge version (see `labeler judges list`).")] = None,
     relabel: Annotated[bool, typer.Option("--relabel", help="Re-judge every pair without a human label with the "
                                           "active judge; older labels are kept for comparison.")] = False,
-    backend: Annotated[str, typer.Option(help="transformers (default), vllm (GPU extra), fake (tests).")] = "transformers",
-    dtype: JudgeDtype = "float32",
+    backend: JudgeBackend = "transformers",
+    dtype: JudgeDtype = None,
+    device: JudgeDevice = "auto",
+    base_url: BaseUrl = None,
+    tokenizer: ServerTokenizer = None,
+    concurrency: Concurrency = 8,
     limit: Annotated[int | None, typer.Option(help="Judge at most N pending pairs.")] = None,
     batch_size: BatchSize = 8,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
@@ -96,7 +101,9 @@ def annotate(
     runner = ray_runner(ray, actors, num_cpus, num_cpus_per_actor, num_gpus_per_actor)
     with api_errors():
         result = api.annotate(db, files or [], model=model, judge=judge, backend=backend, mode=mode, samples=samples,
-                              dtype=dtype, batch_size=batch_size, limit=limit, relabel=relabel, seed=seed,
+                              dtype=dtype, device=device,
+                              backend_options=server_options(base_url, tokenizer, concurrency), batch_size=batch_size,
+                              limit=limit, relabel=relabel, seed=seed,
                               max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, adaptive=adaptive,
                               force_verdict=force_verdict, template=template, criteria=criteria,
                               fields=fields(prompt_field, a_field, b_field, id_field, label_field), strict=strict,

@@ -39,21 +39,42 @@ JudgeMode = Annotated[str | None, typer.Option(help="direct: verdict-token logit
                                                "(default: the judge version's mode, else direct).", rich_help_panel=JUDGE)]
 JudgeSamples = Annotated[int | None, typer.Option("--samples", "-k", help="Votes per order (cot; default 4).",
                                                   rich_help_panel=JUDGE)]
-JudgeModel = Annotated[Path | None, typer.Option(help="Local Hugging Face model dir (default: the active judge version, "
-                                                 "else SmolLM2-135M-Instruct).", rich_help_panel=JUDGE)]
+JudgeModel = Annotated[Path | None, typer.Option(help="Local Hugging Face model dir or a Hub id in the local HF cache "
+                                                 "(--backend openai: the server's model name; default: the active judge "
+                                                 "version, else SmolLM2-135M-Instruct).", rich_help_panel=JUDGE)]
 JudgeVersion = Annotated[str | None, typer.Option("--judge", help="Judge version (see `labeler judges list`).",
                                                   rich_help_panel=JUDGE)]
-JudgeBackend = Annotated[str, typer.Option(help="transformers (default), vllm (GPU extra), fake (tests).",
-                                           rich_help_panel=JUDGE)]
+JudgeBackend = Annotated[str, typer.Option(help="transformers (default), openai (an OpenAI-compatible server), vllm "
+                                           "(GPU extra), fake (tests).", rich_help_panel=JUDGE)]
 JudgeTemplate = Annotated[Path | None, typer.Option(
     "--template", help="Jinja judge template with the blocks system, user, assistant_prefix (as "
     "labeler/judge/templates/*.jinja); part of the judge key.", rich_help_panel=JUDGE)]
 JudgeCriteria = Annotated[str | None, typer.Option(
     "--criteria", help="What the judge should prefer, in place of 'more helpful, correct, honest, harmless, ...' "
     "(a custom --template must use {{ criteria }}); part of the judge key.", rich_help_panel=JUDGE)]
-JudgeDtype = Annotated[str, typer.Option(help="Weights of the transformers backend: float32, bfloat16 (CPUs with "
-                                         "avx512_bf16) or int8 (dynamic quantization of the decoder's linear layers); "
-                                         "verdict logits stay float32. Part of the judge key.", rich_help_panel=JUDGE)]
+JudgeDtype = Annotated[str | None, typer.Option(help="Weights of the transformers backend: float32, bfloat16 or int8 "
+                                                "(CPU: dynamic quantization of the decoder's linear layers); default "
+                                                "float32 on the CPU, bfloat16 on CUDA; verdict logits stay float32. "
+                                                "Part of the judge key.", show_default=False, rich_help_panel=JUDGE)]
+JudgeDevice = Annotated[str, typer.Option(help="Where the transformers backend runs: auto (CUDA when available), cpu, "
+                                          "cuda or cuda:N. A device other than the CPU is part of the judge key.",
+                                          rich_help_panel=JUDGE)]
+
+SERVER = "OpenAI-compatible server (--backend openai)"
+BaseUrl = Annotated[str | None, typer.Option(
+    "--base-url", envvar="LABELER_BASE_URL", show_default=False, rich_help_panel=SERVER,
+    help="The server's API root, e.g. http://127.0.0.1:8000/v1 (env LABELER_BASE_URL). The key comes from "
+         "LABELER_API_KEY or OPENAI_API_KEY.")]
+ServerTokenizer = Annotated[str | None, typer.Option(
+    "--tokenizer", show_default=False, rich_help_panel=SERVER,
+    help="Tokenizer (local dir or cached Hub id) whose chat template renders the judge prompt (default: --model when "
+         "it resolves locally, else the default model's).")]
+Concurrency = Annotated[int, typer.Option(help="Requests in flight at once.", rich_help_panel=SERVER)]
+
+
+def server_options(base_url: str | None, tokenizer: str | None, concurrency: int) -> dict:
+    """The openai backend's options (other backends ignore them)."""
+    return {"base_url": base_url, "tokenizer": tokenizer, "concurrency": concurrency}
 
 RAY = "Ray (judging on many machines; needs the ray extra)"
 RayAddress = Annotated[str | None, typer.Option(

@@ -11,6 +11,7 @@ from labeler.judge.adaptive import WINDOW, orders_repeat, settled
 from labeler.judge.aggregate import pool_cot, pool_direct
 from labeler.judge.backends import Backend, SamplingParams
 from labeler.judge.backends.base import sample_seed
+from labeler.judge.backends.devices import key_fields
 from labeler.judge.parse import parse_verdict
 from labeler.judge.prompts import MODES, POSITIONS, prompt_template, render, to_original
 from schemas import Judgment, Pair, Sample
@@ -64,8 +65,7 @@ class Judge:
         self.template_hash = self.prompt.hash  # covers the template and the criteria, so they are in the key
         options = {k: v for k, v in asdict(self.config).items() if k not in ("template", "criteria")}
         key = {"model": backend.model_id, "template": self.template_hash, **options}
-        if getattr(backend, "dtype", "float32") != "float32":  # float32 keys stay as they were before dtypes
-            key["dtype"] = backend.dtype
+        key.update(key_fields(getattr(backend, "device", "cpu"), getattr(backend, "dtype", "float32")))
         self.judge_key = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
     @property

@@ -7,6 +7,7 @@ from labeler.judge.backends.base import Backend, Completion, SamplingParams
 
 BACKENDS = {
     "transformers": "labeler.judge.backends.transformers:TransformersBackend",
+    "openai": "labeler.judge.backends.openai_api:OpenAIBackend",  # any OpenAI-compatible server
     "vllm": "labeler.judge.backends.vllm:VLLMBackend",
     "fake": "labeler.judge.backends.fake:FakeBackend",
     "reward": "labeler.judge.backends.reward:RewardBackend",  # Bradley-Terry judge versions (retrain --method bt)

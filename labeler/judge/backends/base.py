@@ -1,4 +1,4 @@
-"""The backend protocol every judge backend implements (transformers, vllm, fake)."""
+"""The backend protocol every judge backend implements (transformers, openai, vllm, reward, fake)."""
 
 import hashlib
 import re

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -23,6 +24,7 @@ CHATML_TEMPLATE = (  # SmolLM2-Instruct's own template, used only if the GGUF lo
     "{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
     "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # owner/name, as the Hugging Face Hub names models
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 _CHUNK = 1 << 20
 _digests: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256, so each process hashes once
@@ -95,6 +97,32 @@ def default_model_dir(cache_dir: Path | None = None) -> Path:
         with atomic_path(target) as tmp:  # a killed conversion leaves no half model behind
             _convert(gguf, tmp)
     return target
+
+
+def resolve_model(model: str | Path | None) -> tuple[Path, str]:
+    """(local directory, name for the model id) of `--model`: None is the default model; a path that exists is
+    itself; an `owner/name` that is no local path is a Hub id looked up in the local Hugging Face cache
+    (`HF_HUB_CACHE`), never downloaded."""
+    if model is None:
+        path = default_model_dir()
+        return path, path.name
+    path = Path(model)
+    if path.exists() or not HUB_ID.match(str(model)):
+        return path, path.name
+    return hub_snapshot(str(model)), str(model)
+
+
+def hub_snapshot(repo_id: str) -> Path:
+    """The cached snapshot of a Hub model (its `main` revision), offline: a missing one is a LabelerError at once."""
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo_id, local_files_only=True))
+    except (LocalEntryNotFoundError, FileNotFoundError, OSError, ValueError):
+        raise LabelerError(f"--model {repo_id}: no such local directory, and not in the Hugging Face cache "
+                           f"({constants.HF_HUB_CACHE}); labeler never downloads models: fetch it first with "
+                           f"`hf download {repo_id}` (or set HF_HUB_CACHE)") from None
 
 
 def check_model_dir(path: Path) -> None:

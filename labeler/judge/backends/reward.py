@@ -24,11 +24,16 @@ def bt_text(tokenizer, prompt: str, response: str) -> str:
 
 
 class RewardBackend:
-    def __init__(self, model: str | Path | None = None, batch_size: int = 8, **_: object):
+    def __init__(self, model: str | Path | None = None, batch_size: int = 8, device: str | None = "auto",
+                 dtype: str | None = None, **_: object):
+        from labeler.judge.backends.devices import resolve_device, resolve_dtype
+
         if not model:
             raise LabelerError("the reward backend needs a Bradley-Terry judge version (labeler retrain --method bt)")
         self.path = Path(model)
         self.batch_size = batch_size
+        self.device = resolve_device(device)  # the weights' dtype follows it (bf16 on CUDA) unless given
+        self.dtype = resolve_dtype(dtype, self.device)
         self.model_id = ""
         self._model = None
         self.tokenizer = None
@@ -62,7 +67,7 @@ class RewardBackend:
                 model = AutoModelForSequenceClassification.from_pretrained(
                     self.path, dtype=torch.float32, use_safetensors=True, trust_remote_code=False, **kwargs)
             model.config.pad_token_id = self.tokenizer.pad_token_id
-            self._model = model.eval()
+            self._model = model.to(self.device, getattr(torch, self.dtype)).eval()
         return self._model
 
     def render_pair(self, pair: Pair, position: str, max_field_chars: int) -> str:
@@ -82,7 +87,7 @@ class RewardBackend:
         with torch.inference_mode():
             for start in range(0, len(unique), self.batch_size):
                 enc = self.tokenizer(unique[start : start + self.batch_size], return_tensors="pt", padding=True)
-                scores += self.model(**enc).logits[:, 0].float().tolist()
+                scores += self.model(**enc.to(self.device)).logits[:, 0].float().tolist()
         by_text = dict(zip(unique, scores))
         return [by_text[t] for t in texts]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from labeler.errors import LabelerError
 from labeler.judge.backends.base import Completion, SamplingParams, default_seeds, defuse_special_tokens
-from labeler.judge.backends.models import check_model_dir, default_model_dir, model_fingerprint
+from labeler.judge.backends.models import check_model_dir, model_fingerprint, resolve_model
 
 FORCE_SUFFIX = "\nVerdict: "
 TOP_LOGPROBS = 20
@@ -22,7 +22,7 @@ TOP_LOGPROBS = 20
 
 class VLLMBackend:
     def __init__(self, model: str | Path | None = None, gpu_memory_utilization: float = 0.85, **_: object):
-        self.path = Path(model) if model else None
+        self.path = model or None
         self.gpu_memory_utilization = gpu_memory_utilization
         self.model_id = ""
         self.llm = None
@@ -34,9 +34,9 @@ class VLLMBackend:
             import vllm
         except ImportError:
             raise LabelerError("the vllm backend needs vLLM and a GPU: pip install 'labeler[vllm]'") from None
-        path = self.path or default_model_dir()
+        path, name = resolve_model(self.path)
         check_model_dir(path)
-        self.model_id = f"{path.name}@{model_fingerprint(path)}"
+        self.model_id = f"{name}@{model_fingerprint(path)}"
         self._vllm = vllm
         self.llm = vllm.LLM(model=str(path), enable_prefix_caching=True, trust_remote_code=False,
                             gpu_memory_utilization=self.gpu_memory_utilization)

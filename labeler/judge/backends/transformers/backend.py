@@ -1,7 +1,9 @@
-"""The default backend: a local Hugging Face causal LM on the CPU, batched with left padding.
+"""The default backend: a local Hugging Face causal LM on the CPU or a CUDA GPU (`device`), batched with left padding.
 
-Weights in `dtype` (float32, or bfloat16, which runs about twice as fast on CPUs with avx512_bf16/AMX); the
-verdict-token logits and log-probs are always computed in float32 from the last hidden state."""
+Weights in `dtype` (default: float32 on the CPU, bfloat16 on CUDA; bfloat16 also runs about twice as fast on CPUs
+with avx512_bf16/AMX); the verdict-token logits and log-probs are always computed in float32 from the last hidden
+state. Every tensor is made on the model's device; the per-sample random numbers are drawn on the CPU, so a sample's
+text depends on its seed, not on the device's generator."""
 
 from pathlib import Path
 
@@ -12,13 +14,14 @@ from transformers.utils import logging as hf_logging
 from labeler.errors import LabelerError
 from labeler.judge.backends.adapters import is_adapter_dir, load_adapter_model
 from labeler.judge.backends.base import Completion, SamplingParams, default_seeds, defuse_special_tokens
+from labeler.judge.backends.devices import resolve_device, resolve_dtype
 from labeler.judge.backends.transformers.chains import Chain, ChainSampler, left_pad, positions_from_mask
-from labeler.judge.backends.models import check_model_dir, default_model_dir, model_fingerprint
+from labeler.judge.backends.models import check_model_dir, model_fingerprint, resolve_model
 from labeler.judge.parse import parse_verdict
 
 FORCE_SUFFIX = "\nVerdict: "
 MIN_SHARED_PREFIX = 16  # tokens; below this a shared prefill is not worth the cache copy
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "int8": torch.float32}  # int8: see _quantize
+TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "int8": torch.float32}  # int8: see _quantize
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
@@ -46,11 +49,10 @@ def _quantize(model) -> None:
 
 class TransformersBackend:
     def __init__(self, model: str | Path | None = None, batch_size: int = 8, max_sequences: int = 128,
-                 dtype: str = "float32", **_: object):
-        if dtype not in DTYPES:
-            raise LabelerError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-        self.dtype = dtype
-        self.path = Path(model) if model else None
+                 dtype: str | None = None, device: str | None = "auto", **_: object):
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.path = model or None
         self.batch_size = batch_size
         self.max_sequences = max_sequences
         self.model_id = ""
@@ -63,9 +65,9 @@ class TransformersBackend:
         if self.tokenizer is not None:
             return
         hf_logging.disable_progress_bar()
-        path = self.path or default_model_dir()
+        path, name = resolve_model(self.path)
         check_model_dir(path)
-        self.model_id = f"{path.name}@{model_fingerprint(path)}"
+        self.model_id = f"{name}@{model_fingerprint(path)}"
         self._resolved = path
         self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
         self.tokenizer.padding_side = "left"
@@ -79,14 +81,18 @@ class TransformersBackend:
         """Weights load on first use, so a run with nothing to judge never pays for them."""
         if self._model is None:
             if is_adapter_dir(self._resolved):  # a LoRA judge version (labeler retrain)
-                model = load_adapter_model(self._resolved).to(DTYPES[self.dtype])
+                model = load_adapter_model(self._resolved).to(self.device, TORCH_DTYPES[self.dtype])
             else:
                 model = AutoModelForCausalLM.from_pretrained(
-                    self._resolved, dtype=DTYPES[self.dtype], use_safetensors=True, trust_remote_code=False)
+                    self._resolved, dtype=TORCH_DTYPES[self.dtype], use_safetensors=True, trust_remote_code=False
+                ).to(self.device)
             if self.dtype == "int8":
                 _quantize(model)
             self._model = model.eval()
         return self._model
+
+    def _padded(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        return left_pad(rows, self.tokenizer.pad_token_id, self.device)
 
     def _verdict_logits(self, **inputs) -> torch.Tensor:
         """float32 logits of the last position, read from the decoder's last hidden state."""
@@ -144,14 +150,14 @@ class TransformersBackend:
         Groups of one member (or a batch with mixed sizes) fall back to a plain padded forward."""
         if any(len(g) != 2 for g in groups):
             rows = [seq for g in groups for seq in g]
-            return self._last_logprobs(*left_pad(rows, self.tokenizer.pad_token_id), None, choice_ids)
+            return self._last_logprobs(*self._padded(rows), None, choice_ids)
         shared = [_common_prefix(a, b) for a, b in groups]
-        ids, mask = left_pad([a[:n] for (a, _), n in zip(groups, shared)], self.tokenizer.pad_token_id)
+        ids, mask = self._padded([a[:n] for (a, _), n in zip(groups, shared)])
         cache = self.model.get_decoder()(input_ids=ids, attention_mask=mask, position_ids=positions_from_mask(mask),
                                          use_cache=True).past_key_values
         cache.batch_repeat_interleave(2)
         suffixes = [seq[n:] for g, n in zip(groups, shared) for seq in g]
-        suffix_ids, suffix_mask = left_pad(suffixes, self.tokenizer.pad_token_id)
+        suffix_ids, suffix_mask = self._padded(suffixes)
         mask = torch.cat([mask.repeat_interleave(2, 0), suffix_mask], dim=1)
         return self._last_logprobs(suffix_ids, mask, cache, choice_ids)
 

@@ -11,6 +11,7 @@ The attention function is registered with transformers under `labeler_cascade`; 
 """
 
 import copy
+import os
 from contextlib import contextmanager
 from contextvars import ContextVar
 
@@ -21,6 +22,7 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 NAME = "labeler_cascade"
+ENV = "LABELER_CASCADE"
 _active: ContextVar["CascadeCache | None"] = ContextVar("labeler_cascade", default=None)
 
 
@@ -75,14 +77,15 @@ class CascadeCache(DynamicCache):
         out = cls()
         prompts = cache.layers[0].keys.shape[0]
         out.layers = [CascadeLayer(layer.keys, layer.values, prompts * repeats, capacity) for layer in cache.layers]
-        out._regroup(torch.arange(prompts).repeat_interleave(repeats), prompts)
+        device = cache.layers[0].keys.device
+        out._regroup(torch.arange(prompts, device=device).repeat_interleave(repeats), prompts)
         return out
 
     def _regroup(self, group: torch.Tensor, prompts: int) -> None:
         counts = torch.bincount(group, minlength=prompts)
         starts = counts.cumsum(0) - counts
         self.group, self.prompts = group, prompts
-        self.slot, self.width = torch.arange(len(group)) - starts[group], int(counts.max())
+        self.slot, self.width = torch.arange(len(group), device=group.device) - starts[group], int(counts.max())
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
         super().batch_select_indices(indices)
@@ -120,7 +123,7 @@ def cascade_attention(module, query, key, value, attention_mask, scaling=None, d
         allowed = attention_mask[:, :, None] if attention_mask.dtype == torch.bool else attention_mask[:, :, None] == 0
         scores = scores.masked_fill(~allowed, float("-inf"))
     elif q_len > 1:  # no padding anywhere: the mask was left to causality, which binds only among the new tokens
-        new = torch.ones(q_len, q_len, dtype=torch.bool).triu(1)
+        new = torch.ones(q_len, q_len, dtype=torch.bool, device=scores.device).triu(1)
         scores[..., -q_len:] = scores[..., -q_len:].masked_fill(new, float("-inf"))
     weights = torch.softmax(scores, dim=-1).reshape(rows, kv_heads, rep * q_len, -1)
     prefix_weights, suffix_weights = weights[..., :prefix_len], weights[..., prefix_len:]
@@ -139,6 +142,18 @@ def supports(config) -> bool:
     layer_types = getattr(config, "layer_types", None) or ["full_attention"]
     return (not sliding and getattr(config, "attn_logit_softcapping", None) is None
             and all(t == "full_attention" for t in layer_types))
+
+
+def wanted(device) -> bool:
+    """Whether the sampler decodes over this shared-prefix cache on `device`, or over a cache repeated per sample
+    (the batched-`generate` layout, with transformers' own SDPA attention). `LABELER_CASCADE=on|off` decides; by
+    default the CPU uses the cascade (measured there: README, Benchmarks) and CUDA the repeated cache, whose fused
+    SDPA kernels are the safe choice until `benchmarks/gpu_check.sh` (which times both on the same pairs) shows the
+    cascade faster on a GPU. Both give the same samples up to float rounding: the same seeds, the same rules."""
+    choice = os.environ.get(ENV, "auto").strip().lower()
+    if choice in ("on", "off"):
+        return choice == "on"
+    return torch.device(device).type == "cpu"
 
 
 AttentionInterface.register(NAME, cascade_attention)

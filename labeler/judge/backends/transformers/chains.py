@@ -23,16 +23,16 @@ from labeler.judge.backends.transformers.sampling import nucleus_sample
 COMPACT_FRACTION = 0.25  # drop finished rows from the KV cache once this share of the batch is done
 
 
-def left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token lists -> (ids, attention mask), padded on the left so every row ends at the last column."""
+def left_pad(rows: list[list[int]], pad_id: int, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """Token lists -> (ids, attention mask) on `device`, padded on the left so every row ends at the last column."""
     width = max(map(len, rows))
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long, device="cpu")
+    mask = torch.zeros((len(rows), width), dtype=torch.long, device="cpu")
     for r, row in enumerate(rows):
         if row:
-            ids[r, width - len(row):] = torch.tensor(row)
+            ids[r, width - len(row):] = torch.tensor(row, device="cpu")
             mask[r, width - len(row):] = 1
-    return ids, mask
+    return ids.to(device), mask.to(device)
 
 
 def positions_from_mask(mask: torch.Tensor) -> torch.Tensor:
@@ -59,7 +59,7 @@ class ChainSampler:
         self.pad_id = tokenizer.pad_token_id
         self.pieces = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
         self.force_ids = tokenizer.encode(force_suffix, add_special_tokens=False)
-        self.shared_prefix = cascade.supports(model.config)
+        self.shared_prefix = cascade.supports(model.config) and cascade.wanted(model.device)
 
     def _marker_before(self, tokens: list[int]) -> bool:
         return "".join(self.pieces[t] for t in tokens[-4:]).rstrip().endswith(self.marker)
@@ -105,7 +105,8 @@ class ChainSampler:
         return self.model(past_key_values=cache, use_cache=True, **inputs)
 
     def _sample(self, prompts, n, max_new_tokens, temperature, top_p, seeds, force, on_finish) -> list[list[Chain]]:
-        ids, mask = left_pad(prompts, self.pad_id)
+        device = self.model.device
+        ids, mask = left_pad(prompts, self.pad_id, device)
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions_from_mask(mask), use_cache=True,
                          logits_to_keep=1)
         logits = out.logits[:, -1].repeat_interleave(n, 0)
@@ -115,19 +116,21 @@ class ChainSampler:
             cache = out.past_key_values
             cache.batch_repeat_interleave(n)
         mask = mask.repeat_interleave(n, 0)
-        next_pos = torch.tensor([len(p) for p in prompts]).repeat_interleave(n)
+        next_pos = torch.tensor([len(p) for p in prompts], device=device).repeat_interleave(n)
         chains = [Chain(tokens=[]) for _ in range(len(prompts) * n)]
         rows = list(range(len(chains)))  # batch row -> chain index
-        finished = torch.zeros(len(rows), dtype=torch.bool)  # has a verdict, or ended without one (to be forced)
+        # on the CPU whatever the device: read row by row below, and a GPU tensor read so would sync at each row
+        finished = torch.zeros(len(rows), dtype=torch.bool, device="cpu")  # has a verdict, or ended without one
         generators = [torch.Generator().manual_seed(s) for row in seeds for s in row]
         for step in range(max_new_tokens):
             logprobs = torch.log_softmax(logits.float(), dim=-1)
-            uniforms = torch.cat([torch.rand(1, generator=generators[c]) for c in rows])
-            picked = nucleus_sample(logprobs, temperature, top_p, uniforms)
+            uniforms = torch.cat([torch.rand(1, generator=generators[c], device="cpu") for c in rows])
+            picked = nucleus_sample(logprobs, temperature, top_p, uniforms.to(device))
+            tokens = picked.tolist()
             for r, c in enumerate(rows):
                 if finished[r]:
                     continue
-                token, chain = int(picked[r]), chains[c]
+                token, chain = tokens[r], chains[c]
                 if token not in self.eos_ids:
                     chain.tokens.append(token)
                     self._read(chain, token, logprobs[r])
@@ -146,10 +149,11 @@ class ChainSampler:
                 if force and unforced:
                     self._force(cache, mask, next_pos, rows, unforced, chains)
                 keep = torch.nonzero(~finished).squeeze(1)
-                cache.batch_select_indices(keep)
                 rows = [rows[i] for i in keep.tolist()]
-                picked, finished, mask, next_pos = picked[keep], finished[keep], mask[keep], next_pos[keep]
-            feed = ~finished  # a finished row's last token is not fed: the cache never sees it
+                finished, keep = finished[keep], keep.to(device)
+                cache.batch_select_indices(keep)
+                picked, mask, next_pos = picked[keep], mask[keep], next_pos[keep]
+            feed = (~finished).to(device)  # a finished row's last token is not fed: the cache never sees it
             step_ids = torch.where(feed, picked, torch.full_like(picked, self.pad_id)).unsqueeze(1)
             mask = torch.cat([mask, feed.long().unsqueeze(1)], dim=1)
             out = self._forward(cache, input_ids=step_ids, attention_mask=mask, position_ids=next_pos.unsqueeze(1),
@@ -163,16 +167,17 @@ class ChainSampler:
     def _force(self, cache, mask, next_pos, rows, pending, chains) -> None:
         """Append the verdict marker to the `pending` rows' samples and read the two letters' logits (on a copy
         of those rows' cache: the batch goes on decoding)."""
-        keep = torch.tensor(pending)
+        device = mask.device
+        keep = torch.tensor(pending, device=device)
         cache = select_rows(cache, keep)
         mask, next_pos = mask[keep], next_pos[keep]
-        suffix = torch.tensor(self.force_ids).unsqueeze(0).repeat(len(pending), 1)
+        suffix = torch.tensor(self.force_ids, device=device).unsqueeze(0).repeat(len(pending), 1)
         mask = torch.cat([mask, torch.ones_like(suffix)], dim=1)
-        positions = next_pos.unsqueeze(1) + torch.arange(suffix.shape[1]).unsqueeze(0)
+        positions = next_pos.unsqueeze(1) + torch.arange(suffix.shape[1], device=device).unsqueeze(0)
         out = self._forward(cache, input_ids=suffix, attention_mask=mask, position_ids=positions, logits_to_keep=1)
-        logprobs = torch.log_softmax(out.logits[:, -1].float(), dim=-1)[:, self.choice_ids]
+        logprobs = torch.log_softmax(out.logits[:, -1].float(), dim=-1)[:, self.choice_ids].tolist()
         for i, r in enumerate(pending):
             chain = chains[rows[r]]
-            la, lb = float(logprobs[i, 0]), float(logprobs[i, 1])
+            la, lb = logprobs[i]
             chain.tokens += self.force_ids + [self.choice_ids[0] if la >= lb else self.choice_ids[1]]
             chain.verdict, chain.logprobs, chain.forced = (0 if la >= lb else 1), (la, lb), True

@@ -46,6 +46,6 @@ def nucleus_sample(logprobs: torch.Tensor, temperature: float, top_p: float, uni
     else:
         ids, weights = nucleus(probs, top_p)
     cdf = weights.cumsum(dim=-1)
-    picked = torch.searchsorted(cdf, (uniforms.to(cdf.dtype) * cdf[:, -1]).unsqueeze(1), right=True)
+    picked = torch.searchsorted(cdf, (uniforms.to(cdf.device, cdf.dtype) * cdf[:, -1]).unsqueeze(1), right=True)
     picked = picked.clamp(max=weights.shape[-1] - 1)
     return (picked if ids is None else ids.gather(1, picked)).squeeze(1)
