@@ -109,7 +109,7 @@ class Scripted(torch.nn.Module):
 
     def __init__(self, model, prompt_len: int, script: list[int], eos: int, letters: list[int]):
         super().__init__()
-        self.inner, self.config = model, model.config
+        self.inner, self.config, self.device = model, model.config, model.device
         self.prompt_len, self.script, self.eos, self.letters = prompt_len, script, eos, letters
 
     def forward(self, position_ids, **kwargs):
