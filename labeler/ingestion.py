@@ -67,13 +67,13 @@ def _stage(store: Store, part: Part, fields: FieldMap, max_chars: int, seed: int
     """Stage and check a part: (its layout, rows that made no pair). Rows of another layout are converted to ours
     in Python; ours only when a prompt is a message list, which its first check finds at no extra cost."""
     store.stage(part.kind, part.table if part.kind == "arrow" else part.path)
-    columns = (part.table.column_names if part.kind == "arrow" else store.file_columns(part.kind, part.path)
-               if part.kind in TABLE_KINDS else store.staged_columns())
+    types = ({f.name: "BLOB" if "binary" in str(f.type) else str(f.type) for f in part.table.schema}
+             if part.kind == "arrow" else store.file_column_types(part.kind, part.path)
+             if part.kind in TABLE_KINDS else None)
+    columns = list(types) if types is not None else store.staged_columns()
     layout = layouts.detect(columns, fields)
     if layout == "pairs" and part.kind in TABLE_KINDS:
         _check_columns(part.name, columns, fields)
-        types = ({f.name: "BLOB" if "binary" in str(f.type) else str(f.type) for f in part.table.schema}
-                 if part.kind == "arrow" else store.file_column_types(part.kind, part.path))
         binary = [c for c in (fields.prompt, fields.response_a, fields.response_b) if types.get(c) == "BLOB"]
         if binary:
             raise LabelerError(f"{part.name}: column {binary[0]} is binary (BLOB), not text; write it as a string "

@@ -72,9 +72,6 @@ class Store:
         _pairs.validate_staged(self.con, fields, max_chars)
         _pairs.resolve_staged(self.con)
 
-    def file_columns(self, kind: str, path: Path) -> list[str]:
-        return _pairs.file_columns(self.con, kind, path)
-
     def file_column_types(self, kind: str, path: Path) -> dict[str, str]:
         return _pairs.file_column_types(self.con, kind, path)
 
