@@ -136,7 +136,7 @@ def speedups(backend, pairs, gold: list[str], k: int, max_new_tokens: int, batch
     naive_labels, naive_s = naive_cot(backend, pairs, k, max_new_tokens, cot.top_p, seed)
     log(f"cot K={k} naive generate loop: {len(pairs) / naive_s:.3f} pairs/s, agreement {agreement(naive_labels, gold):.1f}")
     adaptive = JudgeConfig(mode="cot", samples=k, max_new_tokens=max_new_tokens, seed=seed, adaptive=True)
-    adapt, adapt_samples, adapt_s = judge_all(Judge(backend, adaptive), pairs, batch_size)
+    adapt, adapt_samples, adapt_s = judge_all(Judge(backend, adaptive), pairs, adaptive.batch_pairs(batch_size))
     log(f"cot K={k} adaptive: {len(adapt_samples)} samples vs {len(samples)} fixed, {len(pairs) / adapt_s:.3f} pairs/s")
     direct, _, direct_s = judge_all(Judge(backend, JudgeConfig(mode="direct")), pairs, batch_size)
     reference_s = direct_reference(backend, pairs)
@@ -163,8 +163,7 @@ def speedups(backend, pairs, gold: list[str], k: int, max_new_tokens: int, batch
     )
     peaks = {"float32": peak}
     for dtype in ("bfloat16", "int8"):
-        other = make_backend("transformers", model=str(backend._resolved), batch_size=backend.batch_size, dtype=dtype)
-        other.load()
+        other = dtype_backend(backend, dtype)
         peaks[dtype] = matmul_peak_flops(dtype=dtype)
         fast, _, fast_s = judge_all(Judge(other, JudgeConfig(mode="direct")), pairs, batch_size)
         tag = {"bfloat16": "bf16", "int8": "int8"}[dtype]
@@ -192,6 +191,25 @@ def _match(ours: list, theirs: list) -> float:
     return sum(a.label == b.label for a, b in zip(ours, theirs)) / len(ours)
 
 
+def dtype_backend(backend, dtype: str):
+    """A second backend on the same weights in `dtype`. int8 is not a `--dtype` (it changed too many labels, README):
+    here it is the float32 backend with the decoder blocks' linear layers dynamically quantized (torch's
+    `quantize_dynamic`, VNNI kernels), the embedding and the verdict head kept float32."""
+    other = make_backend("transformers", model=str(backend._resolved), batch_size=backend.batch_size,
+                         dtype="float32" if dtype == "int8" else dtype)
+    other.load()
+    if dtype == "int8":
+        import warnings
+
+        from torch.ao.quantization import quantize_dynamic
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.ao's eager quantization is deprecated in favour of torchao
+            for layer in other.model.get_decoder().layers:
+                quantize_dynamic(layer, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+    return other
+
+
 def dtype_label_match(backend, pairs, gold: list[str], batch_size: int) -> dict:
     """Direct labels in bfloat16 and int8 against float32 on the same (many) pairs: per order and pooled, the
     mean |P(A) change|, and each dtype's agreement with the human labels."""
@@ -199,8 +217,7 @@ def dtype_label_match(backend, pairs, gold: list[str], batch_size: int) -> dict:
     out = {"pairs": len(pairs), "float32_agreement": agreement([j.label for j in reference], gold),
            "float32_pairs_per_s": len(pairs) / ref_s}
     for dtype in ("bfloat16", "int8"):
-        other = make_backend("transformers", model=str(backend._resolved), batch_size=backend.batch_size, dtype=dtype)
-        other.load()
+        other = dtype_backend(backend, dtype)
         got, got_samples, got_s = judge_all(Judge(other, JudgeConfig(mode="direct")), pairs, batch_size)
         per_order = sum(a.verdict == b.verdict for a, b in zip(ref_samples, got_samples)) / len(ref_samples)
         out[dtype] = {"pooled_label_match": _match(reference, got), "per_order_verdict_match": per_order,
@@ -212,3 +229,31 @@ def dtype_label_match(backend, pairs, gold: list[str], batch_size: int) -> dict:
               f"{out[dtype]['speedup']:.2f}x", flush=True)
         del other
     return out
+
+
+def main(argv=None) -> dict:
+    """`python benchmarks/judge_speed.py --match-pairs 300`: the dtype label match alone (the first N/6 labelled
+    pairs of each ../shared/data/prefs file, direct mode, the default model unless --model)."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("--match-pairs", type=int, default=300)
+    p.add_argument("--model", default=None)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's).")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    files = sorted((Path(__file__).resolve().parents[2] / "shared" / "data" / "prefs").glob("*.jsonl"))
+    dev = [labelled_pairs(f, -(-args.match_pairs // len(files))) for f in files]
+    pairs = [p for ps, _ in dev for p in ps][: args.match_pairs]
+    gold = [g for _, gs in dev for g in gs][: args.match_pairs]
+    backend = make_backend("transformers", model=args.model, batch_size=args.batch_size)
+    backend.load()
+    out = dtype_label_match(backend, pairs, gold, args.batch_size)
+    print(json.dumps(out, indent=1))
+    return out
+
+
+if __name__ == "__main__":
+    main()

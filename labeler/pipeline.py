@@ -154,6 +154,7 @@ def annotate(
         return result
     run_id = uuid.uuid4().hex[:12]
     result.run_id = run_id
+    batch_size = judge.config.batch_pairs(batch_size)
     params = {**vars(judge.config), "files": [str(f) for f in files], "batch_size": batch_size,
               **getattr(runner, "params", {})}
     store.start_run(run_id, command, len(pending), judge.judge_key, judge.judge_id, judge.config.mode,

@@ -130,3 +130,26 @@ def test_progress_moves_per_finished_sample_not_per_batch(tmp_path):
         annotate(store, [], judge, batch_size=3, progress=recording)
     assert moves.count(1 / 8) == 3 * 2 * 4  # one move per sample: 2 orders x K=4 per pair
     assert sum(moves) == pytest.approx(3)
+
+
+def test_adaptive_runs_judge_as_many_samples_per_step_as_fixed_k(tmp_path):
+    """Round one of adaptive voting draws `adaptive_round` samples per order where fixed K draws K: annotate hands
+    the judge K / adaptive_round times the pairs, so the decode batch is as wide."""
+    from helpers import write_pairs
+
+    from labeler.pipeline import annotate
+    from labeler.store import Store
+
+    assert JudgeConfig(mode="cot", samples=8, adaptive=True, adaptive_round=2).batch_pairs(4) == 16
+    assert JudgeConfig(mode="cot", samples=5, adaptive=True, adaptive_round=2).batch_pairs(4) == 12  # 3 rounds
+    assert JudgeConfig(mode="cot", samples=8).batch_pairs(4) == 4
+    widths = {}
+    for adaptive in (False, True):
+        backend, calls = FakeBackend(abstain_rate=0.0), []
+        generate = backend.generate
+        backend.generate = lambda prompts, n, *a, **k: (calls.append(len(prompts) * n), generate(prompts, n, *a, **k))[1]
+        judge = Judge(backend, JudgeConfig(mode="cot", samples=8, adaptive=adaptive))
+        with Store(tmp_path / f"{adaptive}.duckdb") as store:
+            annotate(store, [write_pairs(tmp_path / "p.jsonl", 40)], judge, batch_size=4)
+        widths[adaptive] = calls[0]
+    assert widths == {False: 4 * 2 * 8, True: 16 * 2 * 2}

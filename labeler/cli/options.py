@@ -52,8 +52,7 @@ JudgeTemplate = Annotated[Path | None, typer.Option(
 JudgeCriteria = Annotated[str | None, typer.Option(
     "--criteria", help="What the judge should prefer, in place of 'more helpful, correct, honest, harmless, ...' "
     "(a custom --template must use {{ criteria }}); part of the judge key.", rich_help_panel=JUDGE)]
-JudgeDtype = Annotated[str | None, typer.Option(help="Weights of the transformers backend: float32, bfloat16 or int8 "
-                                                "(CPU: dynamic quantization of the decoder's linear layers); default "
+JudgeDtype = Annotated[str | None, typer.Option(help="Weights of the transformers backend: float32 or bfloat16; default "
                                                 "float32 on the CPU, bfloat16 on CUDA; verdict logits stay float32. "
                                                 "Part of the judge key.", show_default=False, rich_help_panel=JUDGE)]
 JudgeDevice = Annotated[str, typer.Option(help="Where the transformers backend runs: auto (CUDA when available), cpu, "

@@ -4,7 +4,7 @@ import hashlib
 import json
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 
 from labeler.judge.adaptive import WINDOW, orders_repeat, settled
@@ -53,6 +53,12 @@ class JudgeConfig:
             raise ValueError(f"max_new_tokens and max_field_chars must be >= 1, got {self.max_new_tokens}, "
                              f"{self.max_field_chars}")
         prompt_template(self.mode, self.template, self.criteria)  # a template that cannot judge fails here, at start
+
+    def batch_pairs(self, batch_size: int) -> int:
+        """Pairs to judge together where `batch_size` is asked for. Adaptive voting's rounds draw `adaptive_round`
+        samples per order where fixed K draws K at once, so it takes K / adaptive_round times the pairs to decode
+        as many samples per step (a decode step's cost is mostly reading the weights, whatever the rows)."""
+        return batch_size * -(-self.samples // self.adaptive_round) if self.adaptive else batch_size
 
 
 class Judge:
@@ -114,7 +120,8 @@ class Judge:
             batch = [item for item in prompts if item[0].pair_id in todo]
             seeds = [[sample_seed(c.seed, pair.pair_id, position, used + j) for j in range(n)]
                      for pair, position, _ in batch]
-            completions = self.backend.generate([text for _, _, text in batch], n, params, CHOICES, MARKER, seeds)
+            more = replace(params, keep_prompts=c.adaptive and used + n < k)  # while a later round may sample them
+            completions = self.backend.generate([text for _, _, text in batch], n, more, CHOICES, MARKER, seeds)
             for (pair, position, _), outs in zip(batch, completions):
                 for j, out in enumerate(outs):
                     sample = self._sample(pair, position, used + j, out.text, parse_verdict(out.text),

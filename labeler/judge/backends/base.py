@@ -17,6 +17,7 @@ class SamplingParams:
     seed: int = 0
     force_verdict: bool = True  # a sample without a verdict gets one read from the logits; False = it abstains
     on_sample: Callable[[], None] | None = field(default=None, compare=False)  # called as each sample finishes
+    keep_prompts: bool = False  # later calls will sample these prompts again (adaptive rounds): keep their prefills
 
 
 @dataclass

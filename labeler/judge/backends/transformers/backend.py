@@ -21,7 +21,7 @@ from labeler.judge.parse import parse_verdict
 
 FORCE_SUFFIX = "\nVerdict: "
 MIN_SHARED_PREFIX = 16  # tokens; below this a shared prefill is not worth the cache copy
-TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "int8": torch.float32}  # int8: see _quantize
+TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
@@ -31,20 +31,6 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
             break
         n += 1
     return min(n, len(a) - 1, len(b) - 1)  # every member keeps at least one token of its own to read logits at
-
-
-def _quantize(model) -> None:
-    """int8 on CPU: the decoder blocks' linear layers become dynamically quantized (int8 weights, activations
-    quantized per batch, VNNI kernels). The embedding and the output layer stay float32, so the verdict logits are
-    read as in float32."""
-    import warnings
-
-    from torch.ao.quantization import quantize_dynamic
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.ao's eager quantization is deprecated in favour of torchao
-        for layer in model.get_decoder().layers:  # in place: a copy would carry its own copy of the config
-            quantize_dynamic(layer, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
 
 
 class TransformersBackend:
@@ -86,8 +72,6 @@ class TransformersBackend:
                 model = AutoModelForCausalLM.from_pretrained(
                     self._resolved, dtype=TORCH_DTYPES[self.dtype], use_safetensors=True, trust_remote_code=False
                 ).to(self.device)
-            if self.dtype == "int8":
-                _quantize(model)
             self._model = model.eval()
         return self._model
 
@@ -177,7 +161,7 @@ class TransformersBackend:
         for batch in self._by_length(prompts, max(1, self.max_sequences // n)):
             chains = sampler.sample([encoded[i] for i in batch], n, params.max_new_tokens, params.temperature,
                                     params.top_p, [seeds[i] for i in batch], force=params.force_verdict,
-                                    on_finish=params.on_sample)
+                                    on_finish=params.on_sample, keep_prompts=params.keep_prompts)
             for i, samples in zip(batch, chains):
                 out[i] = [self._completion(c) for c in samples]
         return out

@@ -18,6 +18,7 @@ import torch
 
 from labeler.judge.backends.transformers import cascade
 from labeler.judge.backends.transformers.cascade import CascadeCache, select_rows
+from labeler.judge.backends.transformers.prefills import PrefillStore
 from labeler.judge.backends.transformers.sampling import nucleus_sample
 
 COMPACT_FRACTION = 0.25  # drop finished rows from the KV cache once this share of the batch is done
@@ -60,6 +61,7 @@ class ChainSampler:
         self.pieces = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
         self.force_ids = tokenizer.encode(force_suffix, add_special_tokens=False)
         self.shared_prefix = cascade.supports(model.config) and cascade.wanted(model.device)
+        self.prefills = PrefillStore()
 
     def _marker_before(self, tokens: list[int]) -> bool:
         return "".join(self.pieces[t] for t in tokens[-4:]).rstrip().endswith(self.marker)
@@ -93,27 +95,38 @@ class ChainSampler:
 
     @torch.inference_mode()
     def sample(self, prompts: list[list[int]], n: int, max_new_tokens: int, temperature: float, top_p: float,
-               seeds: list[list[int]], force: bool = True, on_finish=None) -> list[list[Chain]]:
+               seeds: list[list[int]], force: bool = True, on_finish=None, keep_prompts: bool = False
+               ) -> list[list[Chain]]:
         """`n` chains per prompt; `seeds[i][j]` drives the randomness of prompt i's sample j and nothing else.
-        `on_finish()` is called as each chain ends."""
+        `on_finish()` is called as each chain ends. With `keep_prompts` the prompts' prefills are kept for later
+        calls on the same prompts: the rounds of adaptive voting. Prefills kept by an earlier call are used
+        either way (and dropped after a call without `keep_prompts`, the prompts' last round)."""
         with cascade.cascade_attention_on(self.model) if self.shared_prefix else nullcontext():
-            return self._sample(prompts, n, max_new_tokens, temperature, top_p, seeds, force, on_finish)
+            return self._sample(prompts, n, max_new_tokens, temperature, top_p, seeds, force, on_finish,
+                                keep_prompts)
 
     def _forward(self, cache, **inputs):
         if self.shared_prefix:
             return cascade.forward(self.model, cache, **inputs)
         return self.model(past_key_values=cache, use_cache=True, **inputs)
 
-    def _sample(self, prompts, n, max_new_tokens, temperature, top_p, seeds, force, on_finish) -> list[list[Chain]]:
+    def _prefill(self, prompts, ids, mask, keep_prompts: bool):
+        positions = positions_from_mask(mask)
+        if keep_prompts or self.prefills.holds_any(prompts):
+            return self.prefills.prefill(self.model, prompts, ids, mask, positions, keep=keep_prompts)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
+        return out.past_key_values, out.logits[:, -1]
+
+    def _sample(self, prompts, n, max_new_tokens, temperature, top_p, seeds, force, on_finish,
+                keep_prompts) -> list[list[Chain]]:
         device = self.model.device
         ids, mask = left_pad(prompts, self.pad_id, device)
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions_from_mask(mask), use_cache=True,
-                         logits_to_keep=1)
-        logits = out.logits[:, -1].repeat_interleave(n, 0)
+        prefilled, last = self._prefill(prompts, ids, mask, keep_prompts)
+        logits = last.repeat_interleave(n, 0)
         if self.shared_prefix:
-            cache = CascadeCache.from_prefill(out.past_key_values, n, max_new_tokens + len(self.force_ids))
+            cache = CascadeCache.from_prefill(prefilled, n, max_new_tokens + len(self.force_ids))
         else:
-            cache = out.past_key_values
+            cache = prefilled
             cache.batch_repeat_interleave(n)
         mask = mask.repeat_interleave(n, 0)
         next_pos = torch.tensor([len(p) for p in prompts], device=device).repeat_interleave(n)

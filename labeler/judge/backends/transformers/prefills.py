@@ -1,0 +1,95 @@
+"""Prompt prefills kept across `generate` calls, so adaptive voting's later rounds do not prefill again.
+
+An adaptive cot run samples a pair's prompts in rounds (judge/adaptive.py); each round is a new `generate` call
+on the same prompt texts. Here each prompt's KV cache (every layer, its own tokens only, no padding) and its
+last-position logits are kept after the prefill, least recently used first out once `LABELER_PREFILL_CACHE_MB`
+(default 2048) is exceeded; a later call on the same token ids assembles its batch cache from them (left padding,
+masked as a fresh prefill is) and prefills only the prompts it has not seen.
+"""
+
+import os
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import torch
+from transformers.cache_utils import DynamicCache
+
+ENV = "LABELER_PREFILL_CACHE_MB"
+
+
+@dataclass
+class Prefill:
+    layers: list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values (kv heads x tokens x dim)
+    logits: torch.Tensor  # next-token logits after the prompt (vocab)
+
+    @property
+    def bytes(self) -> int:
+        return sum(k.nbytes + v.nbytes for k, v in self.layers) + self.logits.nbytes
+
+
+class PrefillStore:
+    def __init__(self, budget_mb: float | None = None):
+        budget = float(os.environ.get(ENV, "2048")) if budget_mb is None else budget_mb
+        self.budget = int(budget * 2**20)
+        self._items: OrderedDict[tuple[int, ...], Prefill] = OrderedDict()
+        self._bytes = 0
+        self.hits = self.misses = 0
+
+    def holds_any(self, prompts: list[list[int]]) -> bool:
+        return any(tuple(p) in self._items for p in prompts)
+
+    def prefill(self, model, prompts: list[list[int]], ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor,
+                keep: bool = True):
+        """(cache, last logits) for the left-padded batch `ids`/`mask` of `prompts`, computing only the prompts
+        not kept from an earlier call. With `keep` the prompts' prefills are kept for a later call; without, the
+        ones used are dropped (their last round)."""
+        keys = [tuple(p) for p in prompts]
+        missing = [i for i, k in enumerate(keys) if k not in self._items]
+        self.hits += len(keys) - len(missing)
+        self.misses += len(missing)
+        fresh = {}
+        if missing:
+            sub_ids, sub_mask, sub_pos = ids[missing], mask[missing], positions[missing]
+            cut = int((sub_mask.sum(1)).max())  # columns that are padding in every missing row are dropped
+            out = model(input_ids=sub_ids[:, -cut:], attention_mask=sub_mask[:, -cut:],
+                        position_ids=sub_pos[:, -cut:], use_cache=True, logits_to_keep=1)
+            for row, i in enumerate(missing):
+                n = len(prompts[i])
+                layers = [(layer.keys[row, :, -n:].clone(), layer.values[row, :, -n:].clone())
+                          for layer in out.past_key_values.layers]
+                fresh[keys[i]] = Prefill(layers, out.logits[row, -1].clone())
+        items = [fresh.get(k) or self._items[k] for k in keys]
+        if keep:
+            for k, item in fresh.items():
+                self._put(k, item)
+            for k in keys:
+                if k in self._items:
+                    self._items.move_to_end(k)
+        else:
+            for k in set(keys) & self._items.keys():
+                self._bytes -= self._items.pop(k).bytes
+        return self._assemble(model, items, ids.shape[1]), torch.stack([item.logits for item in items])
+
+    def _put(self, key: tuple[int, ...], item: Prefill) -> None:
+        if item.bytes > self.budget:
+            return
+        self._items[key] = item
+        self._bytes += item.bytes
+        while self._bytes > self.budget:
+            _, old = self._items.popitem(last=False)
+            self._bytes -= old.bytes
+
+    @staticmethod
+    def _assemble(model, items: list[Prefill], width: int) -> DynamicCache:
+        data = []
+        for layer in range(len(items[0].layers)):
+            k0 = items[0].layers[layer][0]
+            heads, _, dim = k0.shape
+            keys = k0.new_zeros(len(items), heads, width, dim)
+            values = k0.new_zeros(len(items), heads, width, dim)
+            for row, item in enumerate(items):
+                k, v = item.layers[layer]
+                keys[row, :, width - k.shape[1]:] = k
+                values[row, :, width - v.shape[1]:] = v
+            data.append((keys, values))
+        return DynamicCache(ddp_cache_data=data, config=model.config)
