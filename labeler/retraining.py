@@ -32,7 +32,7 @@ from labeler.store import Store
 from schemas import GoldPair, JudgeVersion, RetrainResult, TrainingRow
 from trainer import star as star_data
 from trainer.common import StartPoint, train_and_save
-from trainer.config import RetrainConfig, StarConfig, _TrainConfig, as_dict, build_configs, load_yaml
+from trainer.config import REWARD_METHODS, RetrainConfig, StarConfig, _TrainConfig, as_dict, build_configs, load_yaml
 from trainer.versions import CONFIG_FILE, JudgeSpec, next_version_name, publish, register, start_point
 from trainer.versions import judges_dir as default_judges_dir
 
@@ -133,7 +133,7 @@ def _read_jsonl(path: Path) -> list[TrainingRow]:
 def _build_rows(store: Store, current: StartPoint, iteration: int, train: list[GoldPair], plan: RetrainPlan,
                 progress: Progress, log: Callable[[str], None]) -> tuple[list[TrainingRow], dict]:
     method = plan.retrain.method
-    if method == "bt":
+    if method in REWARD_METHODS:
         return star_data.bt_rows(train), {"pairs": len(train)}
     spec = JudgeSpec("transformers", str(current.judge_dir))
     if method == "genrm-sft":
@@ -166,9 +166,11 @@ def _build_rows(store: Store, current: StartPoint, iteration: int, train: list[G
     return rows, {**stats.as_dict(), "judge_id": judge.judge_id, "judge_key": judge.judge_key}
 
 
-def _train(current: StartPoint, rows: list[TrainingRow], plan: RetrainPlan, itdir: Path) -> dict:
-    from trainer import bt, dpo, sft, verdict
+def _train(current: StartPoint, rows: list[TrainingRow], plan: RetrainPlan, itdir: Path, progress: Progress) -> dict:
+    from trainer import bt, dpo, probe, sft, verdict
 
+    if plan.retrain.method == "bt-probe":  # no TRL: features of the frozen base, then a logistic head
+        return probe.train(current, rows, plan.train, itdir, None if plan.quiet else progress)
     module = {"star-dpo": dpo, "star-sft": sft, "genrm-sft": verdict, "bt": bt}[plan.retrain.method]
     trainer = module.make_trainer(current, rows, plan.train, itdir / "checkpoints", plan.quiet)
     base = current.base_model if not plan.train.full else itdir / "model"
@@ -202,7 +204,7 @@ def _iterate(store: Store, start: StartPoint, train: list[GoldPair], plan: Retra
             store.release()
             log(f"iteration {iteration}: training {plan.retrain.method} on {len(rows)} rows"
                 + (" (resuming from a checkpoint)" if (itdir / "checkpoints").is_dir() else ""))
-            metrics = _train(current, rows, plan, itdir)
+            metrics = _train(current, rows, plan, itdir, progress)
             resumed = resumed or bool(metrics.get("resumed_from"))
             atomic_write(itdir / "train.json", json.dumps(metrics, indent=2, default=str))
         history.append({"iteration": iteration, "data": info, "train": metrics})
@@ -298,11 +300,11 @@ def _describe(name: str, plan: RetrainPlan, start: StartPoint, parent: JudgeVers
     """The registry row (its path is where the dir will be published); agreement fields are filled later."""
     r = plan.retrain
     start_id = parent.judge_id if parent else f"{start.judge_dir.name}@{model_fingerprint(start.judge_dir)}"
-    weights = "full" if plan.train.full else "lora"
+    weights = "head" if r.method == "bt-probe" else "full" if plan.train.full else "lora"
     return JudgeVersion(
         version=name, method=r.method, parent=parent.version if parent else None, start_judge_id=start_id,
-        base_model=str(final.base_model if weights == "lora" else path), path=str(path), weights=weights,
-        backend="reward" if r.method == "bt" else "transformers", mode=r.mode,
+        base_model=str(path if weights == "full" else final.base_model), path=str(path), weights=weights,
+        backend="reward" if r.method in REWARD_METHODS else "transformers", mode=r.mode,
         samples=r.eval_samples if r.mode == "cot" else 1, judge_id="", heldout_n=0, promoted=False, active=False,
         created_at=datetime.now(timezone.utc).replace(tzinfo=None))
 

@@ -372,18 +372,19 @@ class TrainingRow(_Strict):
     origin: Literal["sample", "rationalization", "note", "gold"] = Field(
         ..., description="Where the chosen text came from.")
     rejected_origin: Literal["sample", "gold"] | None = None
+    source: str | None = Field(None, description="bt: the pair's source (bt-probe's safety expert reads it).")
 
 
 class JudgeVersion(_Strict):
     """A trained judge registered in the `judges` table (`labeler judges list --json`)."""
 
     version: str
-    method: Literal["star-dpo", "star-sft", "genrm-sft", "bt"]
+    method: Literal["star-dpo", "star-sft", "genrm-sft", "bt", "bt-probe"]
     parent: str | None = Field(None, description="The version it was trained from; None = a model directory.")
     start_judge_id: str = Field(..., description="judge_id of the judge it was trained from.")
     base_model: str = Field(..., description="Full-weights model dir (the adapter's base, or the version itself).")
     path: str = Field(..., description="The version's directory (safetensors, config, manifest, metrics).")
-    weights: Literal["lora", "full"]
+    weights: Literal["lora", "full", "head"] = Field(..., description="head = bt-probe: a head on the frozen base.")
     backend: Literal["transformers", "reward"] = Field(..., description="reward = Bradley-Terry scalar head.")
     mode: Literal["direct", "cot"] = Field(..., description="How annotate uses it by default.")
     samples: int

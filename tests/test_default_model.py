@@ -92,7 +92,7 @@ def test_fingerprint_of_lora_adapter_dir(tmp_path):
     assert model_fingerprint(path) == first
     (path / "adapter_model.safetensors").write_bytes(b"\x00" * 63 + b"\x01")
     assert model_fingerprint(path) != first
-    with pytest.raises(LabelerError, match="neither config.json"):
+    with pytest.raises(LabelerError, match="none of config.json"):
         model_fingerprint(tmp_path)
 
 

@@ -32,8 +32,9 @@ run = functools.partial(run_cli, ok=True)  # every call must succeed unless it p
 
 
 def versions(db) -> list[JudgeVersion]:
+    """The registered versions (without the built-in starter row this install lists first)."""
     return [JudgeVersion.model_validate({**v, "metrics": {}}) for v in json.loads(
-        run("judges", "list", "--db", db, "--json").stdout)]
+        run("judges", "list", "--db", db, "--json").stdout) if v["version"] != "starter"]
 
 
 def query(db, sql):

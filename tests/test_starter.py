@@ -82,3 +82,25 @@ def test_without_a_shipped_starter_the_base_model_is_the_default(tmp_path, no_st
 def test_retrain_starts_from_judge_or_model_not_both(tmp_path, tiny_llama, cli):
     result = cli("retrain", "--db", tmp_path / "l.duckdb", "--judge", "base", "--model", tiny_llama)
     assert result.exit_code == 1 and "--judge and --model both choose where training starts" in result.output
+
+
+def test_a_probe_starter_judges_by_reward_and_training_starts_from_its_base(tmp_path, tiny_llama, monkeypatch, cli):
+    """The starter as shipped: a bt-probe head, judged by the reward backend (direct only), calibrated."""
+    from starter_fixture import ship_tiny_probe_starter
+
+    shipped = ship_tiny_probe_starter(tmp_path, tiny_llama, monkeypatch)
+    db = tmp_path / "l.duckdb"
+    cli("annotate", write_pairs(tmp_path / "d.jsonl", 3), "--db", db, "-q", ok=True)
+    starter_id = shipped["judge"]["judge_id"]
+    assert judge_ids(db) == {starter_id} and starter_id.startswith("labeler-starter-")
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT bool_and(order_consistent) FROM judgments").fetchone()[0]
+    with Store(db) as store:
+        assert store.calibration(starter_id, "direct", 1).temperature == 2.0
+        default, _ = start_point(store)
+        assert default.judge_dir == default.base_model == tiny_llama  # generative training starts from the base
+    cot = cli("annotate", "--db", db, "--mode", "cot", "-q")
+    assert cot.exit_code == 1 and "writes no rationale" in cot.output and "--judge base" in cot.output
+    listed = json.loads(cli("judges", "list", "--db", db, "--json").stdout)
+    assert [(v["version"], v["method"], v["weights"], v["active"]) for v in listed] == [
+        ("starter", "bt-probe", "head", True)]

@@ -24,10 +24,13 @@ class StartPoint:
     @classmethod
     def of(cls, judge_dir: Path, version: str | None = None) -> "StartPoint":
         from labeler.judge.backends.adapters import adapter_base, is_adapter_dir
+        from labeler.judge.backends.probe import is_probe_dir, probe_base
 
         judge_dir = Path(judge_dir).resolve()
         if is_adapter_dir(judge_dir):
             return cls(judge_dir, adapter_base(judge_dir).resolve(), judge_dir, version)
+        if is_probe_dir(judge_dir):  # a head on a frozen base (the reward backend loads it)
+            return cls(judge_dir, probe_base(judge_dir).resolve(), None, version)
         return cls(judge_dir, judge_dir, None, version)
 
 

@@ -24,8 +24,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-METHODS = ("star-dpo", "star-sft", "genrm-sft", "bt")
-METHOD_MODE = {"star-dpo": "cot", "star-sft": "cot", "genrm-sft": "direct", "bt": "direct"}
+METHODS = ("star-dpo", "star-sft", "genrm-sft", "bt", "bt-probe")
+METHOD_MODE = {"star-dpo": "cot", "star-sft": "cot", "genrm-sft": "direct", "bt": "direct", "bt-probe": "direct"}
+REWARD_METHODS = ("bt", "bt-probe")  # judged by the reward backend: a score per response
 
 
 def _check(ok: bool, message: str) -> None:
@@ -218,8 +219,37 @@ class BtTrainConfig(_TrainConfig):
         "help": "Pushes rewards towards zero mean (Eisenstein et al. 2023); None disables it."})
 
 
+@dataclass
+class ProbeTrainConfig:
+    """bt-probe (`trainer/probe.py`): Bradley-Terry heads on the frozen features of the base model's first blocks.
+    Defaults chosen by 5-fold cross-validation by prompt on ../shared/data/train (README, "The starter judge")."""
+
+    layers: int = field(default=8, metadata={"help": "Read each response's feature after this many blocks."})
+    max_tokens: int = field(default=320, metadata={
+        "help": "Keep the last N tokens of each user turn + response (the response, and the end of the prompt)."})
+    l2: float = field(default=0.3, metadata={"help": "L2 strength of the reward heads (standardised features)."})
+    safety_sources: str = field(default="", metadata={
+        "help": "Comma-separated `source` values whose pairs train a separate safety reward, mixed with the "
+        "helpfulness reward by a learnt gate (empty: one reward)."})
+    gate_l2: float = field(default=0.1, metadata={"help": "L2 strength of the gate."})
+    batch_size: int = field(default=8, metadata={"help": "Texts per forward pass when reading features."})
+    bf16: bool = field(default=True, metadata={"help": "bf16 autocast for the features (training and judging)."})
+    chunk_pairs: int = field(default=500, metadata={
+        "help": "Features are saved every N pairs; a killed retrain resumes after the last saved chunk."})
+    device: str = field(default="auto", metadata={"help": "Where features are computed: auto, cpu, cuda or cuda:N."})
+    seed: int = field(default=0, metadata={"help": "Seed (the head's solver is deterministic; kept for the key)."})
+    full: bool = False  # no weights of the base are trained (RetrainPlan readers ask)
+
+    def __post_init__(self):
+        _check(self.layers >= 1 and self.max_tokens >= 8, f"need layers >= 1 and max_tokens >= 8, got {self.layers}, "
+               f"{self.max_tokens}")
+        _check(self.l2 > 0 and self.gate_l2 > 0, f"l2 and gate_l2 must be > 0, got {self.l2}, {self.gate_l2}")
+        _check(self.batch_size >= 1 and self.chunk_pairs >= 1, "batch_size and chunk_pairs must be >= 1")
+        _check(not self.full, "bt-probe trains no weights of the base model; full does not apply")
+
+
 TRAIN_CONFIGS = {"star-dpo": DpoTrainConfig, "star-sft": SftTrainConfig, "genrm-sft": VerdictTrainConfig,
-                 "bt": BtTrainConfig}
+                 "bt": BtTrainConfig, "bt-probe": ProbeTrainConfig}
 
 
 SECTIONS = ("retrain", "star", "train")

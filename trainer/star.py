@@ -184,5 +184,6 @@ def bt_rows(gold: list[GoldPair]) -> list[TrainingRow]:
         better, worse = (g.pair.response_a, g.pair.response_b) if g.label == "A" else (g.pair.response_b,
                                                                                        g.pair.response_a)
         rows.append(TrainingRow(iteration=1, pair_id=g.pair.pair_id, position="AB", kind="bt", prompt=g.pair.prompt,
-                                chosen=better, rejected=worse, origin="gold", rejected_origin="gold"))
+                                chosen=better, rejected=worse, origin="gold", rejected_origin="gold",
+                                source=g.pair.source))
     return rows

@@ -87,6 +87,8 @@ def start_point(store: Store, model: Path | None = None, version: str | None = N
     record = None if named else (get(store, version) if version else store.active_judge())
     if record is None:
         default = named or builtin(None)
+        if default.backend == "reward":  # the starter is a head on the frozen base: training starts from the base
+            return StartPoint.of(StartPoint.of(Path(default.model)).base_model), None
         return StartPoint.of(Path(default.model) if default.model else _base_dir()), None
     check_version_dir(record)
     if record.backend == "reward":
@@ -100,7 +102,7 @@ def builtin(name: str | None) -> JudgeSpec | None:
     from labeler.judge.backends import starter
 
     if name in (starter.STARTER, None) and (name or starter.available()):
-        return JudgeSpec("transformers", str(starter.starter_dir()), "direct", 1, starter.STARTER)
+        return JudgeSpec(starter.backend(), str(starter.starter_dir()), "direct", 1, starter.STARTER)
     if name in (starter.BASE, None):
         return JudgeSpec("transformers", None)
     return None

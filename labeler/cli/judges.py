@@ -32,7 +32,8 @@ def retrain(
     gold: Annotated[list[Path] | None, typer.Option("--gold", help="Labelled file(s) to ingest first (repeatable).",
                                                     show_default=False)] = None,
     db: Db = DEFAULT_DB,
-    method: Annotated[str, typer.Option(help="star-dpo, star-sft, genrm-sft or bt (Bradley-Terry baseline).")]
+    method: Annotated[str, typer.Option(help="star-dpo, star-sft, genrm-sft, bt (Bradley-Terry baseline) or bt-probe "
+                                        "(Bradley-Terry heads on the frozen base's features; minutes on a CPU).")]
     = "star-dpo",
     iterations: Annotated[int | None, _opt("STaR outer loop: sample, train, repeat with the new judge (default 1).")]
     = None,
@@ -68,6 +69,9 @@ def retrain(
     save_steps: Annotated[int | None, _opt("Checkpoint every N steps (default 25; genrm-sft 50).", TRAIN)] = None,
     max_length: Annotated[int | None, _opt("Token limit of prompt + completion (default 2048); longer rows are cut "
                                            "(star-*) or left out (genrm-sft, bt).", TRAIN)] = None,
+    probe_layers: Annotated[int | None, _opt("bt-probe: read features after N blocks (default 8).", TRAIN)] = None,
+    safety_sources: Annotated[str | None, _opt("bt-probe: comma-separated sources whose pairs train a separate "
+                                               "safety reward, gated by prompt (default: none).", TRAIN)] = None,
     batch_size: Annotated[int | None, _opt("Pairs per judging batch (default 8).")] = None,
     device: Annotated[str | None, _opt("Where the run judges and trains: auto (CUDA when available; default), cpu, "
                                        "cuda or cuda:0. bf16 autocast on CUDA.", TRAIN)] = None,
@@ -91,7 +95,8 @@ def retrain(
                  "rationalize": rationalize},
         "train": {"full": full or None, "learning_rate": learning_rate, "num_train_epochs": epochs,
                   "max_steps": max_steps, "per_device_train_batch_size": train_batch_size, "lora_r": lora_r,
-                  "save_steps": save_steps, "max_length": max_length, "device": device},
+                  "save_steps": save_steps, "max_length": max_length, "device": device, "layers": probe_layers,
+                  "safety_sources": safety_sources},
     }
 
     def log(message: str) -> None:

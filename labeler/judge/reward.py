@@ -13,7 +13,9 @@ class RewardJudge(Judge):
 
     def __init__(self, backend: RewardBackend, config):
         if config.mode != "direct":
-            raise LabelerError(f"a Bradley-Terry judge scores responses; use --mode direct (got --mode {config.mode})")
+            raise LabelerError(f"a Bradley-Terry judge scores responses and writes no rationale; use --mode direct (got "
+                               f"--mode {config.mode}), or a generative judge for rationales (--judge base, or a "
+                               "version trained with genrm-sft or star-*)")
         if config.template is not None or config.criteria is not None:
             raise LabelerError("a Bradley-Terry judge reads no judge prompt; --template and --criteria do not apply")
         super().__init__(backend, config)

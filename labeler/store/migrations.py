@@ -175,4 +175,33 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "judges_weights_head",
+        # bt-probe versions store a head on the frozen base (weights = 'head'); DuckDB cannot alter a CHECK
+        """
+        CREATE TABLE judges_v7 (
+            version VARCHAR PRIMARY KEY,
+            method VARCHAR NOT NULL,
+            parent VARCHAR,
+            start_judge_id VARCHAR NOT NULL,
+            base_model VARCHAR NOT NULL,
+            path VARCHAR NOT NULL,
+            weights VARCHAR NOT NULL CHECK (weights IN ('lora', 'full', 'head')),
+            backend VARCHAR NOT NULL,
+            mode VARCHAR NOT NULL CHECK (mode IN ('direct', 'cot')),
+            samples INTEGER NOT NULL,
+            judge_id VARCHAR NOT NULL,
+            heldout_n INTEGER NOT NULL,
+            heldout_agreement DOUBLE,
+            parent_agreement DOUBLE,
+            promoted BOOLEAN NOT NULL,
+            active BOOLEAN NOT NULL DEFAULT false,
+            created_at TIMESTAMP NOT NULL,
+            metrics JSON
+        );
+        INSERT INTO judges_v7 SELECT * FROM judges;
+        DROP TABLE judges;
+        ALTER TABLE judges_v7 RENAME TO judges;
+        """,
+    ),
 ]

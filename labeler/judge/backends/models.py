@@ -134,6 +134,8 @@ def check_model_dir(path: Path) -> None:
         raise LabelerError(f"model path {path} is not a directory")
     if not (path / "config.json").is_file() and (path / "adapter_config.json").is_file():
         return _check_adapter_dir(path)
+    if not (path / "config.json").is_file() and (path / "probe_config.json").is_file():
+        return _check_probe_dir(path)
     if not (path / "config.json").is_file():
         raise LabelerError(f"model path {path} has no config.json (is it a Hugging Face model directory?)")
     if not any(path.glob("*.safetensors")):
@@ -159,6 +161,18 @@ def _check_adapter_dir(path: Path) -> None:
     _refuse_remote_code(path, "tokenizer_config.json")
 
 
+def _check_probe_dir(path: Path) -> None:
+    """A Bradley-Terry probe version: its safetensors head, a local base model that passes the same checks."""
+    from labeler.judge.backends.probe import HEAD, probe_base
+
+    if not (path / HEAD).is_file():
+        raise LabelerError(f"probe path {path} has no {HEAD}")
+    base = probe_base(path)
+    if not base.is_dir():
+        raise LabelerError(f"probe path {path}: its base model {base} is not a local directory")
+    check_model_dir(base)
+
+
 def _refuse_remote_code(path: Path, name: str) -> None:
     file = path / name
     try:
@@ -170,11 +184,13 @@ def _refuse_remote_code(path: Path, name: str) -> None:
 
 
 def model_fingerprint(path: Path) -> str:
-    """12 hex chars of sha256 over config.json (or a LoRA's adapter_config.json) and each safetensors' head."""
+    """12 hex chars of sha256 over config.json (or a LoRA's adapter_config.json, a probe's probe_config.json) and
+    each safetensors' head."""
     path = Path(path)
-    config = next((path / n for n in ("config.json", "adapter_config.json") if (path / n).is_file()), None)
+    names = ("config.json", "adapter_config.json", "probe_config.json")
+    config = next((path / n for n in names if (path / n).is_file()), None)
     if config is None:
-        raise LabelerError(f"model path {path} has neither config.json nor adapter_config.json")
+        raise LabelerError(f"model path {path} has none of {', '.join(names)}")
     h = hashlib.sha256(config.read_bytes())
     for weights in sorted(path.glob("*.safetensors")):
         h.update(f"\0{weights.name}\0{weights.stat().st_size}\0".encode())

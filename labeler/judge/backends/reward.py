@@ -1,8 +1,9 @@
-"""A Bradley-Terry judge (`labeler retrain --method bt`): a scalar reward head scores each response alone.
+"""A Bradley-Terry judge (`labeler retrain --method bt` or `bt-probe`): a scalar reward scores each response alone.
 
 Direct mode only: for the order (first, second) it returns log sigmoid(r_first - r_second) and
 log sigmoid(r_second - r_first), so the judge's pooled P(A) is sigmoid(r_A - r_B) (the same in both orders).
-`labeler.judge.reward.RewardJudge` feeds it the pair itself instead of the GenRM prompt.
+`labeler.judge.reward.RewardJudge` feeds it the pair itself instead of the GenRM prompt. A `bt` version is a
+sequence-classification model (or its LoRA adapter); a `bt-probe` version a head on a cut base (`probe.py`).
 """
 
 import json
@@ -36,24 +37,36 @@ class RewardBackend:
         self.dtype = resolve_dtype(dtype, self.device)
         self.model_id = ""
         self._model = None
+        self._probe = False  # a bt-probe version (load() decides)
         self.tokenizer = None
 
     def load(self) -> None:
         if self.tokenizer is not None:
             return
         from transformers import AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
         from labeler.judge.backends.models import check_model_dir, model_fingerprint
+        from labeler.judge.backends.probe import is_probe_dir, probe_base
 
+        hf_logging.disable_progress_bar()
         check_model_dir(self.path)
         self.model_id = f"{self.path.name}@{model_fingerprint(self.path)}"
-        self.tokenizer = AutoTokenizer.from_pretrained(self.path, trust_remote_code=False)
+        self._probe = is_probe_dir(self.path)
+        tokenizer_dir = probe_base(self.path) if self._probe else self.path
+        self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, trust_remote_code=False)
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.tokenizer.padding_side = "right"
 
     @property
     def model(self):
+        if self._model is None and self._probe:
+            from labeler.judge.backends.probe import ProbeHead, load_trunk, probe_base, read_config
+
+            config = read_config(self.path)
+            self._probe_config, self._head = config, ProbeHead.load(self.path)
+            self._model = load_trunk(probe_base(self.path), int(config["layers"]), self.device)
         if self._model is None:
             import torch
             from transformers import AutoModelForSequenceClassification
@@ -80,16 +93,27 @@ class RewardBackend:
 
     def rewards(self, texts: list[str]) -> list[float]:
         """One score per text; a text given twice (each response appears in both orders) is scored once."""
+        unique = list(dict.fromkeys(texts))
+        by_text = dict(zip(unique, self._probe_rewards(unique) if self._probe else self._head_rewards(unique)))
+        return [by_text[t] for t in texts]
+
+    def _head_rewards(self, texts: list[str]) -> list[float]:
         import torch
 
-        unique = list(dict.fromkeys(texts))
         scores: list[float] = []
         with torch.inference_mode():
-            for start in range(0, len(unique), self.batch_size):
-                enc = self.tokenizer(unique[start : start + self.batch_size], return_tensors="pt", padding=True)
+            for start in range(0, len(texts), self.batch_size):
+                enc = self.tokenizer(texts[start : start + self.batch_size], return_tensors="pt", padding=True)
                 scores += self.model(**enc.to(self.device)).logits[:, 0].float().tolist()
-        by_text = dict(zip(unique, scores))
-        return [by_text[t] for t in texts]
+        return scores
+
+    def _probe_rewards(self, texts: list[str]) -> list[float]:
+        from labeler.judge.backends.probe import features
+
+        trunk, config = self.model, self._probe_config
+        h = features(trunk, self.tokenizer, texts, int(config["max_tokens"]), self.batch_size,
+                     bf16=bool(config.get("bf16", True)))
+        return self._head.rewards(h).tolist()
 
     def verdict_logprobs(self, prompts: list[str], choices: tuple[str, str]) -> list[tuple[float, float]]:
         import torch.nn.functional as F

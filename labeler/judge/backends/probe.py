@@ -1,0 +1,126 @@
+"""Bradley-Terry judges on a frozen, cut base model (`labeler retrain --method bt-probe`).
+
+A response is read as the reward backend reads it (`reward.bt_text`: user turn + assistant response, EOS-ended,
+cut to its last `max_tokens` tokens); only the base model's first `layers` blocks run (the final norm applied, in
+bf16 autocast on CPUs with bf16 support), and the hidden state at the EOS is the response's feature h. The reward
+is linear in h, or, with a safety expert, a gated mixture of two linear rewards (as Llama 2 combined a helpfulness
+and a safety reward model, Touvron et al. 2023):
+
+    r(h) = g(h) * w_safety . z + (1 - g(h)) * w_help . z,   z = h / scale,   g(h) = sigmoid(u . (h - mu) / sd + c)
+
+where g is trained to recognise the responses of the safety sources' prompts. A pair's P(A) = sigmoid(r_A - r_B)
+in both orders. A judge dir holds `probe_config.json` (base model, relative to the dir where it can be, layers,
+max tokens) and `probe_head.safetensors`; nothing of the base model is copied.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from labeler.errors import LabelerError
+
+CONFIG = "probe_config.json"
+HEAD = "probe_head.safetensors"
+
+
+def is_probe_dir(path: Path) -> bool:
+    return (Path(path) / CONFIG).is_file()
+
+
+def read_config(path: Path) -> dict:
+    try:
+        config = json.loads((Path(path) / CONFIG).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise LabelerError(f"{path}: cannot read {CONFIG}: {e}") from None
+    missing = {"base_model_name_or_path", "layers", "max_tokens"} - set(config)
+    if missing:
+        raise LabelerError(f"{path}: {CONFIG} lacks {', '.join(sorted(missing))}")
+    return config
+
+
+def probe_base(path: Path) -> Path:
+    """The base model dir whose first blocks compute the features (relative paths are to the judge dir)."""
+    base = Path(read_config(path)["base_model_name_or_path"])
+    return base if base.is_absolute() else Path(path) / base
+
+
+def load_trunk(base: Path, layers: int, device="cpu"):
+    """The base model's embedding and first `layers` blocks (+ final norm), float32, eval mode."""
+    import torch
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(base, dtype=torch.float32, use_safetensors=True, trust_remote_code=False)
+    if not 1 <= layers <= len(model.layers):
+        raise LabelerError(f"a probe on {base} reads after 1..{len(model.layers)} blocks, not {layers}")
+    model.layers = model.layers[:layers]  # the blocks above never run
+    model.config.num_hidden_layers = layers
+    return model.to(device).eval()
+
+
+def features(trunk, tokenizer, texts: list[str], max_tokens: int, batch_size: int = 8, bf16: bool = True,
+             on_batch=None, layers: list[int] | None = None):
+    """Float32 features (texts x hidden) at each text's last token; texts are batched by length, left-padded.
+    `layers` (benchmarks): the features after each of those blocks instead (layers x texts x hidden), the final
+    norm applied to each, from one pass."""
+    import torch
+
+    ids = [tokenizer(t, add_special_tokens=False).input_ids[-max_tokens:] for t in texts]
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    wanted = layers or [len(trunk.layers)]
+    out = torch.zeros(len(wanted), len(ids), trunk.config.hidden_size)
+    device = next(trunk.parameters()).device
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+    with torch.inference_mode(), autocast:
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            width = max(len(ids[i]) for i in idx)
+            x = torch.full((len(idx), width), tokenizer.pad_token_id)
+            mask = torch.zeros_like(x)
+            for row, i in enumerate(idx):
+                x[row, width - len(ids[i]):] = torch.tensor(ids[i])
+                mask[row, width - len(ids[i]):] = 1
+            x, mask = x.to(device), mask.to(device)
+            hidden = trunk(input_ids=x, attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp(min=0),
+                           output_hidden_states=layers is not None)
+            for k, layer in enumerate(wanted):
+                last = hidden.last_hidden_state if layer == len(trunk.layers) else trunk.norm(hidden.hidden_states[layer])
+                out[k, idx] = last[:, -1].float().cpu()
+            if on_batch:
+                on_batch(len(idx))
+    return out if layers is not None else out[0]
+
+
+class ProbeHead:
+    """The reward on features (module docstring); `tensors` as saved in probe_head.safetensors."""
+
+    def __init__(self, tensors: dict):
+        self.t = tensors
+
+    @property
+    def gated(self) -> bool:
+        return "w_safety" in self.t
+
+    def rewards(self, h):
+        import torch
+
+        z = h / self.t["scale"]
+        help_ = z @ self.t["w_help"]
+        if not self.gated:
+            return help_
+        g = torch.sigmoid(((h - self.t["mu"]) / self.t["sd"]) @ self.t["u"] + self.t["c"])
+        return g * (z @ self.t["w_safety"]) + (1 - g) * help_
+
+    def save(self, path: Path) -> None:
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in self.t.items()}, str(Path(path) / HEAD))
+
+    @classmethod
+    def load(cls, path: Path) -> "ProbeHead":
+        from safetensors.torch import load_file
+
+        file = Path(path) / HEAD
+        if not file.is_file():
+            raise LabelerError(f"{path}: a probe judge needs {HEAD}")
+        return cls(load_file(str(file)))

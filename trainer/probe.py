@@ -1,0 +1,140 @@
+"""bt-probe: a Bradley-Terry judge whose base model stays frozen (`labeler.judge.backends.probe`).
+
+Training is two steps. Features: every response of every row is read once by the base model's first `layers`
+blocks (forward only, bf16 autocast), `chunk_pairs` rows at a time, each chunk saved to `<work>/features/` as it
+finishes, so a killed run resumes after its last chunk. Head: logistic regressions on the feature differences
+h_better - h_worse (no intercept: swapping the responses flips the prediction), L2-regularised on standardised
+features, solved by L-BFGS in seconds. With `safety_sources`, the rows of those sources train a safety reward, the
+others a helpfulness reward, and a logistic gate on each response's own (standardised) feature learns which
+sources' prompts it answers; the judge's reward mixes the two by the gate. Each row counts in one order only: the
+model is antisymmetric in the two responses, so position carries no signal by construction.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+from labeler.errors import LabelerError
+from labeler.judge.backends.probe import CONFIG, ProbeHead, features, load_trunk
+from labeler.judge.backends.reward import bt_text
+from labeler.judge.prompts import shorten
+from labeler.paths import atomic_path
+from schemas import TrainingRow
+from trainer.common import StartPoint, quiet_transformers, tokenizer_for
+from trainer.config import ProbeTrainConfig
+
+MAX_FIELD_CHARS = 6000  # as JudgeConfig.max_field_chars, which the reward backend applies at inference
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")
+
+
+def fit_logistic(x, y, l2: float, intercept: bool = False, weights=None):
+    """argmin weighted mean BCE(x @ w [+ b], y) + l2 * |w|^2 (the intercept is not penalised); returns w (and b
+    last). `weights` (per row) sum to anything; they are normalised."""
+    import torch
+
+    w = torch.zeros(x.shape[1] + int(intercept), requires_grad=True)
+    opt = torch.optim.LBFGS([w], max_iter=500, line_search_fn="strong_wolfe")
+
+    def logits():
+        return x @ w[: x.shape[1]] + (w[-1] if intercept else 0.0)
+
+    def closure():
+        opt.zero_grad()
+        per_row = torch.nn.functional.binary_cross_entropy_with_logits(logits(), y, reduction="none")
+        loss = per_row.mean() if weights is None else (per_row * weights).sum() / weights.sum()
+        loss = loss + l2 * (w[: x.shape[1]] ** 2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return w.detach()
+
+
+def fit_head(better, worse, safety, cfg: ProbeTrainConfig) -> ProbeHead:
+    """The reward head on features of the better and worse responses (`safety`: bool per row)."""
+    import torch
+
+    diff = better - worse
+    scale = diff.pow(2).mean(0).sqrt() + 1e-6  # the spread of h_A - h_B whichever response is A
+    x, y = diff / scale, torch.ones(len(diff))  # P(better wins) = sigmoid(w . x); no intercept, so P(worse) = 1 - P
+    if not cfg.safety_sources or bool(safety.all()) or not bool(safety.any()):
+        return ProbeHead({"scale": scale, "w_help": fit_logistic(x, y, cfg.l2)})
+    both, is_safety = torch.cat([better, worse]), torch.cat([safety, safety])
+    mu, sd = both.mean(0), both.std(0) + 1e-6
+    # both groups weigh the same, so the gate routes by what a prompt is, not by which kind was trained on more
+    balance = torch.where(is_safety, 1 / is_safety.sum(), 1 / (~is_safety).sum())
+    gate = fit_logistic((both - mu) / sd, is_safety.float(), cfg.gate_l2, intercept=True, weights=balance)
+    return ProbeHead({"scale": scale, "w_help": fit_logistic(x[~safety], y[~safety], cfg.l2),
+                      "w_safety": fit_logistic(x[safety], y[safety], cfg.l2), "mu": mu, "sd": sd,
+                      "u": gate[:-1].contiguous(), "c": gate[-1:].contiguous()})
+
+
+def row_features(start: StartPoint, rows: list[TrainingRow], cfg: ProbeTrainConfig, work: Path, progress=None):
+    """(better, worse) features of every row, computed chunk by chunk (kept in `work`, resumed after a kill)."""
+    import torch
+
+    from labeler.judge.backends.devices import resolve_device
+
+    tokenizer = tokenizer_for(start)
+    trunk = None
+    work.mkdir(parents=True, exist_ok=True)
+    parts = []
+    bar = progress(len(rows), f"bt-probe: features after {cfg.layers} blocks") if progress else nullcontext(_ignore)
+    with bar as advance:
+        for lo in range(0, len(rows), cfg.chunk_pairs):
+            chunk = rows[lo : lo + cfg.chunk_pairs]
+            target = work / f"rows-{lo:07d}-{lo + len(chunk):07d}.pt"
+            if target.is_file():
+                parts.append(torch.load(target))
+                advance(len(chunk))
+                continue
+            if trunk is None:
+                trunk = load_trunk(start.base_model, cfg.layers, resolve_device(cfg.device))
+            texts = [bt_text(tokenizer, shorten(r.prompt, MAX_FIELD_CHARS), shorten(t, MAX_FIELD_CHARS))
+                     for r in chunk for t in (r.chosen, r.rejected)]
+            h = features(trunk, tokenizer, texts, cfg.max_tokens, cfg.batch_size, cfg.bf16,
+                         on_batch=lambda n: advance(n / 2))
+            part = {"better": h[0::2].clone(), "worse": h[1::2].clone()}
+            with atomic_path(target) as tmp:
+                torch.save(part, tmp)
+            parts.append(part)
+    return torch.cat([p["better"] for p in parts]), torch.cat([p["worse"] for p in parts])
+
+
+def train(start: StartPoint, rows: list[TrainingRow], cfg: ProbeTrainConfig, itdir: Path, progress=None) -> dict:
+    """Features, head, and the judge dir `<itdir>/model` (probe_config.json, the head, the tokenizer)."""
+    import torch
+
+    quiet_transformers()
+    wanted = {s.strip() for s in cfg.safety_sources.split(",") if s.strip()}
+    safety = torch.tensor([r.source in wanted for r in rows])
+    if wanted and not bool(safety.any()):
+        known = sorted({r.source for r in rows if r.source})
+        raise LabelerError(f"--safety-sources {','.join(sorted(wanted))}: no training pair has that source "
+                           f"(sources: {', '.join(known) or 'none'})")
+    started = time.perf_counter()
+    resumed = (itdir / "features").is_dir() and any((itdir / "features").iterdir())
+    better, worse = row_features(start, rows, cfg, itdir / "features", progress)
+    feature_s = time.perf_counter() - started
+    head = fit_head(better, worse, safety, cfg)
+    margin = head.rewards(better) - head.rewards(worse)
+    model_dir = itdir / "model"
+    with atomic_path(model_dir) as tmp:
+        tmp.mkdir()
+        head.save(tmp)
+        config = {"base_model_name_or_path": str(start.base_model), "layers": cfg.layers, "max_tokens": cfg.max_tokens,
+                  "bf16": cfg.bf16, "safety_sources": sorted(wanted), "hidden_size": int(better.shape[1])}
+        (tmp / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True), encoding="utf-8")
+        for name in TOKENIZER_FILES:  # so the dir reads as a judge (its tokenizer is the base's)
+            if (start.base_model / name).is_file():
+                (tmp / name).write_bytes((start.base_model / name).read_bytes())
+    return {"train_agreement": float((margin > 0).float().mean()), "rows": len(rows),
+            "safety_rows": int(safety.sum()), "gated": head.gated, "feature_seconds": feature_s,
+            "seconds": time.perf_counter() - started, "resumed_from": "features" if resumed else None}
+
+
+def _ignore(n: float) -> None:
+    pass
