@@ -133,3 +133,17 @@ def test_safety_sources_that_match_no_pair_are_an_error_naming_the_sources(tmp_p
     out = run_cli("retrain", "--db", db, "--gold", gold, "--model", tiny_llama, "--method", "bt-probe",
                   "--probe-layers", "1", "--safety-sources", "harmless", "--quiet")
     assert out.exit_code == 1 and "no training pair has that source (sources: harm, math)" in out.output
+
+
+def test_features_after_several_blocks_in_one_pass_match_a_trunk_cut_there(tiny_llama):
+    from transformers import AutoTokenizer
+
+    from labeler.judge.backends.probe import features, load_trunk
+
+    tok = AutoTokenizer.from_pretrained(tiny_llama)
+    texts = ["short", "a somewhat longer text " * 5, "mid length text here"]
+    full = load_trunk(tiny_llama, 2)
+    both = features(full, tok, texts, 32, batch_size=2, bf16=False, layers=[1, 2])
+    for k, layers in enumerate((1, 2)):
+        alone = features(load_trunk(tiny_llama, layers), tok, texts, 32, batch_size=2, bf16=False)
+        assert torch.allclose(both[k], alone, atol=1e-5)

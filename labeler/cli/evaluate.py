@@ -89,7 +89,7 @@ def calibrate(
     """Fit a temperature to the judge's confidence on every human-labelled pair it judged and store it: status,
     export and review routing then read calibrated confidence (labels never change).
 
-    Example: labeler calibrate --mode cot --samples 4
+    Example: labeler calibrate --judge base --mode cot --samples 4
     """
     from labeler import pipeline
     from labeler.cli import render

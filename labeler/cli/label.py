@@ -85,7 +85,7 @@ def annotate(
 ):
     """Ingest files, then label every pair that has no label from the current judge (both orders pooled).
 
-    Example: labeler annotate examples/pairs.jsonl --mode cot --samples 4
+    Example: labeler annotate examples/pairs.jsonl --judge base --mode cot --samples 4
     """
     from labeler import api
     from labeler.cli import render

@@ -17,7 +17,8 @@ class RewardJudge(Judge):
                                f"--mode {config.mode}), or a generative judge for rationales (--judge base, or a "
                                "version trained with genrm-sft or star-*)")
         if config.template is not None or config.criteria is not None:
-            raise LabelerError("a Bradley-Terry judge reads no judge prompt; --template and --criteria do not apply")
+            raise LabelerError("a Bradley-Terry judge reads no judge prompt; --template and --criteria need a generative "
+                               "judge (--judge base, or a version trained with genrm-sft or star-*)")
         super().__init__(backend, config)
 
     def _prompts(self, pairs: list[Pair]) -> list[tuple[Pair, str, str]]:
