@@ -25,6 +25,7 @@ from labeler.errors import LabelerError
 from labeler.ingestion import ingest_files
 from labeler.judge.backends.devices import resolve_device
 from labeler.judge.backends.models import model_fingerprint
+from labeler.judge.backends.starter import STARTER
 from labeler.judge.judge import JudgeConfig
 from labeler.paths import atomic_write
 from labeler.pipeline import annotate, build_judge
@@ -33,7 +34,7 @@ from schemas import GoldPair, JudgeVersion, RetrainResult, TrainingRow
 from trainer import star as star_data
 from trainer.common import StartPoint, train_and_save
 from trainer.config import REWARD_METHODS, RetrainConfig, StarConfig, _TrainConfig, as_dict, build_configs, load_yaml
-from trainer.versions import CONFIG_FILE, JudgeSpec, next_version_name, publish, register, start_point
+from trainer.versions import CONFIG_FILE, JudgeSpec, builtin, next_version_name, publish, register, start_point
 from trainer.versions import judges_dir as default_judges_dir
 
 Progress = Callable[[int, str], object]  # (total, description) -> context manager yielding advance(n)
@@ -288,10 +289,14 @@ def retrain(store: Store, plan: RetrainPlan, progress: Progress, log: Callable[[
 
 def _incumbent(store: Store, start: StartPoint, mode: str) -> tuple[JudgeSpec, str]:
     """The judge the new one would replace, as it is used: the active version (its own backend and mode), else
-    the model the run started from, in the new judge's mode."""
+    the shipped starter judge (what judges while no version is active), else the model the run started from, in
+    the new judge's mode."""
     active = store.active_judge()
     if active is not None:
         return JudgeSpec(active.backend, active.path, active.mode, active.samples, active.version), active.mode
+    default = builtin(None)
+    if default.version == STARTER:
+        return default, default.mode
     return JudgeSpec("transformers", str(start.judge_dir)), mode
 
 

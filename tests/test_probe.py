@@ -15,6 +15,7 @@ from trainer.config import ProbeTrainConfig
 from trainer.probe import fit_head
 
 run = functools.partial(run_cli, ok=True)
+pytestmark = pytest.mark.usefixtures("no_starter")  # an install without a starter: the gate's incumbent is the start
 
 
 def planted(n: int, seed: int):

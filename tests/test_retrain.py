@@ -29,6 +29,7 @@ FAST = ["--max-steps", "2", "--learning-rate", "1e-3", "--eval-samples", "1", "-
 
 
 run = functools.partial(run_cli, ok=True)  # every call must succeed unless it passes ok=False
+pytestmark = pytest.mark.usefixtures("no_starter")  # an install without a starter: the gate's incumbent is the start
 
 
 def versions(db) -> list[JudgeVersion]:

@@ -104,3 +104,19 @@ def test_a_probe_starter_judges_by_reward_and_training_starts_from_its_base(tmp_
     listed = json.loads(cli("judges", "list", "--db", db, "--json").stdout)
     assert [(v["version"], v["method"], v["weights"], v["active"]) for v in listed] == [
         ("starter", "bt-probe", "head", True)]
+
+
+def test_retrain_weighs_the_new_judge_against_the_probe_starter_it_would_replace(tmp_path, tiny_llama, monkeypatch,
+                                                                                   cli):
+    from starter_fixture import ship_tiny_probe_starter
+
+    shipped = ship_tiny_probe_starter(tmp_path, tiny_llama, monkeypatch)
+    db = tmp_path / "l.duckdb"
+    out = cli("retrain", "--db", db, "--gold", write_pairs(tmp_path / "g.jsonl", 12, labeled=True), "--judge", "base",
+              "--method", "bt-probe", "--probe-layers", "1", "--json", "--quiet", ok=True)
+    result = json.loads(out.stdout)
+    with duckdb.connect(str(db), read_only=True) as con:
+        held = con.execute("SELECT count(*) FROM gold_split WHERE split = 'heldout'").fetchone()[0]
+        by_starter = con.execute("SELECT count(*) FROM judgments WHERE judge_id = ?",
+                                 [shipped["judge"]["judge_id"]]).fetchone()[0]
+    assert by_starter == held == result["heldout_n"] >= 1  # the incumbent judged: the starter, not the base

@@ -72,7 +72,7 @@ def backend() -> str:
 
 
 def starter_dir(cache_dir: Path | None = None) -> Path:
-    """The starter judge as a LoRA judge directory in the cache, laid out on first use."""
+    """The starter judge as a judge directory in the cache (a probe or a LoRA adapter), laid out on first use."""
     shipped = kind()
     if shipped is None:
         expected = " or ".join(f"{w} + {c}" for w, c, _ in KINDS.values())
