@@ -20,6 +20,7 @@ from pathlib import Path
 from labeler.errors import LabelerError
 from labeler.judge.backends.probe import CONFIG, ProbeHead, features, load_trunk
 from labeler.judge.backends.reward import bt_text
+from labeler.judge.backends.starter import TOKENIZER_FILES
 from labeler.judge.prompts import shorten
 from labeler.paths import atomic_path
 from schemas import TrainingRow
@@ -27,7 +28,6 @@ from trainer.common import StartPoint, quiet_transformers, tokenizer_for
 from trainer.config import ProbeTrainConfig
 
 MAX_FIELD_CHARS = 6000  # as JudgeConfig.max_field_chars, which the reward backend applies at inference
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")
 
 
 def fit_logistic(x, y, l2: float, intercept: bool = False, weights=None):
