@@ -65,6 +65,8 @@ def features(trunk, tokenizer, texts: list[str], max_tokens: int, batch_size: in
     norm applied to each, from one pass."""
     import torch
 
+    from labeler.judge.backends.padding import left_pad, positions_from_mask
+
     ids = [tokenizer(t, add_special_tokens=False).input_ids[-max_tokens:] for t in texts]
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     wanted = layers or [len(trunk.layers)]
@@ -74,14 +76,8 @@ def features(trunk, tokenizer, texts: list[str], max_tokens: int, batch_size: in
     with torch.inference_mode(), autocast:
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            width = max(len(ids[i]) for i in idx)
-            x = torch.full((len(idx), width), tokenizer.pad_token_id)
-            mask = torch.zeros_like(x)
-            for row, i in enumerate(idx):
-                x[row, width - len(ids[i]):] = torch.tensor(ids[i])
-                mask[row, width - len(ids[i]):] = 1
-            x, mask = x.to(device), mask.to(device)
-            hidden = trunk(input_ids=x, attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp(min=0),
+            x, mask = left_pad([ids[i] for i in idx], tokenizer.pad_token_id, device)
+            hidden = trunk(input_ids=x, attention_mask=mask, position_ids=positions_from_mask(mask),
                            output_hidden_states=layers is not None)
             for k, layer in enumerate(wanted):
                 last = hidden.last_hidden_state if layer == len(trunk.layers) else trunk.norm(hidden.hidden_states[layer])

@@ -16,29 +16,13 @@ from dataclasses import dataclass
 
 import torch
 
+from labeler.judge.backends.padding import left_pad, positions_from_mask
 from labeler.judge.backends.transformers import cascade
 from labeler.judge.backends.transformers.cascade import CascadeCache, select_rows
 from labeler.judge.backends.transformers.prefills import PrefillStore
 from labeler.judge.backends.transformers.sampling import nucleus_sample
 
 COMPACT_FRACTION = 0.25  # drop finished rows from the KV cache once this share of the batch is done
-
-
-def left_pad(rows: list[list[int]], pad_id: int, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """Token lists -> (ids, attention mask) on `device`, padded on the left so every row ends at the last column."""
-    width = max(map(len, rows))
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long, device="cpu")
-    mask = torch.zeros((len(rows), width), dtype=torch.long, device="cpu")
-    for r, row in enumerate(rows):
-        if row:
-            ids[r, width - len(row):] = torch.tensor(row, device="cpu")
-            mask[r, width - len(row):] = 1
-    return ids.to(device), mask.to(device)
-
-
-def positions_from_mask(mask: torch.Tensor) -> torch.Tensor:
-    """Position ids that skip padding and holes in the mask."""
-    return (mask.cumsum(-1) - 1).clamp(min=0)
 
 
 @dataclass
