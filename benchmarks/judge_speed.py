@@ -38,6 +38,13 @@ def labelled_pairs(path: Path, n: int) -> tuple[list[Pair], list[str]]:
     return pairs, [r["label"] for r in rows]
 
 
+def dev_pairs(n: int) -> tuple[list[Pair], list[str]]:
+    """The first n/6 labelled pairs of each ../shared/data/prefs file, n in all: (pairs, labels)."""
+    files = sorted((Path(__file__).resolve().parents[2] / "shared" / "data" / "prefs").glob("*.jsonl"))
+    dev = [labelled_pairs(f, -(-n // len(files))) for f in files]
+    return [p for ps, _ in dev for p in ps][:n], [g for _, gs in dev for g in gs][:n]
+
+
 def prompt_ids(backend, mode: str, pair: Pair, position: str) -> list[int]:
     """The judge prompt's token ids, as `Judge` renders it."""
     r = render(mode, pair, position)
@@ -244,10 +251,7 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    files = sorted((Path(__file__).resolve().parents[2] / "shared" / "data" / "prefs").glob("*.jsonl"))
-    dev = [labelled_pairs(f, -(-args.match_pairs // len(files))) for f in files]
-    pairs = [p for ps, _ in dev for p in ps][: args.match_pairs]
-    gold = [g for _, gs in dev for g in gs][: args.match_pairs]
+    pairs, gold = dev_pairs(args.match_pairs)
     backend = make_backend("transformers", model=args.model, batch_size=args.batch_size)
     backend.load()
     out = dtype_label_match(backend, pairs, gold, args.batch_size)

@@ -112,7 +112,7 @@ def fit_rows(data: dict, idx, cfg):
 
     from trainer.probe import fit_head
 
-    wanted = set(cfg.safety_sources.split(","))
+    wanted = cfg.safety_set()
     safety = torch.tensor([data["source"][i] in wanted for i in idx])
     return fit_head(data["better"][idx], data["worse"][idx], safety, cfg)
 

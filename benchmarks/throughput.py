@@ -291,11 +291,9 @@ def speedup_section(args: argparse.Namespace) -> dict:
     print(f"speedups on {len(pairs)} pairs of {args.speedup_data.name}, K={args.speedup_k} ...", file=sys.stderr)
     out = speedups(backend, pairs, gold, args.speedup_k, args.max_new_tokens, args.batch_size)
     if args.match_pairs:
-        from judge_speed import dtype_label_match
+        from judge_speed import dev_pairs, dtype_label_match
 
-        files = sorted(PREFS.glob("*.jsonl"))
-        dev = [labelled_pairs(f, -(-args.match_pairs // len(files))) for f in files]
-        pairs, gold = [p for ps, _ in dev for p in ps][: args.match_pairs], [g for _, gs in dev for g in gs][: args.match_pairs]
+        pairs, gold = dev_pairs(args.match_pairs)
         print(f"dtype label match on {len(pairs)} dev pairs ...", file=sys.stderr)
         out["dtype_label_match"] = dtype_label_match(backend, pairs, gold, args.batch_size)
     return out

@@ -247,6 +247,9 @@ class ProbeTrainConfig:
         _check(self.batch_size >= 1 and self.chunk_pairs >= 1, "batch_size and chunk_pairs must be >= 1")
         _check(not self.full, "bt-probe trains no weights of the base model; full does not apply")
 
+    def safety_set(self) -> set[str]:
+        return {s.strip() for s in self.safety_sources.split(",") if s.strip()}
+
 
 TRAIN_CONFIGS = {"star-dpo": DpoTrainConfig, "star-sft": SftTrainConfig, "genrm-sft": VerdictTrainConfig,
                  "bt": BtTrainConfig, "bt-probe": ProbeTrainConfig}

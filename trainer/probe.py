@@ -109,7 +109,7 @@ def train(start: StartPoint, rows: list[TrainingRow], cfg: ProbeTrainConfig, itd
     import torch
 
     quiet_transformers()
-    wanted = {s.strip() for s in cfg.safety_sources.split(",") if s.strip()}
+    wanted = cfg.safety_set()
     safety = torch.tensor([r.source in wanted for r in rows])
     if wanted and not bool(safety.any()):
         known = sorted({r.source for r in rows if r.source})
