@@ -295,7 +295,7 @@ def test_kept_prefills_are_not_computed_again_and_sample_as_a_fresh_prefill(back
     assert last == texts(fresh, [1, 3], False) and kept.prefills.holds_any([prompts[0]])
 
 
-def test_prefills_beyond_the_budget_are_dropped_oldest_first(backend):
+def test_prefills_beyond_the_budget_are_dropped_oldest_first(backend, monkeypatch):
     from labeler.judge.backends.transformers.chains import left_pad, positions_from_mask
     from labeler.judge.backends.transformers.prefills import PrefillStore
 
@@ -306,6 +306,8 @@ def test_prefills_beyond_the_budget_are_dropped_oldest_first(backend):
         ids, mask = left_pad([prompts[i] for i in rows], backend.tokenizer.pad_token_id)
         return store.prefill(backend.model, [prompts[i] for i in rows], ids, mask, positions_from_mask(mask))
 
+    monkeypatch.setenv("LABELER_PREFILL_CACHE_MB", "3")
+    assert PrefillStore().budget == 3 * 2**20
     unbounded = PrefillStore(budget_mb=1e6)
     run(unbounded, [0, 1, 2])
     sizes = [unbounded._items[tuple(p)].bytes for p in prompts]

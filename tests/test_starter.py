@@ -101,6 +101,8 @@ def test_a_probe_starter_judges_by_reward_and_training_starts_from_its_base(tmp_
         assert default.judge_dir == default.base_model == tiny_llama  # generative training starts from the base
     cot = cli("annotate", "--db", db, "--mode", "cot", "-q")
     assert cot.exit_code == 1 and "writes no rationale" in cot.output and "--judge base" in cot.output
+    criteria = cli("annotate", "--db", db, "--criteria", "shorter")
+    assert criteria.exit_code == 1 and "--template and --criteria need a generative judge (--judge base" in criteria.output
     listed = json.loads(cli("judges", "list", "--db", db, "--json").stdout)
     assert [(v["version"], v["method"], v["weights"], v["active"]) for v in listed] == [
         ("starter", "bt-probe", "head", True)]
