@@ -1,16 +1,17 @@
 """Does adaptive voting's pairs/s follow its sample ratio? Fixed K against adaptive, before and after, side by side.
 
-    .venv/bin/python benchmarks/adaptive_speed.py --pairs 16 --k 8 --batch-size 4 --threads 2
+    .venv/bin/python benchmarks/adaptive_speed.py --pairs 32 --k 8 --batch-size 2 --max-new-tokens 128 --threads 2
 
 On the same human-labelled pairs (the first `--pairs` of `--data`), cot with K samples per order, in one process:
 - `fixed`: K samples per order at once, `--batch-size` pairs per judge call (annotate's batching);
-- `adaptive_before`: adaptive voting as it ran before: `--batch-size` pairs per call and every round prefilling
-  its prompts again;
-- `adaptive`: as `labeler annotate --adaptive` runs now: prefills kept across rounds (`LABELER_PREFILL_CACHE_MB`)
-  and K / adaptive_round times the pairs per call (`JudgeConfig.batch_pairs`), so round one decodes as many
-  samples per step as fixed K does.
+- `adaptive_before` (with `--runs`): as adaptive voting ran before prefills were kept: `--batch-size` pairs per
+  call and every round prefilling its prompts again;
+- `adaptive_batches`: prefills kept across rounds (`LABELER_PREFILL_CACHE_MB`) and K / adaptive_round times the
+  pairs per judge call (`JudgeConfig.batch_pairs`), each call's later rounds decoding only its undecided pairs;
+- `adaptive`: as `labeler annotate --adaptive` runs now: `Judge.stream` keeps that many pairs in flight, a pair
+  that stops early giving its place to the next pair (continuous batching), prefills kept.
 Prints samples drawn, pairs/s, the sample ratio (fixed samples / adaptive samples) and the pairs/s ratio over
-fixed K, and the target's quotient pairs ratio / sample ratio (issue: >= 0.8). Both adaptive runs draw the same
+fixed K, and the target's quotient pairs ratio / sample ratio (issue: >= 0.8). The adaptive runs draw the same
 samples (seeded per sample), so their labels must match. JSON goes to benchmarks/results/adaptive-<time>.json.
 """
 
@@ -23,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from judge_speed import agreement, judge_all, labelled_pairs  # noqa: E402
+from judge_speed import agreement, judge_all, labelled_pairs, stream_all  # noqa: E402
 
 
 def main(argv=None) -> dict:
@@ -35,6 +36,8 @@ def main(argv=None) -> dict:
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--dtype", default=None)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--runs", default="fixed,adaptive_batches,adaptive",
+                   help="Comma-separated, of fixed, adaptive_before, adaptive_batches, adaptive.")
     args = p.parse_args(argv)
 
     import torch
@@ -54,32 +57,40 @@ def main(argv=None) -> dict:
     def not_keeping(self, prompts, ids, mask, keep_prompts):
         return keeping(self, prompts, ids, mask, False)
 
-    result = {"pairs": len(pairs), "k": args.k, "batch_size": args.batch_size, "threads": args.threads,
+    result = {"command": " ".join(sys.argv), "pairs": len(pairs), "k": args.k, "batch_size": args.batch_size, "threads": args.threads,
               "max_new_tokens": args.max_new_tokens, "dtype": backend.dtype, "runs": {}}
     judge_all(Judge(backend, JudgeConfig(mode="cot", samples=2, max_new_tokens=8)), pairs[:2], 2)  # warm-up
     labels = {}
-    for name in ("adaptive_before", "fixed", "adaptive"):
+    runs = [name for name in ("adaptive_before", "fixed", "adaptive_batches", "adaptive") if name in args.runs.split(",")]
+    for name in runs:
         ChainSampler._prefill = not_keeping if name == "adaptive_before" else keeping
         cfg = fixed_cfg if name == "fixed" else adaptive_cfg
-        per_call = adaptive_cfg.batch_pairs(args.batch_size) if name == "adaptive" else args.batch_size
-        judgments, samples, seconds = judge_all(Judge(backend, cfg), pairs, per_call)
+        per_call = args.batch_size if name in ("fixed", "adaptive_before") else adaptive_cfg.batch_pairs(args.batch_size)
+        judge = Judge(backend, cfg)
+        if name == "adaptive":
+            judgments, samples, seconds = stream_all(judge, pairs, per_call)
+        else:
+            judgments, samples, seconds = judge_all(judge, pairs, per_call)
         labels[name] = [j.label for j in judgments]
         result["runs"][name] = {"samples": len(samples), "seconds": seconds, "pairs_per_s": len(pairs) / seconds,
                                 "pairs_per_call": per_call, "agreement": agreement(labels[name], gold),
                                 "forced_share": sum(s.forced for s in samples) / len(samples)}
-        print(f"{name}: {len(samples)} samples, {len(pairs) / seconds:.4f} pairs/s ({per_call} pairs per call)",
-              flush=True)
+        print(f"{name}: {len(samples)} samples, {len(pairs) / seconds:.4f} pairs/s "
+              f"({per_call} pairs {'in flight' if name == 'adaptive' else 'per call'})", flush=True)
     ChainSampler._prefill = keeping
-    fixed = result["runs"]["fixed"]
-    for name in ("adaptive_before", "adaptive"):
+    fixed = result["runs"].get("fixed")
+    for name in runs:
         r = result["runs"][name]
+        if name == "fixed" or fixed is None:
+            continue
         r["sample_ratio"] = fixed["samples"] / r["samples"]
         r["pairs_ratio"] = fixed["seconds"] / r["seconds"]
         r["pairs_ratio_over_sample_ratio"] = r["pairs_ratio"] / r["sample_ratio"]
         print(f"{name}: sample ratio {r['sample_ratio']:.2f}, pairs/s ratio {r['pairs_ratio']:.2f}, "
               f"quotient {r['pairs_ratio_over_sample_ratio']:.2f}")
-    result["same_adaptive_labels"] = labels["adaptive_before"] == labels["adaptive"]
-    print(f"adaptive labels before == now: {result['same_adaptive_labels']}")
+    adaptive_labels = [labels[name] for name in runs if name != "fixed"]
+    result["same_adaptive_labels"] = all(x == adaptive_labels[0] for x in adaptive_labels)
+    print(f"adaptive runs give the same labels: {result['same_adaptive_labels']}")
     out = ROOT / "benchmarks" / "results" / f"adaptive-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

@@ -64,6 +64,22 @@ def judge_all(judge: Judge, pairs, batch_size: int) -> tuple[list, list, float]:
     return judgments, samples, time.perf_counter() - start
 
 
+def stream_all(judge: Judge, pairs, width: int) -> tuple[list, list, float]:
+    """As annotate feeds a judge (`Judge.stream`: adaptive voting keeps `width` pairs in flight); the judgments
+    in the order of `pairs`."""
+    queue, order = list(pairs), {pair.pair_id: i for i, pair in enumerate(pairs)}
+
+    def take(n):
+        got, queue[:] = queue[:n], queue[n:]
+        return got
+
+    start, judgments, samples = time.perf_counter(), [], []
+    for j, s in judge.stream(take, width, "bench"):
+        judgments += j
+        samples += s
+    return sorted(judgments, key=lambda j: order[j.pair_id]), samples, time.perf_counter() - start
+
+
 @torch.inference_mode()
 def naive_cot(backend, pairs, k: int, max_new_tokens: int, top_p: float, seed: int) -> tuple[list, float]:
     model, tok = backend.model, backend.tokenizer
@@ -143,7 +159,7 @@ def speedups(backend, pairs, gold: list[str], k: int, max_new_tokens: int, batch
     naive_labels, naive_s = naive_cot(backend, pairs, k, max_new_tokens, cot.top_p, seed)
     log(f"cot K={k} naive generate loop: {len(pairs) / naive_s:.3f} pairs/s, agreement {agreement(naive_labels, gold):.1f}")
     adaptive = JudgeConfig(mode="cot", samples=k, max_new_tokens=max_new_tokens, seed=seed, adaptive=True)
-    adapt, adapt_samples, adapt_s = judge_all(Judge(backend, adaptive), pairs, adaptive.batch_pairs(batch_size))
+    adapt, adapt_samples, adapt_s = stream_all(Judge(backend, adaptive), pairs, adaptive.batch_pairs(batch_size))
     log(f"cot K={k} adaptive: {len(adapt_samples)} samples vs {len(samples)} fixed, {len(pairs) / adapt_s:.3f} pairs/s")
     direct, _, direct_s = judge_all(Judge(backend, JudgeConfig(mode="direct")), pairs, batch_size)
     reference_s = direct_reference(backend, pairs)

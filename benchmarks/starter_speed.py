@@ -6,6 +6,12 @@ Both judge the first `--pairs` labelled pairs of `--data` in direct mode, as `la
 `--batch-size` pairs, both orders): `--judge base` (the GenRM prompt through the transformers backend, float32) and
 `--judge starter` (the shipped judge through its own backend). The two alternate `--rounds` times after a warm-up
 batch each; prints pairs/s of each round, the ratio starter / base, and each judge's agreement on those pairs.
+
+    .venv/bin/python benchmarks/starter_speed.py --dtype-match 300
+
+The starter reads its features in bf16 autocast (as it was trained; `bf16` in its probe_config.json). This judges
+the first 300 / 6 pairs of each dev file with the starter as shipped and with its features read in float32 (the
+same head), alternating, and prints the share of identical labels, each one's agreement and pairs/s, and the ratio.
 """
 
 import argparse
@@ -17,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from judge_speed import agreement, labelled_pairs  # noqa: E402
+from judge_speed import agreement, dev_pairs, judge_all, labelled_pairs  # noqa: E402
 
 
 def main(argv=None) -> dict:
@@ -26,7 +32,11 @@ def main(argv=None) -> dict:
     p.add_argument("--pairs", type=int, default=50)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--dtype-match", type=int, default=None, metavar="N",
+                   help="Instead: the starter's labels with bf16 against float32 features on N dev pairs.")
     args = p.parse_args(argv)
+    if args.dtype_match:
+        return dtype_match(args.dtype_match, args.batch_size, args.rounds)
 
     from labeler.judge.judge import JudgeConfig
     from labeler.pipeline import build_judge
@@ -51,6 +61,36 @@ def main(argv=None) -> dict:
         result["rounds"].append(speeds)
         print(f"base {speeds['base']:.3f} pairs/s, starter {speeds['starter']:.3f} pairs/s, "
               f"ratio {speeds['starter_over_base']:.2f}", flush=True)
+    print(json.dumps(result))
+    return result
+
+
+def dtype_match(n: int, batch_size: int, rounds: int) -> dict:
+    from labeler.judge.judge import JudgeConfig
+    from labeler.pipeline import build_judge
+    from trainer.versions import builtin
+
+    pairs, gold = dev_pairs(n)
+    spec = builtin("starter")
+    judges = {dtype: build_judge(spec.backend, spec.model, JudgeConfig(mode="direct"), batch_size)
+              for dtype in ("bfloat16", "float32")}
+    backend = judges["float32"].backend
+    _ = backend.model  # loads the probe (lazily) and its config
+    backend._probe_config = {**backend._probe_config, "bf16": False}  # benchmark-local: the same head, fp32 features
+    for judge in judges.values():
+        judge.judge(pairs[:batch_size], "warm-up")
+    seconds = {dtype: 0.0 for dtype in judges}
+    labels = {}
+    for _ in range(rounds):
+        for dtype, judge in judges.items():
+            judgments, _, s = judge_all(judge, pairs, batch_size)
+            seconds[dtype] += s
+            labels[dtype] = [j.label for j in judgments]
+    same = sum(a == b for a, b in zip(labels["bfloat16"], labels["float32"])) / len(pairs)
+    result = {"pairs": len(pairs), "rounds": rounds, "label_match": same,
+              **{f"{d}_pairs_per_s": rounds * len(pairs) / s for d, s in seconds.items()},
+              **{f"{d}_agreement": agreement(labels[d], gold) for d in labels},
+              "bf16_speedup": seconds["float32"] / seconds["bfloat16"]}
     print(json.dumps(result))
     return result
 

@@ -171,7 +171,7 @@ def annotate(
                 _save_keeping_the_batch(store, run_id, judgments, samples)
                 store.release()  # let `labeler status` and other runs in while the next batch computes
                 result.judged.extend(judgments)
-                bar.batch_stored(len(judgments))
+                bar.stored(len(judgments), judge.pairs_sampled(samples))
         status = "finished"
     finally:
         result.seconds = time.perf_counter() - started
@@ -180,8 +180,9 @@ def annotate(
 
 
 class _Bar:
-    """The progress bar moves by the share of a pair each finished sample reports, and by the rest of a batch
-    when it is stored."""
+    """The progress bar moves by the share of a pair each finished sample reports, and by the rest of each pair
+    when it is stored. Pairs stored together need not be the pairs whose samples were reported since the last
+    store (adaptive voting's pairs in flight), so each store takes back at most its own pairs' samples' shares."""
 
     def __init__(self, advance: Callable):
         self.advance, self.shown = advance, 0.0
@@ -190,25 +191,30 @@ class _Bar:
         self.shown += x
         self.advance(x)
 
-    def batch_stored(self, pairs: int) -> None:
-        self.advance(pairs - self.shown)
-        self.shown = 0.0
+    def stored(self, pairs: int, sampled: float = 0.0) -> None:
+        """`pairs` stored whose samples make up `sampled` pairs (or were passed over: 0)."""
+        credit = min(self.shown, sampled)
+        self.advance(pairs - credit)
+        self.shown -= credit
 
 
-def _leased_batches(store: Store, judge: Judge, pending: list[Pair], batch_size: int, run_id: str,
+def _leased_batches(store: Store, judge: Judge, pending: list[Pair], width: int, run_id: str,
                     bar: _Bar) -> Iterator[tuple[list[Judgment], list[Sample]]]:
-    """The default runner, in this process: each batch is leased first, so concurrent runs judge disjoint pairs;
-    pairs judged or held by another run meanwhile are passed over."""
+    """The default runner, in this process: pairs are leased before they are judged, so concurrent runs judge
+    disjoint pairs; pairs judged or held by another run meanwhile are passed over. `judge.stream` takes pairs as
+    it has room for them (adaptive voting: as pairs in flight finish) and yields them judged."""
     by_id = {pair.pair_id: pair for pair in pending}
     remaining = list(by_id)
-    while remaining:
-        claimed, passed = store.claim_pairs(judge.judge_key, run_id, remaining, batch_size)
+
+    def take(n: int) -> list[Pair]:
+        nonlocal remaining
+        claimed, passed = store.claim_pairs(judge.judge_key, run_id, remaining, n)
         remaining = remaining[len(claimed) + passed:]
         store.release()
-        bar.batch_stored(passed)
-        if not claimed:
-            return
-        yield judge.judge([by_id[p] for p in claimed], run_id, bar.share)
+        bar.stored(passed)
+        return [by_id[p] for p in claimed]
+
+    yield from judge.stream(take, width, run_id, bar.share)
 
 
 def resume_note(store: Store, judge: Judge, command: str = "annotate", skip_human: bool = False) -> str | None:

@@ -206,6 +206,28 @@ def test_a_sample_is_the_same_text_whatever_its_batch_or_round(backend):
     assert [s.text for s in other_seed.judge(PAIRS[:3], "r4")[1]] != [s.text for s in together]
 
 
+def test_adaptive_pairs_in_flight_sample_as_one_batch_and_leave_no_prefill_behind(backend):
+    """Continuous batching on the real sampler: pairs fed two at a time into rounds that mix first and later
+    rounds (per-prompt kept prefills) draw the samples of one adaptive batch; a pair that stops early has its
+    kept prefills forgotten, and a pair's last round drops them, so nothing is left in the store."""
+    config = JudgeConfig(mode="cot", samples=4, max_new_tokens=6, adaptive=True, adaptive_round=1)
+    key = lambda s: (s.pair_id, s.position, s.sample_idx, s.text, s.verdict)  # noqa: E731
+    _, whole = Judge(backend, config).judge(PAIRS, "whole")
+    queue = list(PAIRS)
+
+    def take(n):
+        got, queue[:] = queue[:min(n, 1)], queue[min(n, 1):]  # one new pair per round at most: rounds mix
+        return got
+
+    streamed = [s for _, samples in Judge(backend, config).stream(take, 2, "streamed") for s in samples]
+    assert sorted(map(key, streamed)) == sorted(map(key, whole))
+    assert {s.pair_id for s in streamed} == {p.pair_id for p in PAIRS}
+    rounds = {s.pair_id: s.sample_idx + 1 for s in sorted(streamed, key=lambda s: s.sample_idx)}
+    assert 1 < max(rounds.values())  # some pair went on to a later round, on its kept prefill
+    prefills = backend._sampler(("A", "B"), "[[").prefills
+    assert prefills.hits > 0 and not prefills._items
+
+
 @pytest.mark.parametrize("shared_prefix", [True, False])  # cascade attention, or the model's own on a repeated cache
 def test_samples_that_end_early_are_forced_on_the_way_out_without_disturbing_the_rest(backend, shared_prefix):
     """Prompt 0's third greedy token is made the EOS: its samples end at step 3, are forced mid-decode and

@@ -61,6 +61,7 @@ def test_orders_repeat_needs_every_order_unanimous():
     assert not orders_repeat({"AB": ["A", "A"], "BA": ["B", "A"]})
     assert not orders_repeat({"AB": ["A", "A"], "BA": [None, None]})
     assert not orders_repeat({})
+    assert not orders_repeat({"AB": ["A"], "BA": ["B"]})  # one sample per order repeats nothing yet
 
 
 class FirstShown(FakeBackend):
@@ -153,3 +154,62 @@ def test_adaptive_runs_judge_as_many_samples_per_step_as_fixed_k(tmp_path):
             annotate(store, [write_pairs(tmp_path / "p.jsonl", 40)], judge, batch_size=4)
         widths[adaptive] = calls[0]
     assert widths == {False: 4 * 2 * 8, True: 16 * 2 * 2}
+
+
+def test_adaptive_annotate_keeps_its_pairs_in_flight_and_labels_as_one_batch_does(tmp_path):
+    """Continuous batching: a pair that stops early gives its place to a new pair in the next round, so every
+    round but the tail's decodes `width` pairs; the judgments, samples and progress are those of judging the
+    pairs as one batch, since each sample is seeded by its pair and index alone."""
+    from contextlib import contextmanager
+
+    from helpers import write_pairs
+
+    from labeler.pipeline import annotate
+    from labeler.store import Store
+
+    config = JudgeConfig(mode="cot", samples=8, adaptive=True)
+    backend, widths, moves = FakeBackend(abstain_rate=0.0), [], []
+    generate = backend.generate
+    backend.generate = lambda prompts, n, *a, **k: (widths.append(len(prompts) // 2), generate(prompts, n, *a, **k))[1]
+
+    @contextmanager
+    def recording(total):
+        yield moves.append
+
+    with Store(tmp_path / "l.duckdb") as store:
+        result = annotate(store, [write_pairs(tmp_path / "p.jsonl", 60)], Judge(backend, config), batch_size=2,
+                          progress=recording)
+        stored = {(s.pair_id, s.position, s.sample_idx): s.text for p in result.judged
+                  for s in store.samples_for(p.pair_id, result.judge_key)}
+        pairs = store.pending_pairs("another judge", None)
+    whole_judgments, whole_samples = Judge(FakeBackend(abstain_rate=0.0), config).judge(pairs, "whole")
+    assert stored == {(s.pair_id, s.position, s.sample_idx): s.text for s in whole_samples}
+    assert ({j.pair_id: (j.label, j.confidence) for j in result.judged}
+            == {j.pair_id: (j.label, j.confidence) for j in whole_judgments})
+    rounds = len(whole_samples) / (8 * 2)  # pair-rounds of 2 samples per order
+    assert 8 < rounds < 60 * 4  # some pairs stopped early, so later rounds had places to fill
+    full = [w for w in widths if w == 8]
+    assert len(full) >= len(widths) - 4 and widths[0] == 8  # only the tail's last rounds decode fewer pairs
+    assert min(moves) >= 0 and sum(moves) == pytest.approx(60)
+
+
+def test_a_run_keeps_its_leases_on_pairs_in_flight_and_frees_the_stored_ones(tmp_path):
+    from helpers import write_pairs
+
+    from labeler.ingestion import ingest_files
+    from labeler.store import Store
+
+    with Store(tmp_path / "l.duckdb") as store:
+        ingest_files(store, [write_pairs(tmp_path / "p.jsonl", 6)])
+        ids = [p.pair_id for p in store.pending_pairs("k", None)]
+        for run in ("r1", "r2"):
+            store.start_run(run, "annotate", 6, "k")
+        first, _ = store.claim_pairs("k", "r1", ids, 2)
+        more, _ = store.claim_pairs("k", "r1", ids[2:], 2)  # r1 takes more pairs while the first two are in flight
+        assert first == ids[:2] and more == ids[2:4]
+        assert store.claim_pairs("k", "r2", ids, 6) == (ids[4:], 4)
+        judgment, _ = Judge(FakeBackend(), JudgeConfig()).judge(store.pending_pairs("k", None)[:1], "r1")
+        store.save_batch("r1", [judgment[0].model_copy(update={"judge_key": "k"})], [])
+        store.claim_pairs("k", "r1", [], 1)  # each claim frees the run's leases on the pairs it has stored
+        held = store.con.execute("SELECT pair_id FROM leases WHERE run_id = 'r1' ORDER BY pair_id").fetchall()
+        assert [h[0] for h in held] == ids[1:4]

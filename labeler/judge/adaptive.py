@@ -33,5 +33,6 @@ def settled(a: int, b: int, remaining: int, confidence: float) -> bool:
 
 
 def orders_repeat(latest: dict[str, list[str | None]]) -> bool:
-    """Rule 2: every order's latest round is unanimous (an abstention breaks unanimity)."""
-    return bool(latest) and all(len(set(v)) == 1 and v[0] is not None for v in latest.values())
+    """Rule 2: every order's latest round is unanimous (an abstention breaks unanimity), over at least WINDOW
+    samples each (one sample is no repetition: with rounds of one, the rule waits for the second)."""
+    return bool(latest) and all(len(v) >= WINDOW and len(set(v)) == 1 and v[0] is not None for v in latest.values())

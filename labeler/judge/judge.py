@@ -3,8 +3,8 @@
 import hashlib
 import json
 import math
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
 from labeler.judge.adaptive import WINDOW, orders_repeat, settled
@@ -89,49 +89,103 @@ class Judge:
     def judge(self, pairs: list[Pair], run_id: str,
               progress: Callable[[float], None] | None = None) -> tuple[list[Judgment], list[Sample]]:
         """Judge `pairs`; `progress(x)` is told of each finished cot sample as a share x of a pair."""
+        if self.config.adaptive:
+            given = iter([pairs])
+            done = {pair.pair_id: out for group in self._adaptive(lambda n: next(given, []), len(pairs), progress)
+                    for pair, out in group}
+            finished = [(pair, done[pair.pair_id]) for pair in pairs]
+        else:
+            finished = self._fixed(pairs, progress)
+        return self._judgments(finished, run_id)
+
+    def stream(self, take: Callable[[int], list[Pair]], width: int, run_id: str,
+               progress: Callable[[float], None] | None = None) -> Iterator[tuple[list[Judgment], list[Sample]]]:
+        """Judge the pairs `take(n)` hands out (at most n at a time; [] once there are none), `width` pairs at a time,
+        yielding the judgments of each group as it finishes. Adaptive voting keeps `width` pairs in flight: the
+        place of a pair that stops early is taken by a new pair in the next round (continuous batching), so its
+        later rounds decode as many samples per step as its first, where `judge` on a batch runs them on the
+        undecided few."""
+        if not self.config.adaptive:
+            while batch := take(width):
+                yield self.judge(batch, run_id, progress)
+            return
+        for group in self._adaptive(take, width, progress):
+            yield self._judgments(group, run_id)
+
+    def pairs_sampled(self, samples: list[Sample]) -> float:
+        """How many pairs' worth of samples these are (the share `progress` is told of each)."""
+        return len(samples) / (len(POSITIONS) * self.config.samples)
+
+    def _judgments(self, finished: list[tuple[Pair, list[Sample]]], run_id: str) -> tuple[list[Judgment], list[Sample]]:
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        return ([self._judgment(pair, samples, run_id, now) for pair, samples in finished],
+                [s for _, samples in finished for s in samples])
+
+    def _fixed(self, pairs: list[Pair], progress) -> list[tuple[Pair, list[Sample]]]:
+        """Direct: one verdict per order; cot: K rationales per order, drawn together."""
         prompts = self._prompts(pairs)
         if self.config.mode == "direct":
             scores = self.backend.verdict_logprobs([text for _, _, text in prompts], CHOICES)
             samples = [self._sample(pair, position, 0, "", "A" if la >= lb else "B", (la, lb))
                        for (pair, position, _), (la, lb) in zip(prompts, scores)]
         else:
-            samples = self._sample_chains(prompts, pairs, progress)
+            k = self.config.samples
+            samples = self._draw(prompts, {pair.pair_id: 0 for pair in pairs}, k, False, progress)
         by_pair: dict[str, list[Sample]] = {pair.pair_id: [] for pair in pairs}
         for sample in samples:
             by_pair[sample.pair_id].append(sample)
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
-        judgments = [self._judgment(pair, by_pair[pair.pair_id], run_id, now) for pair in pairs]
-        return judgments, samples
+        return [(pair, by_pair[pair.pair_id]) for pair in pairs]
 
-    def _sample_chains(self, prompts: list[tuple[Pair, str, str]], pairs: list[Pair],
-                       progress: Callable[[float], None] | None = None) -> list[Sample]:
-        """K rationales per order; with `adaptive`, in rounds, each pair stopping once the adaptive rule says so.
-        Sample j of a pair's order is seeded by (seed, pair id, order, j) alone, so it is the same text whatever
-        the batch, the round or the resume point."""
-        k, c = self.config.samples, self.config
-        step = c.adaptive_round if c.adaptive else k
-        used, todo, samples = 0, {p.pair_id for p in pairs}, []
-        by_pair: dict[str, list[Sample]] = {p.pair_id: [] for p in pairs}
-        share = 1 / (len(POSITIONS) * k)
+    def _draw(self, prompts: list[tuple[Pair, str, str]], used: dict[str, int], n: int, keep, progress) -> list[Sample]:
+        """`n` rationales per prompt, numbered from its pair's `used`. Sample j of a pair's order is seeded by
+        (seed, pair id, order, j) alone, so it is the same text whatever the batch, the round or the resume point.
+        `keep` (per prompt): a later round may sample it again, so its prefill is kept."""
+        c = self.config
+        share = 1 / (len(POSITIONS) * c.samples)
         params = SamplingParams(c.max_new_tokens, c.temperature, c.top_p, c.seed, c.force_verdict,
-                                on_sample=(lambda: progress(share)) if progress else None)
-        while todo and used < k:
-            n = min(step, k - used)
-            batch = [item for item in prompts if item[0].pair_id in todo]
-            seeds = [[sample_seed(c.seed, pair.pair_id, position, used + j) for j in range(n)]
-                     for pair, position, _ in batch]
-            more = replace(params, keep_prompts=c.adaptive and used + n < k)  # while a later round may sample them
-            completions = self.backend.generate([text for _, _, text in batch], n, more, CHOICES, MARKER, seeds)
-            for (pair, position, _), outs in zip(batch, completions):
-                for j, out in enumerate(outs):
-                    sample = self._sample(pair, position, used + j, out.text, parse_verdict(out.text),
-                                          out.verdict_logprobs, out.forced)
-                    samples.append(sample)
-                    by_pair[pair.pair_id].append(sample)
-            used += n
-            if c.adaptive:
-                todo = {pid for pid in todo if not self._stop(by_pair[pid], used, n)}
-        return samples
+                                on_sample=(lambda: progress(share)) if progress else None, keep_prompts=keep)
+        seeds = [[sample_seed(c.seed, pair.pair_id, position, used[pair.pair_id] + j) for j in range(n)]
+                 for pair, position, _ in prompts]
+        completions = self.backend.generate([text for _, _, text in prompts], n, params, CHOICES, MARKER, seeds)
+        return [self._sample(pair, position, used[pair.pair_id] + j, out.text, parse_verdict(out.text),
+                             out.verdict_logprobs, out.forced)
+                for (pair, position, _), outs in zip(prompts, completions) for j, out in enumerate(outs)]
+
+    def _adaptive(self, take: Callable[[int], list[Pair]], width: int,
+                  progress) -> Iterator[list[tuple[Pair, list[Sample]]]]:
+        """Adaptive voting in rounds of `adaptive_round` samples per order over up to `width` pairs in flight,
+        topped up from `take` before each round; yields the pairs each round finishes (judge/adaptive.py)."""
+        k, step = self.config.samples, self.config.adaptive_round
+        flying: dict[str, Pair] = {}
+        prompts: dict[str, list[tuple[Pair, str, str]]] = {}
+        used: dict[str, int] = {}
+        got: dict[str, list[Sample]] = {}
+        while True:
+            for pair in take(width - len(flying)) if len(flying) < width else []:
+                pid = pair.pair_id
+                flying[pid], prompts[pid], used[pid], got[pid] = pair, self._prompts([pair]), 0, []
+            if not flying:
+                return
+            rounds: dict[int, list[str]] = {}  # a pair's last round may be smaller than `step` (k - used < step)
+            for pid in flying:
+                rounds.setdefault(min(step, k - used[pid]), []).append(pid)
+            for n, pids in rounds.items():
+                batch = [item for pid in pids for item in prompts[pid]]
+                keep = tuple(used[pair.pair_id] + n < k for pair, _, _ in batch)
+                for sample in self._draw(batch, used, n, keep, progress):
+                    got[sample.pair_id].append(sample)
+                for pid in pids:
+                    used[pid] += n
+            done = [pid for n, pids in rounds.items() for pid in pids
+                    if used[pid] >= k or self._stop(got[pid], used[pid], n)]
+            stopped_early = [text for pid in done if used[pid] < k for _, _, text in prompts[pid]]
+            if stopped_early and hasattr(self.backend, "forget"):
+                self.backend.forget(stopped_early)  # their prefills were kept for rounds that will not come
+            finished = [(flying.pop(pid), got.pop(pid)) for pid in done]
+            for pid in done:
+                del prompts[pid], used[pid]
+            if finished:
+                yield finished
 
     def _stop(self, samples: list[Sample], used: int, n: int) -> bool:
         """The adaptive stopping rule (judge/adaptive.py) after a round of `n` samples per order."""

@@ -2,9 +2,9 @@
 
 Leases: concurrent runs of one judge claim disjoint pairs, so N pending pairs cost ~N judge calls in all.
 
-A run leases the batch it is about to judge. A lease is free again once the judgment is stored, once its run is
-no longer running (finished, interrupted, or killed: its process is gone), or when it expires
-(`LABELER_LEASE_SECONDS`, default one hour; a backstop).
+A run leases the pairs it is about to judge (a batch, or adaptive voting's next pairs in flight). A lease is free
+again once the judgment is stored, once its run is no longer running (finished, interrupted, or killed: its process
+is gone), or when it expires (`LABELER_LEASE_SECONDS`, default one hour; a backstop).
 """
 
 import os
@@ -22,11 +22,13 @@ def lease_seconds() -> float:
 def claim(con: duckdb.DuckDBPyConnection, judge_key: str, run_id: str, candidates: list[str],
           limit: int) -> tuple[list[str], int]:
     """Lease up to `limit` of `candidates` (in their order) that have no judgment under `judge_key` and no live
-    lease of another run; drop this run's earlier leases. Returns (claimed ids, how many candidates were passed
-    over: judged or held by another run)."""
+    lease of another run; drop this run's leases on pairs it has stored since (the others are still in flight).
+    Returns (claimed ids, how many candidates were passed over: judged or held by another run)."""
     now = _now()
     _free_stale(con, now)
-    con.execute("DELETE FROM leases WHERE run_id = ?", [run_id])
+    con.execute("""
+        DELETE FROM leases WHERE run_id = $run AND pair_id IN (SELECT pair_id FROM judgments WHERE judge_key = $key)
+        """, {"run": run_id, "key": judge_key})
     taken = {row[0] for row in con.execute(
         """
         SELECT pair_id FROM judgments WHERE judge_key = $key AND pair_id IN (SELECT unnest($ids))

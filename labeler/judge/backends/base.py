@@ -17,7 +17,8 @@ class SamplingParams:
     seed: int = 0
     force_verdict: bool = True  # a sample without a verdict gets one read from the logits; False = it abstains
     on_sample: Callable[[], None] | None = field(default=None, compare=False)  # called as each sample finishes
-    keep_prompts: bool = False  # later calls will sample these prompts again (adaptive rounds): keep their prefills
+    # later calls will sample these prompts again (adaptive rounds): keep their prefills; one flag, or one per prompt
+    keep_prompts: bool | tuple[bool, ...] = False
 
 
 @dataclass

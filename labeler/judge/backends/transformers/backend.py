@@ -158,13 +158,21 @@ class TransformersBackend:
         encoded = [self.tokenizer.encode(p, add_special_tokens=False) for p in prompts]
         seeds = seeds or default_seeds(params.seed, len(prompts), n)
         out: list[list[Completion]] = [[] for _ in prompts]
+        keep = params.keep_prompts
         for batch in self._by_length(prompts, max(1, self.max_sequences // n)):
             chains = sampler.sample([encoded[i] for i in batch], n, params.max_new_tokens, params.temperature,
                                     params.top_p, [seeds[i] for i in batch], force=params.force_verdict,
-                                    on_finish=params.on_sample, keep_prompts=params.keep_prompts)
+                                    on_finish=params.on_sample,
+                                    keep_prompts=keep if isinstance(keep, bool) else [keep[i] for i in batch])
             for i, samples in zip(batch, chains):
                 out[i] = [self._completion(c) for c in samples]
         return out
+
+    def forget(self, prompts: list[str]) -> None:
+        """Drop the prefills kept for `prompts` (their pairs stopped before the rounds they were kept for)."""
+        encoded = [self.tokenizer.encode(p, add_special_tokens=False) for p in prompts]
+        for sampler in self._samplers.values():
+            sampler.prefills.drop(encoded)
 
     def _sampler(self, choices: tuple[str, str], marker: str) -> ChainSampler:
         key = (choices, marker)

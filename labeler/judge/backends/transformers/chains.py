@@ -79,12 +79,13 @@ class ChainSampler:
 
     @torch.inference_mode()
     def sample(self, prompts: list[list[int]], n: int, max_new_tokens: int, temperature: float, top_p: float,
-               seeds: list[list[int]], force: bool = True, on_finish=None, keep_prompts: bool = False
+               seeds: list[list[int]], force: bool = True, on_finish=None, keep_prompts: bool | list[bool] = False
                ) -> list[list[Chain]]:
         """`n` chains per prompt; `seeds[i][j]` drives the randomness of prompt i's sample j and nothing else.
-        `on_finish()` is called as each chain ends. With `keep_prompts` the prompts' prefills are kept for later
-        calls on the same prompts: the rounds of adaptive voting. Prefills kept by an earlier call are used
-        either way (and dropped after a call without `keep_prompts`, the prompts' last round)."""
+        `on_finish()` is called as each chain ends. With `keep_prompts` (one flag, or one per prompt) the prompts'
+        prefills are kept for later calls on the same prompts: the rounds of adaptive voting. Prefills kept by an
+        earlier call are used either way (and dropped after a call that does not keep them, the prompts' last
+        round)."""
         with cascade.cascade_attention_on(self.model) if self.shared_prefix else nullcontext():
             return self._sample(prompts, n, max_new_tokens, temperature, top_p, seeds, force, on_finish,
                                 keep_prompts)
@@ -96,7 +97,7 @@ class ChainSampler:
 
     def _prefill(self, prompts, ids, mask, keep_prompts: bool):
         positions = positions_from_mask(mask)
-        if keep_prompts or self.prefills.holds_any(prompts):
+        if (keep_prompts if isinstance(keep_prompts, bool) else any(keep_prompts)) or self.prefills.holds_any(prompts):
             return self.prefills.prefill(self.model, prompts, ids, mask, positions, keep=keep_prompts)
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
         return out.past_key_values, out.logits[:, -1]

@@ -39,11 +39,12 @@ class PrefillStore:
         return any(tuple(p) in self._items for p in prompts)
 
     def prefill(self, model, prompts: list[list[int]], ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor,
-                keep: bool = True):
+                keep: bool | list[bool] = True):
         """(cache, last logits) for the left-padded batch `ids`/`mask` of `prompts`, computing only the prompts
-        not kept from an earlier call. With `keep` the prompts' prefills are kept for a later call; without, the
-        ones used are dropped (their last round)."""
+        not kept from an earlier call. A prompt's prefill is kept for a later call where `keep` (one flag, or one
+        per prompt) says so; otherwise it is dropped once used (its last round)."""
         keys = [tuple(p) for p in prompts]
+        keep = [keep] * len(keys) if isinstance(keep, bool) else list(keep)
         missing = [i for i, k in enumerate(keys) if k not in self._items]
         self.hits += len(keys) - len(missing)
         self.misses += len(missing)
@@ -59,16 +60,20 @@ class PrefillStore:
                           for layer in out.past_key_values.layers]
                 fresh[keys[i]] = Prefill(layers, out.logits[row, -1].clone())
         items = [fresh.get(k) or self._items[k] for k in keys]
-        if keep:
-            for k, item in fresh.items():
-                self._put(k, item)
-            for k in keys:
-                if k in self._items:
-                    self._items.move_to_end(k)
-        else:
-            for k in set(keys) & self._items.keys():
-                self._bytes -= self._items.pop(k).bytes
+        self.drop([k for k, kept in zip(keys, keep) if not kept])
+        for k, kept in zip(keys, keep):
+            if not kept:
+                continue
+            if k in fresh:
+                self._put(k, fresh[k])
+            elif k in self._items:
+                self._items.move_to_end(k)
         return self._assemble(model, items, ids.shape[1]), torch.stack([item.logits for item in items])
+
+    def drop(self, prompts) -> None:
+        """Forget the prefills of `prompts` (token ids), where kept."""
+        for k in {tuple(p) for p in prompts} & self._items.keys():
+            self._bytes -= self._items.pop(k).bytes
 
     def _put(self, key: tuple[int, ...], item: Prefill) -> None:
         if item.bytes > self.budget:
