@@ -193,6 +193,15 @@ def train(args) -> dict:
                 print(f"step {step}/{steps} loss {loss.item():.3f} ({time.perf_counter() - start:.0f} s)", flush=True)
             if b + 1 == len(batches) // 2 or b + 1 == len(batches):
                 evaluate(epoch + (b + 1) / len(batches), time.perf_counter() - start)
+    if args.save_rewards:
+        rewards = {}
+        model.model.eval()
+        with torch.inference_mode():
+            for name, data in (("train", tr), ("prefs", dev)):
+                parts = [model.rewards(data["states"][s : s + 128], data["mask"][s : s + 128],
+                                       data["positions"][s : s + 128]) for s in range(0, len(data["states"]), 128)]
+                rewards[name] = torch.cat(parts)  # per response, in `rows_of` order: pair i is 2i (A), 2i + 1 (B)
+        torch.save({**rewards, "held_out": held}, args.save_rewards)
     stamp = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
     out = ROOT / "benchmarks" / "results" / f"top-blocks-{stamp}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
@@ -215,6 +224,8 @@ def main(argv=None) -> None:
     p.add_argument("--lr", type=float, default=3e-5)
     p.add_argument("--head-lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save-rewards", type=Path, default=None,
+                   help="train: save the trained reward of every train and dev response here (torch.save).")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     (cache if args.step == "cache" else train)(args)
