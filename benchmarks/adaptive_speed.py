@@ -57,15 +57,17 @@ def main(argv=None) -> dict:
     def not_keeping(self, prompts, ids, mask, keep_prompts):
         return keeping(self, prompts, ids, mask, False)
 
-    result = {"command": " ".join(sys.argv), "pairs": len(pairs), "k": args.k, "batch_size": args.batch_size, "threads": args.threads,
-              "max_new_tokens": args.max_new_tokens, "dtype": backend.dtype, "runs": {}}
+    result = {"command": " ".join(sys.argv), "pairs": len(pairs), "k": args.k, "batch_size": args.batch_size,
+              "threads": args.threads, "max_new_tokens": args.max_new_tokens, "dtype": backend.dtype, "runs": {}}
     judge_all(Judge(backend, JudgeConfig(mode="cot", samples=2, max_new_tokens=8)), pairs[:2], 2)  # warm-up
     labels = {}
-    runs = [name for name in ("adaptive_before", "fixed", "adaptive_batches", "adaptive") if name in args.runs.split(",")]
+    wanted = args.runs.split(",")
+    runs = [name for name in ("adaptive_before", "fixed", "adaptive_batches", "adaptive") if name in wanted]
     for name in runs:
         ChainSampler._prefill = not_keeping if name == "adaptive_before" else keeping
         cfg = fixed_cfg if name == "fixed" else adaptive_cfg
-        per_call = args.batch_size if name in ("fixed", "adaptive_before") else adaptive_cfg.batch_pairs(args.batch_size)
+        widened = name in ("adaptive_batches", "adaptive")
+        per_call = adaptive_cfg.batch_pairs(args.batch_size) if widened else args.batch_size
         judge = Judge(backend, cfg)
         if name == "adaptive":
             judgments, samples, seconds = stream_all(judge, pairs, per_call)
