@@ -54,8 +54,8 @@ def main(argv=None) -> dict:
     adaptive_cfg = JudgeConfig(mode="cot", samples=args.k, max_new_tokens=args.max_new_tokens, adaptive=True)
     keeping = ChainSampler._prefill
 
-    def not_keeping(self, prompts, ids, mask, keep_prompts):
-        return keeping(self, prompts, ids, mask, False)
+    def not_keeping(self, prompts, ids, mask, keep):
+        return keeping(self, prompts, ids, mask, [False] * len(prompts))
 
     result = {"command": " ".join(sys.argv), "pairs": len(pairs), "k": args.k, "batch_size": args.batch_size,
               "threads": args.threads, "max_new_tokens": args.max_new_tokens, "dtype": backend.dtype, "runs": {}}

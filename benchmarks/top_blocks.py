@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from probe_judge import rows_of, wilson  # noqa: E402
+from probe_judge import by_source, rows_of  # noqa: E402
 
 CHUNK = 700
 
@@ -134,12 +134,8 @@ def agreement(model, data: dict, idx: list[int], batch: int = 64) -> list[bool]:
     return ok
 
 
-def by_source(ok: list[bool], sources: list[str]) -> dict:
-    groups: dict[str, list[bool]] = {}
-    for o, s in zip(ok, sources):
-        groups.setdefault(s, []).append(o)
-    table = {s: {"pairs": len(v), "agreement": sum(v) / len(v), "ci95": wilson(sum(v), len(v))}
-             for s, v in sorted(groups.items())}
+def macro(ok: list[bool], sources: list[str]) -> dict:
+    table = by_source(ok, sources)
     return {"by_source": table, "macro": sum(v["agreement"] for v in table.values()) / len(table)}
 
 
@@ -167,7 +163,7 @@ def train(args) -> dict:
 
     def evaluate(epoch: float, seconds: float) -> None:
         h = agreement(model, tr, held)
-        d = by_source(agreement(model, dev, dev_idx), dev["source"])
+        d = macro(agreement(model, dev, dev_idx), dev["source"])
         result["evals"].append({"epoch": epoch, "seconds": seconds, "held_out": sum(h) / len(h), "dev": d})
         print(f"epoch {epoch:.1f} ({seconds:.0f} s): held-out {sum(h) / len(h):.1%}, dev macro {d['macro']:.1%} "
               + " ".join(f"{s} {v['agreement']:.1%}" for s, v in d["by_source"].items()), flush=True)

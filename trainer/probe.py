@@ -19,15 +19,12 @@ from pathlib import Path
 
 from labeler.errors import LabelerError
 from labeler.judge.backends.probe import CONFIG, ProbeHead, features, load_trunk
-from labeler.judge.backends.reward import bt_text
 from labeler.judge.backends.starter import TOKENIZER_FILES
-from labeler.judge.prompts import shorten
 from labeler.paths import atomic_path
 from schemas import TrainingRow
+from trainer.bt import response_text
 from trainer.common import StartPoint, quiet_transformers, tokenizer_for
 from trainer.config import ProbeTrainConfig
-
-MAX_FIELD_CHARS = 6000  # as JudgeConfig.max_field_chars, which the reward backend applies at inference
 
 
 def fit_logistic(x, y, l2: float, intercept: bool = False, weights=None):
@@ -93,8 +90,7 @@ def row_features(start: StartPoint, rows: list[TrainingRow], cfg: ProbeTrainConf
                 continue
             if trunk is None:
                 trunk = load_trunk(start.base_model, cfg.layers, resolve_device(cfg.device))
-            texts = [bt_text(tokenizer, shorten(r.prompt, MAX_FIELD_CHARS), shorten(t, MAX_FIELD_CHARS))
-                     for r in chunk for t in (r.chosen, r.rejected)]
+            texts = [response_text(tokenizer, r.prompt, t) for r in chunk for t in (r.chosen, r.rejected)]
             h = features(trunk, tokenizer, texts, cfg.max_tokens, cfg.batch_size, cfg.bf16,
                          on_batch=lambda n: advance(n / 2))
             part = {"better": h[0::2].clone(), "worse": h[1::2].clone()}

@@ -87,26 +87,26 @@ class ChainSampler:
         earlier call are used either way (and dropped after a call that does not keep them, the prompts' last
         round)."""
         with cascade.cascade_attention_on(self.model) if self.shared_prefix else nullcontext():
-            return self._sample(prompts, n, max_new_tokens, temperature, top_p, seeds, force, on_finish,
-                                keep_prompts)
+            keep = [keep_prompts] * len(prompts) if isinstance(keep_prompts, bool) else list(keep_prompts)
+            return self._sample(prompts, n, max_new_tokens, temperature, top_p, seeds, force, on_finish, keep)
 
     def _forward(self, cache, **inputs):
         if self.shared_prefix:
             return cascade.forward(self.model, cache, **inputs)
         return self.model(past_key_values=cache, use_cache=True, **inputs)
 
-    def _prefill(self, prompts, ids, mask, keep_prompts: bool):
+    def _prefill(self, prompts, ids, mask, keep: list[bool]):
         positions = positions_from_mask(mask)
-        if (keep_prompts if isinstance(keep_prompts, bool) else any(keep_prompts)) or self.prefills.holds_any(prompts):
-            return self.prefills.prefill(self.model, prompts, ids, mask, positions, keep=keep_prompts)
+        if any(keep) or self.prefills.holds_any(prompts):
+            return self.prefills.prefill(self.model, prompts, ids, mask, positions, keep=keep)
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
         return out.past_key_values, out.logits[:, -1]
 
     def _sample(self, prompts, n, max_new_tokens, temperature, top_p, seeds, force, on_finish,
-                keep_prompts) -> list[list[Chain]]:
+                keep: list[bool]) -> list[list[Chain]]:
         device = self.model.device
         ids, mask = left_pad(prompts, self.pad_id, device)
-        prefilled, last = self._prefill(prompts, ids, mask, keep_prompts)
+        prefilled, last = self._prefill(prompts, ids, mask, keep)
         logits = last.repeat_interleave(n, 0)
         if self.shared_prefix:
             cache = CascadeCache.from_prefill(prefilled, n, max_new_tokens + len(self.force_ids))
