@@ -9,10 +9,12 @@ positions of each response (their original positions; the lower blocks' states a
     python benchmarks/top_blocks.py cache --split train --out runs/top     # chunks of 700 pairs, resumable
     python benchmarks/top_blocks.py cache --split prefs --out runs/top
     python benchmarks/top_blocks.py train --out runs/top --epochs 2
+    python benchmarks/top_blocks.py mix --rewards R.pt [--safety-rewards S.pt] --features F   # F: probe_judge's
 
 `train` holds out 5 % of the training prompts, reports its agreement after each half epoch beside the six dev
 files' (per file and the macro mean; never trained on) and the seconds, and writes
-benchmarks/results/top-blocks-<UTC time>.json.
+benchmarks/results/top-blocks-<UTC time>.json; with `--sources` it trains on those training sources only. `mix`
+puts rewards saved by `train --save-rewards` behind the shipped starter's safety gate (see its docstring).
 """
 
 import argparse
@@ -28,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from probe_judge import by_source, rows_of  # noqa: E402
+from probe_judge import load as load_features  # noqa: E402  (the bt-probe features, for the starter's head)
 
 CHUNK = 700
 
@@ -149,7 +152,8 @@ def train(args) -> dict:
     random.Random(2).shuffle(prompts)
     held_prompts = set(prompts[: len(prompts) // 20])
     held = [i for i, p in enumerate(tr["prompts"]) if p in held_prompts]
-    fit = [i for i, p in enumerate(tr["prompts"]) if p not in held_prompts]
+    fit = [i for i, p in enumerate(tr["prompts"]) if p not in held_prompts
+           and (not args.sources or tr["source"][i] in args.sources)]
     model = TopBlocks(args.cut, args.blocks)
     head_params = list(model.head.parameters())
     opt = torch.optim.AdamW([{"params": [p for p in model.parameters() if all(p is not h for h in head_params)],
@@ -158,7 +162,7 @@ def train(args) -> dict:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 20) * max(0.0, 1 - s / steps))
     result = {"command": " ".join(sys.argv), "cut": args.cut, "blocks": args.blocks, "tail": args.tail,
               "epochs": args.epochs, "lr": args.lr, "head_lr": args.head_lr, "batch": args.batch,
-              "train_pairs": len(fit), "held_out_pairs": len(held), "evals": []}
+              "sources": args.sources, "train_pairs": len(fit), "held_out_pairs": len(held), "evals": []}
     dev_idx = list(range(len(dev["labels"])))
 
     def evaluate(epoch: float, seconds: float) -> None:
@@ -205,9 +209,68 @@ def train(args) -> dict:
     return result
 
 
+def mix(args) -> dict:
+    """The shipped starter's gate with trained rewards in place of (or averaged with) its probe rewards, on the dev
+    sets. Each trained reward is scaled to the spread, over the training responses, of the probe reward it stands
+    in for (no labels used); "pair gate" weighs both responses of a pair by the mean of their two gates, so a
+    pair is judged by one mixture."""
+    import torch
+
+    from labeler.judge.backends.probe import ProbeHead
+
+    t = ProbeHead.load(ROOT / "labeler" / "judge" / "starter").t
+    train, dev = load_features(args.features, "train", 8), load_features(args.features, "prefs", 8)
+    a_wins = torch.tensor([label == "A" for label in dev["labels"]])
+
+    def spread(w):
+        return torch.cat([train["better"], train["worse"]]) / t["scale"] @ w
+
+    def ranked(rewards):  # per response in rows_of order (2i: A, 2i + 1: B) -> better, worse by the human label
+        return torch.where(a_wins, rewards[0::2], rewards[1::2]), torch.where(a_wins, rewards[1::2], rewards[0::2])
+
+    help_std, safety_std = float(spread(t["w_help"]).std()), float(spread(t["w_safety"]).std())
+    saved = torch.load(args.rewards)
+    top_help = ranked(saved["prefs"] * help_std / float(saved["train"].std()))
+    top_safety = None
+    if args.safety_rewards:
+        saved = torch.load(args.safety_rewards)
+        top_safety = ranked(saved["prefs"] * safety_std / float(saved["train"].std()))
+    probe, variants = {}, {}
+    for side, h in zip((0, 1), (dev["better"], dev["worse"])):
+        z = h / t["scale"]
+        gate = torch.sigmoid(((h - t["mu"]) / t["sd"]) @ t["u"] + t["c"])
+        probe[side] = {"gate": gate, "help": z @ t["w_help"], "safety": z @ t["w_safety"]}
+    pair_gate = (probe[0]["gate"] + probe[1]["gate"]) / 2
+    for side in (0, 1):
+        p, th = probe[side], top_help[side]
+        rows = {"starter (shipped)": p["gate"] * p["safety"] + (1 - p["gate"]) * p["help"],
+                "starter, pair gate": pair_gate * p["safety"] + (1 - pair_gate) * p["help"],
+                "trained reward alone": th,
+                "pair gate: probe safety / trained": pair_gate * p["safety"] + (1 - pair_gate) * th,
+                "pair gate: probe safety / (trained + probe help)":
+                    pair_gate * p["safety"] + (1 - pair_gate) * (th + p["help"]) / 2}
+        if top_safety is not None:
+            ts = top_safety[side]
+            rows.update({"trained safety alone": ts,
+                         "pair gate: trained safety / trained": pair_gate * ts + (1 - pair_gate) * th,
+                         "pair gate: (trained + probe) safety / (trained + probe) help":
+                             pair_gate * (ts + p["safety"]) / 2 + (1 - pair_gate) * (th + p["help"]) / 2})
+        for name, r in rows.items():
+            variants.setdefault(name, []).append(r)
+    result = {"command": " ".join(sys.argv), "variants": {}}
+    for name, (better, worse) in variants.items():
+        result["variants"][name] = table = macro((better > worse).tolist(), dev["source"])
+        print(f"{name}: macro {table['macro']:.1%} "
+              + " ".join(f"{s} {v['agreement']:.1%}" for s, v in table["by_source"].items()))
+    out = ROOT / "benchmarks" / "results" / f"top-mix-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
+    return result
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("step", choices=["cache", "train"])
+    p.add_argument("step", choices=["cache", "train", "mix"])
     p.add_argument("--split", choices=["train", "prefs"], default="train")
     p.add_argument("--out", type=Path, default=ROOT.parent / "runs" / "top")
     p.add_argument("--cut", type=int, default=8, help="Blocks run once, frozen (the probe's cut).")
@@ -220,11 +283,17 @@ def main(argv=None) -> None:
     p.add_argument("--lr", type=float, default=3e-5)
     p.add_argument("--head-lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sources", type=lambda v: v.split(","), default=None,
+                   help="train: fit on these training sources only (comma-separated); held out: all sources.")
     p.add_argument("--save-rewards", type=Path, default=None,
                    help="train: save the trained reward of every train and dev response here (torch.save).")
+    p.add_argument("--rewards", type=Path, help="mix: a `train --save-rewards` file, the helpfulness reward.")
+    p.add_argument("--safety-rewards", type=Path, default=None, help="mix: one trained on the safety source.")
+    p.add_argument("--features", type=Path, default=ROOT.parent / "runs" / "probe" / "feats",
+                   help="mix: `probe_judge.py features` of train and prefs (layer 8), for the starter's head.")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
-    (cache if args.step == "cache" else train)(args)
+    {"cache": cache, "train": train, "mix": mix}[args.step](args)
 
 
 if __name__ == "__main__":

@@ -342,3 +342,33 @@ def test_prefills_beyond_the_budget_are_dropped_oldest_first(backend, monkeypatc
     assert list(two._items) == [tuple(prompts[1]), tuple(prompts[2])]  # prompt 0, the oldest, went first
     cache, logits = run(two, [2, 1])
     assert two.hits == 2 and logits.shape[0] == 2 and cache.layers[0].keys.shape[2] == len(prompts[2])
+
+
+def test_prefills_run_in_length_groups_and_equal_one_padded_forward(backend):
+    """On the CPU a call's prompts are prefilled four at a time, shortest first, each group cut to its own longest
+    (a round's 16 judge prompts padded to the longest were a third padding); the kept keys, values and last logits
+    are those of one padded forward."""
+    from labeler.judge.backends.transformers.chains import left_pad, positions_from_mask
+    from labeler.judge.backends.transformers.prefills import CPU_GROUP, PrefillStore
+
+    prompts = [backend.tokenizer.encode(backend.render_chat("s", "w" * n, ""), add_special_tokens=False)
+               for n in (30, 4, 17, 2, 25, 9)]
+    ids, mask = left_pad(prompts, backend.tokenizer.pad_token_id)
+    positions = positions_from_mask(mask)
+    widths = []
+    hook = backend.model.register_forward_pre_hook(
+        lambda module, args, kwargs: widths.append(kwargs["input_ids"].shape[1]), with_kwargs=True)
+    try:
+        cache, logits = PrefillStore().prefill(backend.model, prompts, ids, mask, positions, keep=False)
+    finally:
+        hook.remove()
+    lengths = sorted(map(len, prompts))
+    assert CPU_GROUP == 4 and widths == [lengths[3], lengths[5]]
+    with torch.no_grad():
+        whole = backend.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
+    assert torch.allclose(logits, whole.logits[:, -1], atol=1e-4)
+    for layer, reference in zip(cache.layers, whole.past_key_values.layers):
+        for row, prompt in enumerate(prompts):
+            n = len(prompt)
+            assert torch.allclose(layer.keys[row, :, -n:], reference.keys[row, :, -n:], atol=1e-4)
+            assert torch.allclose(layer.values[row, :, -n:], reference.values[row, :, -n:], atol=1e-4)

@@ -96,11 +96,7 @@ class ChainSampler:
         return self.model(past_key_values=cache, use_cache=True, **inputs)
 
     def _prefill(self, prompts, ids, mask, keep: list[bool]):
-        positions = positions_from_mask(mask)
-        if any(keep) or self.prefills.holds_any(prompts):
-            return self.prefills.prefill(self.model, prompts, ids, mask, positions, keep=keep)
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
-        return out.past_key_values, out.logits[:, -1]
+        return self.prefills.prefill(self.model, prompts, ids, mask, positions_from_mask(mask), keep=keep)
 
     def _sample(self, prompts, n, max_new_tokens, temperature, top_p, seeds, force, on_finish,
                 keep: list[bool]) -> list[list[Chain]]:
