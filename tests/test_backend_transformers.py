@@ -313,8 +313,8 @@ def test_kept_prefills_are_not_computed_again_and_sample_as_a_fresh_prefill(back
     assert widths[0] == len(prompts[3]) and max(widths[1:]) <= len(kept.force_ids)  # prefill of prompt 3 alone
     assert second == texts(fresh, [2, 3, 0], False)
     last = texts(kept, [1, 3], False)  # the prompts' last round: kept prefills are used, then dropped
-    assert kept.prefills.hits == 4 and not kept.prefills.holds_any([prompts[1], prompts[3]])
-    assert last == texts(fresh, [1, 3], False) and kept.prefills.holds_any([prompts[0]])
+    assert kept.prefills.hits == 4 and not {tuple(prompts[1]), tuple(prompts[3])} & kept.prefills._items.keys()
+    assert last == texts(fresh, [1, 3], False) and tuple(prompts[0]) in kept.prefills._items
 
 
 def test_prefills_beyond_the_budget_are_dropped_oldest_first(backend, monkeypatch):

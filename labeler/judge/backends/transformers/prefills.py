@@ -40,9 +40,6 @@ class PrefillStore:
         self._bytes = 0
         self.hits = self.misses = 0
 
-    def holds_any(self, prompts: list[list[int]]) -> bool:
-        return any(tuple(p) in self._items for p in prompts)
-
     def prefill(self, model, prompts: list[list[int]], ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor,
                 keep: bool | list[bool] = True):
         """(cache, last logits) for the left-padded batch `ids`/`mask` of `prompts`, computing only the prompts
