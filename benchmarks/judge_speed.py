@@ -14,10 +14,16 @@
   one's share of the matmul peak measured in its own dtype (int8: a dynamically quantized linear layer), the
   labels that match float32, and for cot the forced share and mean sample length (same token statistics).
 - `dtype_label_match`: direct labels of bfloat16 / int8 against float32 on many dev pairs (300 by default).
+- `direct_speeds` (`--direct-pairs N`): direct alone, in alternating rounds: float32 in the CPU's token-budget
+  batches (`CPU_ROWS`) and in the fixed batches of batch_size // 2 pairs used before them, bfloat16 and int8 in
+  the budget batches; pairs/s, share of each dtype's limit, labels as float32.
 """
 
 import json
+import math
+import sys
 import time
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch
@@ -162,6 +168,8 @@ def speedups(backend, pairs, gold: list[str], k: int, max_new_tokens: int, batch
     adapt, adapt_samples, adapt_s = stream_all(Judge(backend, adaptive), pairs, adaptive.batch_pairs(batch_size))
     log(f"cot K={k} adaptive: {len(adapt_samples)} samples vs {len(samples)} fixed, {len(pairs) / adapt_s:.3f} pairs/s")
     direct, _, direct_s = judge_all(Judge(backend, JudgeConfig(mode="direct")), pairs, batch_size)
+    with fixed_batches(backend):
+        _, _, fixed_s = judge_all(Judge(backend, JudgeConfig(mode="direct")), pairs, batch_size)
     reference_s = direct_reference(backend, pairs)
     peak = matmul_peak_flops()
     limit = direct_limit(backend, pairs, peak)
@@ -178,6 +186,7 @@ def speedups(backend, pairs, gold: list[str], k: int, max_new_tokens: int, batch
         adaptive_agreement_delta=agreement([j.label for j in adapt], gold) - agreement([j.label for j in ours], gold),
         direct_pairs_per_s=len(pairs) / direct_s, direct_reference_pairs_per_s=len(pairs) / reference_s,
         direct_speedup=reference_s / direct_s, direct_limit_pairs_per_s=limit,
+        direct_fixed_batches_pairs_per_s=len(pairs) / fixed_s,
         direct_limit_share=(len(pairs) / direct_s) / limit, matmul_peak_gflops=peak / 1e9,
         direct_agreement=agreement([j.label for j in direct], gold),
         fixed_pairs_per_s=len(pairs) / ours_s, adaptive_pairs_per_s=len(pairs) / adapt_s,
@@ -192,6 +201,7 @@ def speedups(backend, pairs, gold: list[str], k: int, max_new_tokens: int, batch
         tag = {"bfloat16": "bf16", "int8": "int8"}[dtype]
         out[f"direct_{tag}_pairs_per_s"] = len(pairs) / fast_s
         out[f"direct_{tag}_speedup"] = direct_s / fast_s
+        out[f"direct_{tag}_speedup_over_fixed_batches"] = fixed_s / fast_s
         out[f"direct_{tag}_limit_share"] = (len(pairs) / fast_s) / direct_limit(other, pairs, peaks[dtype])
         out[f"direct_{tag}_label_match"] = _match(direct, fast)
         fast_cot, fast_samples, fast_cot_s = judge_all(Judge(other, cot), pairs, batch_size)
@@ -206,6 +216,53 @@ def speedups(backend, pairs, gold: list[str], k: int, max_new_tokens: int, batch
         del other
     out["matmul_peak_gflops_by_dtype"] = {k: v / 1e9 for k, v in peaks.items()}
     out["direct_label_match"] = out["direct_bf16_label_match"]
+    return out
+
+
+@contextmanager
+def fixed_batches(backend):
+    """Within it, `backend`'s direct reads batch batch_size // 2 pairs per forward on the CPU too (as before
+    `CPU_ROWS`)."""
+    backend.cpu_rows = math.inf
+    try:
+        yield
+    finally:
+        del backend.cpu_rows  # back to the class's budget
+
+
+def direct_speeds(backend, pairs, gold: list[str], batch_size: int, rounds: int) -> dict:
+    """Direct mode side by side, the runs alternating `rounds` times: float32 in the CPU's token-budget batches and
+    in fixed batches, bfloat16 and int8 in budget batches. Pairs/s (mean of rounds), share of the limit in the
+    run's dtype, labels as float32, agreement."""
+    runs = {"float32": backend, "float32_fixed_batches": backend,
+            "bfloat16": dtype_backend(backend, "bfloat16"), "int8": dtype_backend(backend, "int8")}
+    peaks = {dtype: matmul_peak_flops(dtype=dtype) for dtype in ("float32", "bfloat16", "int8")}
+    times, labels = {name: [] for name in runs}, {}
+    for name, other in runs.items():  # warm-up: weights loaded, kernels chosen
+        judge_all(Judge(other, JudgeConfig(mode="direct")), pairs[:1], batch_size)
+    for r in range(rounds):
+        for name, other in runs.items():
+            with fixed_batches(other) if name.endswith("fixed_batches") else nullcontext():
+                got, _, seconds = judge_all(Judge(other, JudgeConfig(mode="direct")), pairs, batch_size)
+            times[name].append(seconds)
+            labels[name] = got
+            print(f"round {r + 1} {name}: {len(pairs) / seconds:.3f} pairs/s", flush=True)
+    out = {"pairs": len(pairs), "rounds": rounds, "matmul_peak_gflops": {k: v / 1e9 for k, v in peaks.items()}}
+    for name, other in runs.items():
+        rate = len(pairs) * rounds / sum(times[name])
+        dtype = name.removesuffix("_fixed_batches")
+        out[name] = {"pairs_per_s": rate, "limit_share": rate / direct_limit(other, pairs, peaks[dtype]),
+                     "label_match": _match(labels["float32"], labels[name]),
+                     "agreement": agreement([j.label for j in labels[name]], gold),
+                     "seconds": times[name]}
+    base, fixed = out["float32"]["pairs_per_s"], out["float32_fixed_batches"]["pairs_per_s"]
+    for name in runs:
+        out[name]["speedup"] = out[name]["pairs_per_s"] / base
+        out[name]["speedup_over_fixed_batches"] = out[name]["pairs_per_s"] / fixed
+        print(f"{name}: {out[name]['pairs_per_s']:.3f} pairs/s, {out[name]['speedup']:.2f}x float32, "
+              f"{out[name]['speedup_over_fixed_batches']:.2f}x float32 in fixed batches, "
+              f"{out[name]['limit_share']:.0%} of its limit, labels {out[name]['label_match']:.0%} as float32",
+              flush=True)
     return out
 
 
@@ -256,7 +313,8 @@ def dtype_label_match(backend, pairs, gold: list[str], batch_size: int) -> dict:
 
 def main(argv=None) -> dict:
     """`python benchmarks/judge_speed.py --match-pairs 300`: the dtype label match alone (the first N/6 labelled
-    pairs of each ../shared/data/prefs file, direct mode, the default model unless --model)."""
+    pairs of each ../shared/data/prefs file, direct mode, the default model unless --model). `--direct-pairs N`
+    instead: `direct_speeds` on the first N labelled hh_helpful dev pairs, result JSON in benchmarks/results/."""
     import argparse
 
     p = argparse.ArgumentParser(description=main.__doc__)
@@ -264,14 +322,32 @@ def main(argv=None) -> dict:
     p.add_argument("--model", default=None)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's).")
+    p.add_argument("--direct-pairs", type=int, default=0, help="Time direct mode by dtype and batching instead.")
+    p.add_argument("--rounds", type=int, default=2, help="Alternating rounds for --direct-pairs.")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.direct_pairs:
+        return direct_speed_main(args)
     pairs, gold = dev_pairs(args.match_pairs)
     backend = make_backend("transformers", model=args.model, batch_size=args.batch_size)
     backend.load()
     out = dtype_label_match(backend, pairs, gold, args.batch_size)
     print(json.dumps(out, indent=1))
+    return out
+
+
+def direct_speed_main(args) -> dict:
+    data = Path(__file__).resolve().parents[2] / "shared" / "data" / "prefs" / "hh_helpful.jsonl"
+    pairs, gold = labelled_pairs(data, args.direct_pairs)
+    backend = make_backend("transformers", model=args.model, batch_size=args.batch_size)
+    backend.load()
+    out = {"command": " ".join(["judge_speed.py", *sys.argv[1:]]), "threads": torch.get_num_threads(),
+           "batch_size": args.batch_size, **direct_speeds(backend, pairs, gold, args.batch_size, args.rounds)}
+    results = Path(__file__).resolve().parent / "results"
+    path = results / f"direct-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
+    path.write_text(json.dumps(out, indent=1))
+    print(f"wrote {path}")
     return out
 
 

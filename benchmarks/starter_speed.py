@@ -12,6 +12,12 @@ batch each; prints pairs/s of each round, the ratio starter / base, and each jud
 The starter reads its features in bf16 autocast (as it was trained; `bf16` in its probe_config.json). This judges
 the first 300 / 6 pairs of each dev file with the starter as shipped and with its features read in float32 (the
 same head), alternating, and prints the share of identical labels, each one's agreement and pairs/s, and the ratio.
+
+    .venv/bin/python benchmarks/starter_speed.py --batching 300
+
+The starter on the same dev pairs in fixed feature batches of `--batch-size` texts (as it runs) and with its batches
+closed at `CPU_ROWS` tokens (as the generative judge's direct reads are), alternating: pairs/s, the ratio and the
+share of identical labels.
 """
 
 import argparse
@@ -34,9 +40,13 @@ def main(argv=None) -> dict:
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--dtype-match", type=int, default=None, metavar="N",
                    help="Instead: the starter's labels with bf16 against float32 features on N dev pairs.")
+    p.add_argument("--batching", type=int, default=None, metavar="N",
+                   help="Instead: the starter in token-budget against fixed feature batches on N dev pairs.")
     args = p.parse_args(argv)
     if args.dtype_match:
         return dtype_match(args.dtype_match, args.batch_size, args.rounds)
+    if args.batching:
+        return batching(args.batching, args.batch_size, args.rounds)
 
     from labeler.judge.judge import JudgeConfig
     from labeler.pipeline import build_judge
@@ -91,6 +101,33 @@ def dtype_match(n: int, batch_size: int, rounds: int) -> dict:
               **{f"{d}_pairs_per_s": rounds * len(pairs) / s for d, s in seconds.items()},
               **{f"{d}_agreement": agreement(labels[d], gold) for d in labels},
               "bf16_speedup": seconds["float32"] / seconds["bfloat16"]}
+    print(json.dumps(result))
+    return result
+
+
+def batching(n: int, batch_size: int, rounds: int) -> dict:
+    from labeler.judge.backends.batching import CPU_ROWS
+    from labeler.judge.judge import JudgeConfig
+    from labeler.pipeline import build_judge
+    from trainer.versions import builtin
+
+    pairs, gold = dev_pairs(n)
+    spec = builtin("starter")
+    judge = build_judge(spec.backend, spec.model, JudgeConfig(mode="direct"), batch_size)
+    judge.judge(pairs[:batch_size], "warm-up")
+    seconds, labels = {"budget": 0.0, "fixed": 0.0}, {}
+    for _ in range(rounds):
+        for name in seconds:
+            judge.backend.cpu_rows = CPU_ROWS if name == "budget" else None
+            judgments, _, s = judge_all(judge, pairs, batch_size)
+            seconds[name] += s
+            labels[name] = [j.label for j in judgments]
+            print(f"{name}: {len(pairs) / s:.2f} pairs/s", flush=True)
+    result = {"pairs": len(pairs), "rounds": rounds, "batch_size": batch_size,
+              "label_match": sum(a == b for a, b in zip(labels["budget"], labels["fixed"])) / len(pairs),
+              **{f"{name}_pairs_per_s": rounds * len(pairs) / s for name, s in seconds.items()},
+              **{f"{name}_agreement": agreement(labels[name], gold) for name in labels},
+              "budget_speedup": seconds["fixed"] / seconds["budget"]}
     print(json.dumps(result))
     return result
 

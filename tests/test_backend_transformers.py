@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from labeler.judge.backends import SamplingParams, make_backend
+from labeler.judge.backends.batching import CPU_ROWS
 from labeler.judge.backends.transformers.chains import ChainSampler
 from labeler.judge.judge import Judge, JudgeConfig
 from labeler.store import Store
@@ -50,6 +51,30 @@ def test_shared_prefix_of_both_orders_gives_the_same_logprobs(backend):
     batched = backend.verdict_logprobs(texts, ("A", "B"))
     single = [backend.verdict_logprobs([t], ("A", "B"))[0] for t in texts]
     for got, want in zip(batched, single):
+        assert got == pytest.approx(want, abs=1e-4)
+
+
+def test_cpu_direct_forwards_take_pairs_up_to_a_token_budget(tiny_llama, monkeypatch):
+    """On the CPU a direct forward stops taking pairs once it holds `cpu_rows` tokens; the logprobs are the same
+    whatever the batches."""
+    wide = make_backend("transformers", model=str(tiny_llama), batch_size=8)
+    wide.load()
+    texts = [text for _, _, text in Judge(wide, JudgeConfig())._prompts(PAIRS)]
+    lengths = [len(wide.tokenizer.encode(a + b, add_special_tokens=False)) for a, b in zip(texts[::2], texts[1::2])]
+    assert min(lengths) > wide.cpu_rows / 2  # judge prompts: one pair is a forward's worth
+    assert wide._direct_batches(lengths) == [[4], [3], [2], [1], [0]]  # longest first
+    monkeypatch.setattr(wide, "cpu_rows", math.inf)
+    assert wide._direct_batches(lengths) == [[4, 3, 2, 1], [0]]  # batch_size // 2 pairs, as on a GPU
+    monkeypatch.setattr(wide, "cpu_rows", 600)
+    assert max(lengths) < 600 <= 2 * sorted(lengths)[-3]
+    assert wide._direct_batches(lengths) == [[4, 3], [2, 1], [0]]  # a second pair takes a batch past the budget
+    decoder, widths = wide.model.get_decoder(), []
+    real_forward = decoder.forward
+    monkeypatch.setattr(decoder, "forward", lambda **kw: widths.append(kw["input_ids"].shape[0]) or real_forward(**kw))
+    budgeted = wide.verdict_logprobs(texts, ("A", "B"))
+    assert widths == [2, 4, 2, 4, 1, 2]  # per batch: the pairs' shared prefixes, then their 2 orders each
+    monkeypatch.setattr(wide, "cpu_rows", CPU_ROWS)
+    for got, want in zip(budgeted, wide.verdict_logprobs(texts, ("A", "B"))):  # one pair per forward
         assert got == pytest.approx(want, abs=1e-4)
 
 

@@ -148,3 +148,22 @@ def test_features_after_several_blocks_in_one_pass_match_a_trunk_cut_there(tiny_
     for k, layers in enumerate((1, 2)):
         alone = features(load_trunk(tiny_llama, layers), tok, texts, 32, batch_size=2, bf16=False)
         assert torch.allclose(both[k], alone, atol=1e-5)
+
+
+def test_features_are_the_same_in_token_budget_batches_as_in_fixed_ones(tiny_llama):
+    """On the CPU a feature batch closes once it holds `cpu_rows` tokens; the batching changes no feature."""
+    from transformers import AutoTokenizer
+
+    from labeler.judge.backends.batching import length_batches
+    from labeler.judge.backends.probe import features, load_trunk
+
+    tok = AutoTokenizer.from_pretrained(tiny_llama)
+    texts = ["short", "a somewhat longer text " * 5, "mid length text here", "tiny", "another text of some length " * 2]
+    lengths = [len(tok(t, add_special_tokens=False).input_ids) for t in texts]
+    assert lengths == [2, 56, 7, 3, 19]
+    assert length_batches(lengths, 8, 40) == [[1], [4, 2, 3], [0]]  # longest first; 3 x 19 tokens close a batch
+    assert length_batches(lengths, 2) == [[1, 4], [2, 3], [0]]
+    assert length_batches(lengths, 8, 1) == [[1], [4], [2], [3], [0]]
+    trunk = load_trunk(tiny_llama, 2)
+    fixed = features(trunk, tok, texts, 64, batch_size=8, bf16=False, cpu_rows=math.inf)
+    assert torch.allclose(features(trunk, tok, texts, 64, batch_size=8, bf16=False, cpu_rows=1), fixed, atol=1e-5)

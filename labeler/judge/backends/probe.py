@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 
 from labeler.errors import LabelerError
+from labeler.judge.backends.batching import length_batches
 
 CONFIG = "probe_config.json"
 HEAD = "probe_head.safetensors"
@@ -59,8 +60,9 @@ def load_trunk(base: Path, layers: int, device="cpu"):
 
 
 def features(trunk, tokenizer, texts: list[str], max_tokens: int, batch_size: int = 8, bf16: bool = True,
-             on_batch=None, layers: list[int] | None = None):
-    """Float32 features (texts x hidden) at each text's last token; texts are batched by length, left-padded.
+             on_batch=None, layers: list[int] | None = None, cpu_rows: float | None = None):
+    """Float32 features (texts x hidden) at each text's last token; texts are batched by length, left-padded
+    (with `cpu_rows`, on the CPU a batch also closes once it holds that many tokens: batching.length_batches).
     `layers` (benchmarks): the features after each of those blocks instead (layers x texts x hidden), the final
     norm applied to each, from one pass."""
     import torch
@@ -68,14 +70,12 @@ def features(trunk, tokenizer, texts: list[str], max_tokens: int, batch_size: in
     from labeler.judge.backends.padding import left_pad, positions_from_mask
 
     ids = [tokenizer(t, add_special_tokens=False).input_ids[-max_tokens:] for t in texts]
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     wanted = layers or [len(trunk.layers)]
     out = torch.zeros(len(wanted), len(ids), trunk.config.hidden_size)
     device = next(trunk.parameters()).device
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     with torch.inference_mode(), autocast:
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
+        for idx in length_batches([len(x) for x in ids], batch_size, cpu_rows if device.type == "cpu" else None):
             x, mask = left_pad([ids[i] for i in idx], tokenizer.pad_token_id, device)
             hidden = trunk(input_ids=x, attention_mask=mask, position_ids=positions_from_mask(mask),
                            output_hidden_states=layers is not None)

@@ -14,6 +14,7 @@ from transformers.utils import logging as hf_logging
 from labeler.errors import LabelerError
 from labeler.judge.backends.adapters import is_adapter_dir, load_adapter_model
 from labeler.judge.backends.base import Completion, SamplingParams, default_seeds, defuse_special_tokens
+from labeler.judge.backends.batching import CPU_ROWS, length_batches
 from labeler.judge.backends.devices import resolve_device, resolve_dtype
 from labeler.judge.backends.transformers.chains import Chain, ChainSampler, left_pad, positions_from_mask
 from labeler.judge.backends.models import check_model_dir, model_fingerprint, resolve_model
@@ -34,6 +35,8 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
 
 
 class TransformersBackend:
+    cpu_rows: float = CPU_ROWS
+
     def __init__(self, model: str | Path | None = None, batch_size: int = 8, max_sequences: int = 128,
                  dtype: str | None = None, device: str | None = "auto", **_: object):
         self.device = resolve_device(device)
@@ -97,12 +100,6 @@ class TransformersBackend:
             raise LabelerError(f"verdict choices {choices} are not single tokens for this tokenizer")
         return [i[0] for i in ids]
 
-    def _by_length(self, items: list, size: int) -> list[list[int]]:
-        """Index batches of similar length, so padding wastes little compute (items: strings or lengths)."""
-        lengths = [x if isinstance(x, int) else len(x) for x in items]
-        order = sorted(range(len(items)), key=lambda i: -lengths[i])
-        return [order[i : i + size] for i in range(0, len(order), size)]
-
     @torch.inference_mode()
     def verdict_logprobs(self, prompts: list[str], choices: tuple[str, str]) -> list[tuple[float, float]]:
         """Adjacent prompts that share a long token prefix (a pair's two orders) prefill it once."""
@@ -110,12 +107,17 @@ class TransformersBackend:
         encoded = [self.tokenizer.encode(p, add_special_tokens=False) for p in prompts]
         groups = self._prefix_groups(encoded)
         out: list[tuple[float, float]] = [(0.0, 0.0)] * len(prompts)
-        for batch in self._by_length([sum(len(encoded[i]) for i in g) for g in groups], self.batch_size // 2 or 1):
+        for batch in self._direct_batches([sum(len(encoded[i]) for i in g) for g in groups]):
             chosen = [groups[g] for g in batch]
             logprobs = self._shared_prefix_logprobs([[encoded[i] for i in g] for g in chosen], ids)
             for row, i in enumerate(i for g in chosen for i in g):
                 out[i] = logprobs[row]
         return out
+
+    def _direct_batches(self, lengths: list[int]) -> list[list[int]]:
+        """Index batches of prompt groups (by their token counts): batch_size // 2 groups at most, and on the CPU
+        no more once a batch holds `cpu_rows` tokens (batching.CPU_ROWS)."""
+        return length_batches(lengths, self.batch_size // 2 or 1, self.cpu_rows if self.device == "cpu" else None)
 
     def _prefix_groups(self, encoded: list[list[int]]) -> list[list[int]]:
         """Group prompts (2i, 2i+1) when they share at least MIN_SHARED_PREFIX tokens, else keep them alone."""
@@ -159,7 +161,7 @@ class TransformersBackend:
         seeds = seeds or default_seeds(params.seed, len(prompts), n)
         out: list[list[Completion]] = [[] for _ in prompts]
         keep = params.keep_prompts
-        for batch in self._by_length(prompts, max(1, self.max_sequences // n)):
+        for batch in length_batches([len(p) for p in prompts], max(1, self.max_sequences // n)):
             chains = sampler.sample([encoded[i] for i in batch], n, params.max_new_tokens, params.temperature,
                                     params.top_p, [seeds[i] for i in batch], force=params.force_verdict,
                                     on_finish=params.on_sample,
