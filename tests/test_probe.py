@@ -164,6 +164,11 @@ def test_features_are_the_same_in_token_budget_batches_as_in_fixed_ones(tiny_lla
     assert length_batches(lengths, 8, 40) == [[1], [4, 2, 3], [0]]  # longest first; 3 x 19 tokens close a batch
     assert length_batches(lengths, 2) == [[1, 4], [2, 3], [0]]
     assert length_batches(lengths, 8, 1) == [[1], [4], [2], [3], [0]]
+    assert length_batches(lengths, 2, longest_first=False) == [[0, 3], [2, 4], [1]]
     trunk = load_trunk(tiny_llama, 2)
+    widths, real_forward = [], trunk.forward
+    trunk.forward = lambda **kw: widths.append(kw["input_ids"].shape[1]) or real_forward(**kw)
+    features(trunk, tok, texts, 64, batch_size=2, bf16=False)
+    assert widths == [3, 19, 56]  # without cpu_rows: shortest first, batch_size texts (the shipped head's batches)
     fixed = features(trunk, tok, texts, 64, batch_size=8, bf16=False, cpu_rows=math.inf)
     assert torch.allclose(features(trunk, tok, texts, 64, batch_size=8, bf16=False, cpu_rows=1), fixed, atol=1e-5)

@@ -7,13 +7,15 @@
 CPU_ROWS = 256
 
 
-def length_batches(lengths: list[int], size: int, rows: float | None = None) -> list[list[int]]:
-    """Index batches, longest first, of at most `size` items; with `rows`, a batch also closes once its items
-    padded to its longest hold `rows` tokens (so one item past `rows` is a batch of its own)."""
+def length_batches(lengths: list[int], size: int, rows: float | None = None,
+                   longest_first: bool = True) -> list[list[int]]:
+    """Index batches sorted by length (longest first, or shortest first) of at most `size` items; with `rows`, a
+    batch also closes once its items padded to its longest hold `rows` tokens (so one item past `rows` is a batch
+    of its own)."""
     batches: list[list[int]] = []
-    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i] if longest_first else lengths[i]):
         last = batches[-1] if batches else None
-        if last and len(last) < size and (rows is None or len(last) * lengths[last[0]] < rows):
+        if last and len(last) < size and (rows is None or len(last) * max(lengths[j] for j in last) < rows):
             last.append(i)
         else:
             batches.append([i])

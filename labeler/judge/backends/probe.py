@@ -75,7 +75,8 @@ def features(trunk, tokenizer, texts: list[str], max_tokens: int, batch_size: in
     device = next(trunk.parameters()).device
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     with torch.inference_mode(), autocast:
-        for idx in length_batches([len(x) for x in ids], batch_size, cpu_rows if device.type == "cpu" else None):
+        rows = cpu_rows if device.type == "cpu" else None  # shortest first: the batches the shipped head was fitted in
+        for idx in length_batches([len(x) for x in ids], batch_size, rows, longest_first=False):
             x, mask = left_pad([ids[i] for i in idx], tokenizer.pad_token_id, device)
             hidden = trunk(input_ids=x, attention_mask=mask, position_ids=positions_from_mask(mask),
                            output_hidden_states=layers is not None)
