@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import torch
 from transformers.cache_utils import DynamicCache
 
+from labeler.judge.backends.batching import length_batches
+
 ENV = "LABELER_PREFILL_CACHE_MB"
 # prompts per prefill forward on the CPU, sorted by length: 16 judge prompts padded to the longest were a third
 # padding (first 32 hh_helpful dev pairs). A GPU takes a call's prompts in one forward, as its kernels prefer.
@@ -55,9 +57,8 @@ class PrefillStore:
             out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
             return out.past_key_values, out.logits[:, -1]
         fresh = {}
-        by_length = sorted(missing, key=lambda i: len(prompts[i]))
-        for start in range(0, len(by_length), size):  # similar lengths together: little padding is computed
-            group = by_length[start : start + size]
+        for batch in length_batches([len(prompts[i]) for i in missing], size, longest_first=False):
+            group = [missing[j] for j in batch]  # similar lengths together: little padding is computed
             cut = max(len(prompts[i]) for i in group)  # the columns that are padding in every row are dropped
             out = model(input_ids=ids[group, -cut:], attention_mask=mask[group, -cut:],
                         position_ids=positions[group, -cut:], use_cache=True, logits_to_keep=1)
