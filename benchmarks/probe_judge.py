@@ -129,12 +129,17 @@ def by_source(ok: list[bool], sources: list[str]) -> dict:
             for s, v in sorted(groups.items())}
 
 
+def prompt_folds(prompts: list[str], k: int = 5) -> list[int]:
+    """The fold of each pair: pairs that share a prompt share a fold."""
+    distinct = sorted(set(prompts))
+    random.Random(1).shuffle(distinct)
+    fold_of = {p: i % k for i, p in enumerate(distinct)}
+    return [fold_of[p] for p in prompts]
+
+
 def cross_validate(args, train: dict) -> dict:
     """5-fold CV by prompt on the training pairs: macro agreement over the training sources, per L2 strength."""
-    prompts = sorted(set(train["prompts"]))
-    random.Random(1).shuffle(prompts)
-    fold_of = {p: i % 5 for i, p in enumerate(prompts)}
-    folds = [fold_of[p] for p in train["prompts"]]
+    folds = prompt_folds(train["prompts"])
     cv = {}
     for l2 in args.l2s:
         ok = [False] * len(folds)
