@@ -13,7 +13,8 @@
 - dtypes: direct and cot in bfloat16 and int8 (`--dtype`) against float32 on the same pairs: pairs/s, each
   one's share of the matmul peak measured in its own dtype (int8: a dynamically quantized linear layer), the
   labels that match float32, and for cot the forced share and mean sample length (same token statistics).
-- `dtype_label_match`: direct labels of bfloat16 / int8 against float32 on many dev pairs (300 by default).
+- `dtype_label_match`: direct labels of bfloat16 / bf16 autocast / int8 against float32 on many dev pairs (300 by
+  default).
 - `direct_speeds` (`--direct-pairs N`): direct alone, in alternating rounds: float32 in the CPU's token-budget
   batches (`CPU_ROWS`) and in the fixed batches of batch_size // 2 pairs used before them, bfloat16 and int8 in
   the budget batches; pairs/s, share of each dtype's limit, labels as float32.
@@ -194,7 +195,7 @@ def speedups(backend, pairs, gold: list[str], k: int, max_new_tokens: int, batch
         cot_mean_chars=sum(len(x.text) for x in samples) / len(samples),
     )
     peaks = {"float32": peak}
-    for dtype in ("bfloat16", "int8"):
+    for dtype in ("bfloat16", "bf16_autocast", "int8"):
         other = dtype_backend(backend, dtype)
         peaks[dtype] = matmul_peak_flops(dtype=dtype)
         fast, _, fast_s = judge_all(Judge(other, JudgeConfig(mode="direct")), pairs, batch_size)
@@ -274,10 +275,21 @@ def _match(ours: list, theirs: list) -> float:
 def dtype_backend(backend, dtype: str):
     """A second backend on the same weights in `dtype`. int8 is not a `--dtype` (it changed too many labels, README):
     here it is the float32 backend with the decoder blocks' linear layers dynamically quantized (torch's
-    `quantize_dynamic`, VNNI kernels), the embedding and the verdict head kept float32."""
+    `quantize_dynamic`, VNNI kernels), the embedding and the verdict head kept float32. `bf16_autocast` (not a
+    `--dtype` either) is the float32 backend whose decoder runs under bfloat16 autocast: bf16 matmuls, the residual
+    stream and norms in float32."""
     other = make_backend("transformers", model=str(backend._resolved), batch_size=backend.batch_size,
-                         dtype="float32" if dtype == "int8" else dtype)
+                         dtype="bfloat16" if dtype == "bfloat16" else "float32")
     other.load()
+    if dtype == "bf16_autocast":
+        decoder = other.model.get_decoder()
+        forward = decoder.forward
+
+        def autocast_forward(*args, **kwargs):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return forward(*args, **kwargs)
+
+        decoder.forward = autocast_forward
     if dtype == "int8":
         import warnings
 
@@ -291,12 +303,12 @@ def dtype_backend(backend, dtype: str):
 
 
 def dtype_label_match(backend, pairs, gold: list[str], batch_size: int) -> dict:
-    """Direct labels in bfloat16 and int8 against float32 on the same (many) pairs: per order and pooled, the
-    mean |P(A) change|, and each dtype's agreement with the human labels."""
+    """Direct labels in bfloat16, bf16 autocast and int8 against float32 on the same (many) pairs: per order and
+    pooled, the mean |P(A) change|, and each dtype's agreement with the human labels."""
     reference, ref_samples, ref_s = judge_all(Judge(backend, JudgeConfig(mode="direct")), pairs, batch_size)
     out = {"pairs": len(pairs), "float32_agreement": agreement([j.label for j in reference], gold),
            "float32_pairs_per_s": len(pairs) / ref_s}
-    for dtype in ("bfloat16", "int8"):
+    for dtype in ("bfloat16", "bf16_autocast", "int8"):
         other = dtype_backend(backend, dtype)
         got, got_samples, got_s = judge_all(Judge(other, JudgeConfig(mode="direct")), pairs, batch_size)
         per_order = sum(a.verdict == b.verdict for a, b in zip(ref_samples, got_samples)) / len(ref_samples)

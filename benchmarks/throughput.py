@@ -82,8 +82,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--speedup-pairs", type=int, default=8, help="Pairs for --speedups (the first N).")
     p.add_argument("--speedup-k", type=int, default=8, help="Samples per order for --speedups.")
     p.add_argument("--match-pairs", type=int, default=0,
-                   help="With --speedups: direct labels of bfloat16 and int8 against float32 on this many dev pairs "
-                        "(an equal share of each ../shared/data/prefs file; 300 in the README).")
+                   help="With --speedups: direct labels of bfloat16, bf16 autocast and int8 against float32 on this "
+                        "many dev pairs (an equal share of each ../shared/data/prefs file; 300 in the README).")
     return p
 
 
