@@ -195,7 +195,7 @@ def speedups(backend, pairs, gold: list[str], k: int, max_new_tokens: int, batch
         cot_mean_chars=sum(len(x.text) for x in samples) / len(samples),
     )
     peaks = {"float32": peak}
-    for dtype in ("bfloat16", "bf16_autocast", "int8"):
+    for dtype in ("bfloat16", "int8"):
         other = dtype_backend(backend, dtype)
         peaks[dtype] = matmul_peak_flops(dtype=dtype)
         fast, _, fast_s = judge_all(Judge(other, JudgeConfig(mode="direct")), pairs, batch_size)
