@@ -51,16 +51,26 @@ def bag_of_words(fit_prompts: list[str], *others: list[str]):
     return out
 
 
-def margins(fit: dict, test: dict, gate: str, args):
-    """reward(better) - reward(worse) on `test` for rewards fitted on `fit`, mixed by `gate`; and the gate values."""
+def rewards_head(fit: dict, args) -> dict:
+    """The gated head's tensors (`trainer.probe.fit_head`, as `retrain --method bt-probe` fits it) on `fit`."""
     import torch
 
     from trainer.config import ProbeTrainConfig
-    from trainer.probe import fit_head, fit_logistic
+    from trainer.probe import fit_head
 
     safety = torch.tensor([s == SAFETY for s in fit["source"]])
     cfg = ProbeTrainConfig(layers=args.layer, l2=args.l2, safety_sources=SAFETY)
-    t = fit_head(fit["better"], fit["worse"], safety, cfg).t
+    return fit_head(fit["better"], fit["worse"], safety, cfg).t
+
+
+def margins(t: dict, fit: dict, test: dict, gate: str, args):
+    """reward(better) - reward(worse) on `test` for the rewards of head `t` (fitted on `fit`), mixed by `gate`; and
+    the gate values."""
+    import torch
+
+    from trainer.probe import fit_logistic
+
+    safety = torch.tensor([s == SAFETY for s in fit["source"]])
 
     def parts(h):
         z = h / t["scale"]
@@ -108,20 +118,25 @@ def main(argv=None) -> None:
 
     torch.set_num_threads(args.threads)
     train, dev = load(args.out, "train", args.layer), load(args.out, "prefs", args.layer)
-    folds, everything = prompt_folds(train["prompts"]), list(range(len(train["source"])))
+    folds = prompt_folds(train["prompts"])
+    # the rewards do not depend on the gate: fitted once per fold (and once on all pairs), shared by every gate
+    splits = [(rows(train, [i for i, f in enumerate(folds) if f != k]), [i for i, f in enumerate(folds) if f == k])
+              for k in range(5)]
+    heads = [rewards_head(fit, args) for fit, _ in splits]
+    everything, all_dev = rows(train, list(range(len(folds)))), rows(dev, list(range(len(dev["source"]))))
+    head = rewards_head(everything, args)
     hh = [i for i, s in enumerate(dev["source"]) if s in (SAFETY, "hh_helpful")]
     result = {"layer": args.layer, "l2": args.l2, "words_l2": args.words_l2, "gates": {}}
     for gate in (*GATES, "oracle"):
         entry = {}
         if gate != "oracle":
             ok = [False] * len(folds)
-            for k in range(5):
-                held = [i for i, f in enumerate(folds) if f == k]
-                m, _ = margins(rows(train, [i for i, f in enumerate(folds) if f != k]), rows(train, held), gate, args)
+            for t, (fit, held) in zip(heads, splits):
+                m, _ = margins(t, fit, rows(train, held), gate, args)
                 for i, right in zip(held, (m > 0).tolist()):
                     ok[i] = right
             entry["cv"] = table(ok, train["source"])
-        m, g = margins(rows(train, everything), rows(dev, list(range(len(dev["source"])))), gate, args)
+        m, g = margins(head, everything, all_dev, gate, args)
         entry["dev"] = table((m > 0).tolist(), dev["source"])
         entry["hh_routing"] = sum((g[i] > 0.5).item() == (dev["source"][i] == SAFETY) for i in hh) / len(hh)
         result["gates"][gate] = entry
