@@ -17,6 +17,7 @@ seconds() { python3 -c "print(f'{$2 - $1:.1f}')"; }
 fresh_clone() {  # $1: name; leaves you in the clone, with empty caches exported
     git clone -q "$repo" "$work/$1"
     cd "$work/$1"
+    [ ! -e .venv ] || { echo "the clone has a .venv ($(readlink -f .venv)): refusing to install into it" >&2; exit 1; }
     export PIP_CACHE_DIR="$work/$1-pip-cache" LABELER_CACHE_DIR="$work/$1-labeler-cache"
     mkdir -p "$PIP_CACHE_DIR" "$LABELER_CACHE_DIR"
 }
