@@ -7,7 +7,7 @@ from labeler.errors import LabelerError
 
 # extra -> the modules it brings (as imported); pyproject.toml's [project.optional-dependencies] declares them.
 EXTRAS: dict[str, tuple[str, ...]] = {
-    "train": ("trl", "peft", "accelerate"),
+    "train": ("trl", "peft"),
     "review": ("argilla",),
     "plots": ("matplotlib",),
     "ray": ("ray",),

@@ -142,3 +142,17 @@ def test_help_works_without_any_extra(monkeypatch, command):
     for extra in EXTRAS:
         _hidden(monkeypatch, extra)
     assert run(*command).exit_code == 0
+
+
+@pytest.mark.real_model
+def test_the_default_model_converts_without_any_extra(tmp_path):
+    """The first `annotate` of a core install converts the GGUF: transformers needs gguf and accelerate for it, so
+    both are core (a subprocess, so that transformers decides what is installed with the extras hidden)."""
+    hidden = [m for modules in EXTRAS.values() for m in modules]
+    code = ("import sys\n"
+            f"for m in {hidden!r}: sys.modules[m] = None\n"
+            "from labeler.judge.backends.models import default_model_dir\n"
+            f"print(default_model_dir({str(tmp_path / 'cache')!r}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert (Path(out.stdout.strip()) / "model.safetensors").is_file()
