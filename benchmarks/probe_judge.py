@@ -239,7 +239,7 @@ def main(argv=None) -> None:
     g.add_argument("--layer", type=int, default=8, help="Feature after this many blocks.")
     c = sub.add_parser("plot", help="One PNG of the curves of `fit` results.")
     c.add_argument("results", nargs="+", type=Path)
-    c.add_argument("--png", type=Path, default=ROOT / "benchmarks" / "results" / "learning_curve.png")
+    c.add_argument("--png", type=Path, default=ROOT / "docs" / "images" / "learning_curve.png")
     for q in (f, g):
         q.add_argument("--out", type=Path, default=Path("probe-features"), help="Feature folder.")
     args = p.parse_args(argv)

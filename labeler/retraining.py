@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from labeler.errors import LabelerError
+from labeler.extras import require
 from labeler.ingestion import ingest_files
 from labeler.judge.backends.devices import resolve_device
 from labeler.judge.backends.models import model_fingerprint
@@ -62,6 +63,8 @@ def make_plan(db: Path, flags: dict[str, dict], config_file: Path | None = None,
     merged = {name: {**sections.get(name, {}), **{k: v for k, v in flags.get(name, {}).items() if v is not None}}
               for name in ("retrain", "star", "train")}
     retrain_cfg, star_cfg, train_cfg = build_configs(merged)
+    if retrain_cfg.method != "bt-probe":  # the only method that trains without TRL and peft
+        require("train", f"retrain --method {retrain_cfg.method}")
     for path in gold_files:
         if not path.exists():
             raise LabelerError(f"{path}: no such file")

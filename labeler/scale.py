@@ -5,7 +5,7 @@ per row; `map_batches` sends them to a pool of actors, each holding one judge bu
 recipe (never the store). Every finished batch comes back to the driver, where `pipeline.annotate` writes it to
 the store, so the one DuckDB file stays the only source of truth and a rerun resumes by judge key.
 
-Ray is an optional extra (`pip install -e '.[ray]'`), imported only when a runner starts.
+Ray is an optional extra (`pip install 'labeler[ray]'`): checked when a runner is made, imported when it starts.
 """
 
 import logging
@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pydantic import TypeAdapter
 
 from labeler.errors import LabelerError
+from labeler.extras import require
 from labeler.judge.judge import Judge
 from schemas import Judgment, Pair, Sample
 
@@ -56,6 +57,7 @@ class RayRunner:
     `fetch_seconds` and `decode_seconds` add up the driver's time waiting for and decoding finished batches."""
 
     def __init__(self, options: RayOptions):
+        require("ray", "--ray (on every machine of the cluster)")
         self.options = options
         self.fetch_seconds = 0.0
         self.decode_seconds = 0.0
@@ -170,13 +172,11 @@ def _quiet_ray_data(ray) -> None:
 
 
 def _import_ray():
-    try:
-        import ray
-        import ray.data
-        import ray.exceptions
-        import ray.util.debug
-    except ImportError:
-        raise LabelerError("--ray needs Ray: pip install 'labeler[ray]' (on every machine of the cluster)") from None
+    import ray
+    import ray.data
+    import ray.exceptions
+    import ray.util.debug
+
     return ray
 
 

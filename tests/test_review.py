@@ -21,7 +21,7 @@ from labeler.cli.review import review_app
 from labeler.review.server import Paths
 from schemas import ExportRow, StatusReport
 
-README = (Path(__file__).parents[1] / "README.md").read_text()
+GUIDE = (Path(__file__).parents[1] / "docs" / "review.md").read_text()  # the how-to page of the docs site
 REVIEW_COMMANDS = sorted(c.name or c.callback.__name__ for c in review_app.registered_commands)
 
 
@@ -49,14 +49,14 @@ def server(request, tmp_path_factory):
 
 # ---- without a server --------------------------------------------------------------------------------------------
 
-def test_review_commands_have_examples_and_readme_docs():
+def test_review_commands_have_examples_and_docs():
     assert REVIEW_COMMANDS == ["env", "pull", "push", "serve", "stop"]
-    assert "### `labeler review`" in README
+    assert "## `labeler review`" in GUIDE
     for name in REVIEW_COMMANDS:
         result = run("review", name, "--help")
         assert result.exit_code == 0
         assert f"Example: labeler review {name}" in result.output.replace("\n", " ")
-        assert f"labeler review {name}" in README
+        assert f"labeler review {name}" in GUIDE
 
 
 def test_api_key_from_env_is_never_shown_in_help():

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from labeler.errors import LabelerError
+from labeler.extras import require
 from labeler.evaluation import metrics as eval_metrics
 from labeler.evaluation.calibration import MAX_SCALE, MIN_SCALE
 from labeler.evaluation.report import write_outputs
@@ -62,6 +63,8 @@ def evaluate(store: Store, files: list[Path], judge: Judge, options: EvalOptions
              out: Path | None = None, progress: Callable[[int], Callable] | None = None,
              runner: Runner | None = None) -> EvalResult:
     """`runner`: where the pairs not judged yet are judged (default this process; `labeler.scale.RayRunner`)."""
+    if out is not None:
+        require("plots", "writing the eval report (its PNG plots)")
     reports, ids = eval_pairs(store, files, options.limit)
     judged = annotate(store, [], judge, batch_size=options.batch_size, progress=progress, pair_ids=ids,
                       command="eval", runner=runner)

@@ -18,6 +18,7 @@ import httpx
 
 from labeler.review import routing
 from labeler.errors import LabelerError
+from labeler.extras import require
 from labeler.progress import silent
 from labeler.store import Agreement, AnswerCounts, Store
 from schemas import ReviewAnswer, ReviewRecord
@@ -55,6 +56,7 @@ class PullResult:
 
 def connect(url: str, api_key: str):
     """An SDK client, or one clear error for an unreachable server or a rejected key."""
+    require("review", "pushing to and pulling from Argilla")
     import argilla as rg
     from argilla._exceptions import ArgillaCredentialsError, ArgillaError
 

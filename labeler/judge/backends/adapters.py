@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from labeler.errors import LabelerError
+from labeler.extras import require
 
 
 def is_adapter_dir(path: Path) -> bool:
@@ -27,6 +28,7 @@ def adapter_base(path: Path) -> Path:
 
 def load_adapter_model(path: Path, auto_class=None, **kwargs):
     """Base model + LoRA adapter, merged (`merge_and_unload`), fp32 on the CPU."""
+    require("train", f"the LoRA judge version {path}")
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM

