@@ -2,6 +2,7 @@
 work, so a missing extra is one `Error:` line naming the install command, not a traceback half-way through."""
 
 import importlib.util
+import sys
 
 from labeler.errors import LabelerError
 
@@ -21,6 +22,8 @@ def missing(extra: str) -> list[str]:
 
 
 def _installed(name: str) -> bool:
+    if sys.modules.get(name) is not None:  # already imported (a module put there by hand may carry no spec)
+        return True
     try:
         return importlib.util.find_spec(name) is not None
     except (ImportError, ValueError):  # a parent package missing, or a module without a spec
