@@ -193,7 +193,7 @@ def retrain(db: PathLike, *, gold: Sequence[PathLike] = (), method: str | None =
 
 def audit(db: PathLike, files: Sequence[PathLike] = (), *, judge: str | None = None, scratch: bool = False,
           folds: int = 5, confidence: float = 0.7, members: int = 10, judges_dir: PathLike | None = None,
-          progress: bool = False):
+          progress: bool = False, layers: int = 8):
     """Cross-fit the probe judge's heads (or, with `scratch`, new ones) on the store's human labels (after ingesting
     `files`) and flag the labels the heads confidently contradict (`schemas.AuditReport`); `review push --suspects`
     sends the flagged ones for a second look."""
@@ -202,7 +202,7 @@ def audit(db: PathLike, files: Sequence[PathLike] = (), *, judge: str | None = N
     bars = (lambda total, what: progress_bar(total, what)) if progress else silent
     with Store(db) as store:
         return run_audit(store, [Path(f) for f in files], judge, scratch, folds, confidence, members,
-                         Path(judges_dir) if judges_dir else None, bars)
+                         Path(judges_dir) if judges_dir else None, bars, layers)
 
 
 def status(db: PathLike) -> StatusReport:

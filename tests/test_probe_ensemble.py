@@ -160,3 +160,38 @@ def test_a_reward_judges_label_carries_its_strength_and_a_rationale_that_agrees(
         assert (label == "A") == (margin > 0) == (p_a > 0.5)
         assert f"response {label} is better" in rationale and "verdict-token" not in rationale
         assert f"{margin:+.3f}" in rationale and "10 heads" in rationale
+
+
+def test_audit_flags_a_flipped_human_label_and_retrain_can_drop_or_flip_it(tmp_path, tiny_llama, monkeypatch):
+    import duckdb
+
+    from labeler.judge.backends import models
+
+    monkeypatch.setattr(models, "default_model_dir", lambda *a, **k: Path(tiny_llama))
+    db = tmp_path / "l.duckdb"
+    rows = [json.loads(line) for line in gold_with_sources(tmp_path / "gold.jsonl", 60).read_text().splitlines()]
+    for r in rows[:3]:  # three labels flipped: the pair's other response is the clear winner
+        r["label"] = "B" if r["label"] == "A" else "A"
+    gold = tmp_path / "flipped.jsonl"
+    gold.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = run("audit", gold, "--db", db, "--from-scratch", "--probe-layers", "1", "--folds", "3", "--confidence", "0.6", "--json", "-q")
+    report = json.loads(out.stdout)
+    flagged = {r["pair_id"] for r in report["rows"] if r["flagged"]}
+    assert {"g000", "g001", "g002"} <= flagged and len(flagged) <= 10
+    assert report["overall"]["n"] == 60 and report["judge_id"] == "scratch"
+    shown = run("audit", "--db", db, "--from-scratch", "--probe-layers", "1", "--folds", "3", "--confidence", "0.6",
+                "--show", "2")
+    assert "Suspects (2 of" in shown.stdout and "review push --suspects" in shown.stdout
+    con = duckdb.connect(str(db), read_only=True)
+    assert {p for (p,) in con.execute("SELECT pair_id FROM audits WHERE flagged").fetchall()} == flagged
+    con.close()
+    dropped = json.loads(run("retrain", "--db", db, "--model", tiny_llama, "--method", "bt-probe", "--probe-layers",
+                             "1", "--suspects", "drop", "--force", "--json", "--quiet").stdout)
+    flipped = json.loads(run("retrain", "--db", db, "--model", tiny_llama, "--method", "bt-probe", "--probe-layers",
+                             "1", "--suspects", "flip", "--force", "--json", "--quiet").stdout)
+    kept = json.loads(run("retrain", "--db", db, "--model", tiny_llama, "--method", "bt-probe", "--probe-layers",
+                          "1", "--force", "--json", "--quiet").stdout)
+    n_flagged_train = kept["train_pairs"] - dropped["train_pairs"]
+    assert n_flagged_train >= 1 and flipped["train_pairs"] == kept["train_pairs"]
+    bad = run_cli("retrain", "--db", db, "--method", "bt-probe", "--suspects", "burn")
+    assert bad.exit_code == 2 and "suspects must be keep, drop or flip" in bad.output

@@ -120,6 +120,7 @@ def audit(
                                               show_default=False)] = None,
     from_scratch: Annotated[bool, typer.Option("--from-scratch", help="Fit new heads instead (for pairs the judge "
                                                "was trained on).")] = False,
+    probe_layers: Annotated[int, typer.Option(help="--from-scratch: read features after N blocks.")] = 8,
     folds: Annotated[int, typer.Option(help="Folds by prompt: no head scores a pair it was trained on.")] = 5,
     confidence: Annotated[float, typer.Option(help="Flag a label when the heads give the other response this "
                                               "much (calibrated).")] = 0.7,
@@ -137,7 +138,7 @@ def audit(
 
     with usage_errors(), api_errors():
         report = api.audit(db, files or [], judge=judge, scratch=from_scratch, folds=folds, confidence=confidence,
-                           progress=not quiet and not json)
+                           progress=not quiet and not json, layers=probe_layers)
     if json:
         print(report.model_dump_json(indent=2))
     elif not quiet:

@@ -234,15 +234,27 @@ def _agree(x: float | None) -> str:
 
 
 def versions_table(versions: list[JudgeVersion]) -> Table:
-    table = Table(title="Judge versions (held-out agreement: this version / the judge it had to beat)")
-    for col in ("version", "status", "held-out", "trained from", "mode"):
+    general = [_reference(v) for v in versions]
+    table = Table(title="Judge versions (held-out agreement: this version / the judge it had to beat)",
+                  caption="general: agreement on the starter's held-out reference pairs, this version / the judge "
+                  "it continued" if any(general) else None)
+    for col in ("version", "status", "held-out", *(["general"] if any(general) else []), "trained from", "mode"):
         table.add_column(col, overflow="fold")
-    for v in versions:
+    for v, ref in zip(versions, general):
         status = ("[bold green]active[/bold green]" if v.active else "built-in" if v.version == "starter"
                   else "promoted" if v.promoted else "rejected")
         table.add_row(v.version, status, f"{_agree(v.heldout_agreement)} / {_agree(v.parent_agreement)} "
-                      f"(n={v.heldout_n})", v.parent or v.start_judge_id, f"{v.mode} ({v.weights})")
+                      f"(n={v.heldout_n})", *([ref or "-"] if any(general) else []), v.parent or v.start_judge_id,
+                      f"{v.mode} ({v.weights})")
     return table
+
+
+def _reference(v: JudgeVersion) -> str | None:
+    """A continued probe judge's agreement on the reference pairs, new / before (metrics of its last iteration)."""
+    train = ((v.metrics or {}).get("iterations") or [{}])[-1].get("train", {})
+    if train.get("reference_agreement") is None:
+        return None
+    return f"{train['reference_agreement']:.3f} / {train['reference_agreement_before']:.3f}"
 
 
 def audit_tables(report, show: int) -> list[Table | str]:

@@ -28,7 +28,9 @@ from trainer.versions import judges_dir, probe_prior
 
 
 def audit(store: Store, files: list[Path], judge: str | None = None, scratch: bool = False, folds: int = 5,
-          confidence: float = 0.7, members: int = 10, judges_root: Path | None = None, progress=None) -> AuditReport:
+          confidence: float = 0.7, members: int = 10, judges_root: Path | None = None, progress=None,
+          layers: int = 8) -> AuditReport:
+    """`layers`: where new heads read their features (`scratch` only; a judge's heads read where it reads)."""
     import torch
 
     from labeler.judge.backends.probe import ProbeHead, probe_base, read_config
@@ -48,12 +50,12 @@ def audit(store: Store, files: list[Path], judge: str | None = None, scratch: bo
     if len({g.prompt_hash for g in gold}) < folds:
         raise LabelerError(f"an audit with {folds} folds needs human labels on at least {folds} prompts; the store "
                            f"has {len(gold)} human-labelled pair(s) on {len({g.prompt_hash for g in gold})} prompt(s)")
-    prior_dir = probe_prior(store, None, judge)
+    prior_dir = None if scratch else probe_prior(store, None, judge)
     if prior_dir is None and not scratch:
         raise LabelerError("the audit cross-fits a probe judge's heads (the starter, or a bt-probe version); the "
                            "active judge is not one: pass --judge starter, or --from-scratch")
-    cfg = ProbeTrainConfig(members=members)
-    if prior_dir is not None:
+    cfg = ProbeTrainConfig(members=members, layers=layers)
+    if prior_dir is not None and not scratch:
         kept = read_config(prior_dir)
         cfg = replace(cfg, layers=int(kept["layers"]), max_tokens=int(kept["max_tokens"]),
                       bf16=bool(kept.get("bf16", True)), safety_sources=",".join(kept.get("safety_sources", [])))
