@@ -37,7 +37,7 @@ def audit(store: Store, files: list[Path], judge: str | None = None, scratch: bo
     from labeler.judge.backends.models import default_model_dir, model_fingerprint
     from trainer import star
     from trainer.common import StartPoint
-    from trainer.probe import row_features
+    from trainer.probe import read_reference, row_features
     from trainer.probe_audit import cross_fit
 
     if not 0.5 < confidence < 1.0:
@@ -70,7 +70,9 @@ def audit(store: Store, files: list[Path], judge: str | None = None, scratch: bo
     better, worse = row_features(StartPoint.of(base), rows, cfg, work, progress)
     safety = torch.tensor([r.source in cfg.safety_set() for r in rows])
     prior = None if scratch else ProbeHead.load(prior_dir)
-    fit = cross_fit(better, worse, safety, [g.pair.prompt for g in gold], cfg, prior, folds)
+    ref = None if scratch else read_reference(prior_dir)
+    rehearse = None if ref is None else (ref["better"][~ref["heldout"]], ref["worse"][~ref["heldout"]])
+    fit = cross_fit(better, worse, safety, [g.pair.prompt for g in gold], cfg, prior, folds, rehearse)
     temperature = fit_temperature(fit.evidence, [True] * len(gold))
     p_human = torch.sigmoid(torch.tensor(fit.evidence) / temperature).tolist()
     audited = [AuditRow(pair_id=g.pair.pair_id, source=g.pair.source, human=g.label, strength=s, spread=sd,
