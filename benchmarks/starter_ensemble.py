@@ -198,6 +198,8 @@ def ship(head, cfg, train: dict, tr, ho, result: dict, argv) -> None:
     save_file({"better": train["better"][rows].half().contiguous(), "worse": train["worse"][rows].half().contiguous(),
                "heldout": torch.cat([torch.zeros(len(rehearse)), torch.ones(len(ho))]).bool().contiguous()},
               str(SHIPPED / "reference_features.safetensors"))
+    for written in SHIPPED.glob("*.safetensors"):
+        written.chmod(0o644)  # package data: safetensors writes its files private
     base = default_model_dir()
     info = {"name": "starter", "kind": "probe",
             "base_model": {"name": "smollm2-135m-instruct", "fingerprint": model_fingerprint(base),

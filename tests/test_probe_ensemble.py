@@ -191,7 +191,14 @@ def test_audit_flags_a_flipped_human_label_and_retrain_can_drop_or_flip_it(tmp_p
                              "1", "--suspects", "flip", "--force", "--json", "--quiet").stdout)
     kept = json.loads(run("retrain", "--db", db, "--model", tiny_llama, "--method", "bt-probe", "--probe-layers",
                           "1", "--force", "--json", "--quiet").stdout)
+    smoothed = json.loads(run("retrain", "--db", db, "--model", tiny_llama, "--method", "bt-probe", "--probe-layers",
+                              "1", "--suspects", "smooth", "--force", "--json", "--quiet").stdout)
     n_flagged_train = kept["train_pairs"] - dropped["train_pairs"]
-    assert n_flagged_train >= 1 and flipped["train_pairs"] == kept["train_pairs"]
+    assert n_flagged_train >= 1 and flipped["train_pairs"] == kept["train_pairs"] == smoothed["train_pairs"]
+    rows = [json.loads(line) for line in (Path(smoothed["path"]) / "train_data.jsonl").read_text().splitlines()]
+    soft = {r["pair_id"]: r["target"] for r in rows if r["target"] < 1}
+    assert len(soft) == n_flagged_train and set(soft) <= flagged and all(t < 0.4 for t in soft.values())
     bad = run_cli("retrain", "--db", db, "--method", "bt-probe", "--suspects", "burn")
-    assert bad.exit_code == 2 and "suspects must be keep, drop or flip" in bad.output
+    assert bad.exit_code == 2 and "suspects must be keep, drop, flip or smooth" in bad.output
+    star = run_cli("retrain", "--db", db, "--method", "star-dpo", "--suspects", "smooth")
+    assert star.exit_code == 1 and "--suspects smooth needs --method bt-probe" in star.output

@@ -31,7 +31,7 @@ DOMAIN_GATE_L2 = 0.01
 
 
 def fit_correction(prior: ProbeHead, better, worse, prompts: list[str], cfg: ProbeTrainConfig,
-                   reference=None) -> tuple[ProbeHead, dict]:
+                   reference=None, targets=None) -> tuple[ProbeHead, dict]:
     """The prior's heads plus one correction fitted on (better, worse) features of reviewed pairs; `reference`:
     (better, worse) features of pairs the prior was trained on. Returns the head and what was chosen."""
     import torch
@@ -44,13 +44,14 @@ def fit_correction(prior: ProbeHead, better, worse, prompts: list[str], cfg: Pro
     else:
         reference = None
     staged = ProbeHead(tensors)  # the gate in place, delta still to fit
-    share, l2, scores = choose(staged, k, better, worse, prompts, reference, cfg.prior_l2)
+    y = torch.ones(len(better)) if targets is None else targets.float()
+    share, l2, scores = choose(staged, k, better, worse, prompts, reference, cfg.prior_l2, y)
     generator = torch.Generator().manual_seed(cfg.seed)
     deltas = []
     for m in range(prior.members):
         idx = torch.randint(len(better), (len(better),), generator=generator) if prior.members > 1 else \
             torch.arange(len(better))
-        deltas.append(_fit(staged, k, m, better[idx], worse[idx], reference, share, l2))
+        deltas.append(_fit(staged, k, m, better[idx], worse[idx], reference, share, l2, y[idx]))
     tensors[f"adapt{k}.w"] = torch.stack(deltas) if prior.members > 1 else deltas[0]
     head = ProbeHead(tensors)
     gate_in = float(head.domain_gate(torch.cat([better, worse]), k).mean())
@@ -83,21 +84,23 @@ def _design(head: ProbeHead, k: int, member: int | None, better, worse):
     return x, margins.mean(0) if member is None else margins[member]
 
 
-def _fit(head: ProbeHead, k: int, member: int | None, better, worse, reference, share: float | None, l2: float):
+def _fit(head: ProbeHead, k: int, member: int | None, better, worse, reference, share: float | None, l2: float,
+         y=None):
     import torch
 
     from trainer.probe import fit_logistic
 
     x, offset = _design(head, k, member, better, worse)
+    y = torch.ones(len(x)) if y is None else y
     if reference is None or share is None:
-        return fit_logistic(x, torch.ones(len(x)), l2, offset=offset)
+        return fit_logistic(x, y, l2, offset=offset)
     xr, offr = _design(head, k, member, *reference)
     weights = torch.cat([torch.full((len(x),), share / len(x)), torch.full((len(xr),), (1 - share) / len(xr))])
-    return fit_logistic(torch.cat([x, xr]), torch.ones(len(x) + len(xr)), l2, weights=weights,
+    return fit_logistic(torch.cat([x, xr]), torch.cat([y, torch.ones(len(xr))]), l2, weights=weights,
                         offset=torch.cat([offset, offr]))
 
 
-def choose(head: ProbeHead, k: int, better, worse, prompts: list[str], reference, l2: float | None
+def choose(head: ProbeHead, k: int, better, worse, prompts: list[str], reference, l2: float | None, y=None
            ) -> tuple[float | None, float, dict]:
     """(share, l2, held-out log-likelihood per candidate): the reviewed pairs' share with reference pairs (L2 fixed
     small), else the L2 penalty; by 5-fold CV by prompt with the members' mean. Too few prompts to fold: the most
@@ -117,7 +120,8 @@ def choose(head: ProbeHead, k: int, better, worse, prompts: list[str], reference
         total = 0.0
         for f in range(FOLDS):
             train, test = fold != f, fold == f
-            delta = _fit(head, k, None, better[train], worse[train], reference, share, penalty)
+            delta = _fit(head, k, None, better[train], worse[train], reference, share, penalty,
+                         None if y is None else y[train])
             x, offset = _design(head, k, None, better[test], worse[test])
             total += float(torch.nn.functional.logsigmoid(x @ delta + offset).sum())
         scores[(share, penalty)] = total / len(prompts)
