@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from labeler import pipeline
+from labeler import exporting, pipeline
 from labeler.errors import LabelerError, UsageError
 from labeler.evaluation import EvalOptions, EvalResult
 from labeler.evaluation import evaluate as evaluate_judge
@@ -142,7 +142,7 @@ def export(db: PathLike, out: PathLike | None = None, *, format: str | None = No
     if not Path(db).exists():
         raise LabelerError(f"{db}: no such database")
     with _options():
-        return pipeline.export(Path(db), Path(out) if out is not None else None, format, dpo, min_confidence,
+        return exporting.export(Path(db), Path(out) if out is not None else None, format, dpo, min_confidence,
                                list(columns) if columns is not None else None, Path(hf) if hf is not None else None)
 
 
@@ -207,5 +207,5 @@ def audit(db: PathLike, files: Sequence[PathLike] = (), *, judge: str | None = N
 
 def status(db: PathLike) -> StatusReport:
     """Pairs by state, model and human label balance, confidence histogram, quarantine count, recent runs."""
-    with Store(db) as store:
+    with Store(db, create=False, read_only=True) as store:
         return store.status()

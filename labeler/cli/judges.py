@@ -128,7 +128,7 @@ def list_(db: Db = DEFAULT_DB, json: Json = False):
     from labeler.cli import render
     from trainer.versions import list_versions
 
-    with open_store(db, must_exist=True) as store:
+    with open_store(db, must_exist=True, read_only=True) as store:
         versions = list_versions(store)
     if json:
         print(jsonlib.dumps([v.model_dump(mode="json", exclude={"metrics"}) for v in versions], indent=2))

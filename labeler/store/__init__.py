@@ -24,17 +24,21 @@ __all__ = ["Store", "FieldMap", "IngestCounts", "Agreement", "AnswerCounts"]
 class Store:
     """A thin object over one DuckDB connection; every method is one unit of work."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, create: bool = True, read_only: bool = False):
+        """`create`: a new (or empty) file becomes a store; else only a labeler store is opened. `read_only`: for
+        the commands that only read (a store on a read-only filesystem, a file another reader holds)."""
         self.path = Path(path)
+        self.create, self.read_only = create, read_only
         self._con = None
-        _reports.mark_stale_runs(self.con)
+        if not read_only:
+            _reports.mark_stale_runs(self.con)
         self.release()
 
     @property
     def con(self):
         """Opened on demand: long jobs `release()` it between batches so other processes can read the file."""
         if self._con is None:
-            self._con = connect(self.path)
+            self._con = connect(self.path, create=self.create, read_only=self.read_only)
         return self._con
 
     def release(self) -> None:
