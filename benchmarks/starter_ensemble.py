@@ -239,8 +239,22 @@ def ship(head, cfg, train: dict, tr, ho, result: dict, argv) -> None:
         "prompts of ../shared/data/train, never trained on); no dev pair",
         fitted_at=datetime.now(timezone.utc).replace(tzinfo=None)).model_dump(mode="json")
     info["judge_id"] = judge_id
+    info["judge"] = starter_record(judge_id, base, result)
     (SHIPPED / "manifest.json").write_text(json.dumps(info, indent=2) + "\n")
     print(f"shipped {judge_id} to {SHIPPED}")
+
+
+def starter_record(judge_id: str, base: Path, result: dict) -> dict:
+    """The starter's row in `labeler judges list` (a `schemas.JudgeVersion`)."""
+    from labeler.judge.backends.models import model_fingerprint
+    from schemas import JudgeVersion
+
+    return JudgeVersion(
+        version="starter", method="bt-probe", parent=None, start_judge_id=f"{base.name}@{model_fingerprint(base)}",
+        base_model=base.name, path="labeler/judge/starter", weights="head", backend="reward", mode="direct",
+        samples=1, judge_id=judge_id, heldout_n=result["heldout_pairs"], heldout_agreement=result["heldout_agreement"],
+        parent_agreement=None, promoted=True, active=False,
+        created_at=datetime.now(timezone.utc).replace(tzinfo=None)).model_dump(mode="json")
 
 
 if __name__ == "__main__":

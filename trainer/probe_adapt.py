@@ -19,6 +19,7 @@ pairs, so the ensemble keeps a spread where the reviews are few.
 from __future__ import annotations
 
 import hashlib
+from typing import NamedTuple
 
 from labeler.judge.backends.probe import ProbeHead
 from trainer.config import ProbeTrainConfig
@@ -45,6 +46,9 @@ def fit_correction(prior: ProbeHead, better, worse, prompts: list[str], cfg: Pro
         reference = None
     staged = ProbeHead(tensors)  # the gate in place, delta still to fit
     y = torch.ones(len(better)) if targets is None else targets.float()
+    if reference is not None:  # the reference pairs' inputs, computed once (the fits below reuse them)
+        margins = staged.member_rewards(reference[0]) - staged.member_rewards(reference[1])
+        reference = Rehearsal(reference, margins, _gated(staged, k, *reference))
     share, l2, scores = choose(staged, k, better, worse, prompts, reference, cfg.prior_l2, y)
     generator = torch.Generator().manual_seed(cfg.seed)
     deltas = []
@@ -55,9 +59,9 @@ def fit_correction(prior: ProbeHead, better, worse, prompts: list[str], cfg: Pro
     tensors[f"adapt{k}.w"] = torch.stack(deltas) if prior.members > 1 else deltas[0]
     head = ProbeHead(tensors)
     gate_in = float(head.domain_gate(torch.cat([better, worse]), k).mean())
-    gate_out = float(head.domain_gate(torch.cat(reference), k).mean()) if reference is not None else None
+    gate_out = float(head.domain_gate(torch.cat(reference.pairs), k).mean()) if reference is not None else None
     return head, {"reviewed_share": share, "prior_l2": l2, "cv_loglik": scores,
-                  "reference_pairs": 0 if reference is None else len(reference[0]),
+                  "reference_pairs": 0 if reference is None else len(reference.pairs[0]),
                   "gate_reviewed": gate_in, "gate_reference": gate_out}
 
 
@@ -75,11 +79,26 @@ def fit_domain_gate(inside, outside, l2: float) -> dict:
     return {"u": w[:-1].contiguous(), "c": w[-1:].contiguous(), "mu": mu, "sd": sd}
 
 
+class Rehearsal(NamedTuple):
+    """Reference pairs with what every fit needs of them, computed once."""
+
+    pairs: tuple  # (better, worse) features
+    margins: object  # members x pairs: the heads' margins without the new correction
+    gated: object  # g(h_b) h_b - g(h_w) h_w
+
+
+def _gated(head: ProbeHead, k: int, better, worse):
+    g_b, g_w = head.domain_gate(better, k)[:, None], head.domain_gate(worse, k)[:, None]
+    return g_b * better - g_w * worse
+
+
+def _scale(head: ProbeHead, member: int | None):
+    return head._stacked("scale").mean(0) if member is None else head._stacked("scale")[member]
+
+
 def _design(head: ProbeHead, k: int, member: int | None, better, worse):
     """(x, offset): delta's inputs g(h_b) z_b - g(h_w) z_w, and the margin of the heads without correction k."""
-    scale = head._stacked("scale").mean(0) if member is None else head._stacked("scale")[member]
-    g_b, g_w = head.domain_gate(better, k)[:, None], head.domain_gate(worse, k)[:, None]
-    x = (g_b * better - g_w * worse) / scale
+    x = _gated(head, k, better, worse) / _scale(head, member)
     margins = head.member_rewards(better) - head.member_rewards(worse)  # correction k has no delta yet
     return x, margins.mean(0) if member is None else margins[member]
 
@@ -94,7 +113,8 @@ def _fit(head: ProbeHead, k: int, member: int | None, better, worse, reference, 
     y = torch.ones(len(x)) if y is None else y
     if reference is None or share is None:
         return fit_logistic(x, y, l2, offset=offset)
-    xr, offr = _design(head, k, member, *reference)
+    xr = reference.gated / _scale(head, member)
+    offr = reference.margins.mean(0) if member is None else reference.margins[member]
     weights = torch.cat([torch.full((len(x),), share / len(x)), torch.full((len(xr),), (1 - share) / len(xr))])
     return fit_logistic(torch.cat([x, xr]), torch.cat([y, torch.ones(len(xr))]), l2, weights=weights,
                         offset=torch.cat([offset, offr]))
