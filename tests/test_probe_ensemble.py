@@ -103,6 +103,11 @@ def test_reviews_without_signal_leave_the_prior_where_it_was():
     old_b, old_w, _ = planted(300, 8)
     assert chosen["prior_l2"] >= 1.0  # cross-validation finds nothing to learn and picks a strong pull
     assert abs(agreement(corrected, old_b, old_w) - agreement(prior, old_b, old_w)) <= 0.03
+    # with reference pairs, no correction predicts the held-out reviews better than the judge as it is: kept
+    kept, chosen = fit_correction(prior, noise_b, noise_w, [f"p{i}" for i in range(40)], ProbeTrainConfig(members=5),
+                                  reference=(better[:200], worse[:200]))
+    assert kept is prior and chosen["kept_prior"] and chosen["cv_loglik"]["keep"] > max(
+        v for k, v in chosen["cv_loglik"].items() if k != "keep")
 
 
 def candidate(pair_id: str, confidence: float, label="A", consistent=True) -> RoutingCandidate:

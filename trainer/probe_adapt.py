@@ -10,7 +10,8 @@ pairs' responses from reference responses the judge was trained on (features shi
 acts where the reviews come from and fades elsewhere. delta is a logistic regression whose offset is the old
 judge's margin r(better) - r(worse); the fit also sees the reference pairs (rehearsal), weighted so the reviewed
 pairs count `share` of the whole, and `share` is chosen by 5-fold cross-validation by prompt on the reviewed pairs
-(held-out log-likelihood). Without reference pairs there is no gate and no rehearsal: only an L2 pull toward the
+(held-out log-likelihood); when no candidate predicts the held-out reviews better than the judge as it is, the judge
+is kept unchanged. Without reference pairs there is no gate and no rehearsal: only an L2 pull toward the
 old heads (its strength by the same cross-validation), which lets the judge forget what the reviews do not show
 (tests/test_probe_ensemble.py shows both). Each member fits its delta on its own bootstrap resample of the reviewed
 pairs, so the ensemble keeps a spread where the reviews are few.
@@ -25,6 +26,7 @@ from labeler.judge.backends.probe import ProbeHead
 from trainer.config import ProbeTrainConfig
 
 SHARES = (0.25, 0.5, 0.75, 0.9)  # the reviewed pairs' share of the fit's weight, with reference pairs
+KEEP = "keep"  # what `choose` returns when no correction beats the judge as it is
 L2_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0)  # the penalty, without them
 FOLDS = 5
 REHEARSAL_L2 = 0.01
@@ -50,6 +52,9 @@ def fit_correction(prior: ProbeHead, better, worse, prompts: list[str], cfg: Pro
         margins = staged.member_rewards(reference[0]) - staged.member_rewards(reference[1])
         reference = Rehearsal(reference, margins, _gated(staged, k, *reference))
     share, l2, scores = choose(staged, k, better, worse, prompts, reference, cfg.prior_l2, y)
+    if share == KEEP:  # cross-validation: no correction predicts the held-out reviews better than the judge as it is
+        return prior, {"reviewed_share": None, "prior_l2": None, "cv_loglik": scores, "kept_prior": True,
+                       "reference_pairs": 0 if reference is None else len(reference.pairs[0])}
     generator = torch.Generator().manual_seed(cfg.seed)
     deltas = []
     for m in range(prior.members):
@@ -136,6 +141,10 @@ def choose(head: ProbeHead, k: int, better, worse, prompts: list[str], reference
     fold_of = {p: i % FOLDS for i, p in enumerate(groups)}
     fold = torch.tensor([fold_of[p] for p in prompts])
     scores = {}
+    y = torch.ones(len(prompts)) if y is None else y
+    _, offset_all = _design(head, k, None, better, worse)
+    keep = float((y * torch.nn.functional.logsigmoid(offset_all) + (1 - y) * torch.nn.functional.logsigmoid(
+        -offset_all)).sum()) / len(prompts)  # the judge as it is, scored on the same pairs
     for share, penalty in grid:
         total = 0.0
         for f in range(FOLDS):
@@ -143,8 +152,13 @@ def choose(head: ProbeHead, k: int, better, worse, prompts: list[str], reference
             delta = _fit(head, k, None, better[train], worse[train], reference, share, penalty,
                          None if y is None else y[train])
             x, offset = _design(head, k, None, better[test], worse[test])
-            total += float(torch.nn.functional.logsigmoid(x @ delta + offset).sum())
+            z = x @ delta + offset
+            total += float((y[test] * torch.nn.functional.logsigmoid(z)
+                            + (1 - y[test]) * torch.nn.functional.logsigmoid(-z)).sum())
         scores[(share, penalty)] = total / len(prompts)
     best = max(scores.values())
+    report = {f"{s}/{p}": v for (s, p), v in scores.items()} | {KEEP: keep}
+    if best <= keep:
+        return KEEP, None, report
     chosen = next(c for c in conservative if scores[c] >= best - 1e-9)
-    return (*chosen, {f"{s}/{p}": v for (s, p), v in scores.items()})
+    return (*chosen, report)
