@@ -91,7 +91,7 @@ def _refuse_store_paths(db: Path, store: Store, out: Path | None, hf: Path | Non
 
     db = db.resolve()
     files = [db, db.with_name(db.name + ".wal"), db.with_name(db.name + ".tmp")]
-    folders = {judges_dir(db), *(Path(v.path).resolve().parent for v in store.judge_versions())}
+    folders = {judges_dir(db), *(Path(path).resolve().parent for path in store.judge_paths())}
     for option, target in (("--out", out), ("--hf", hf)):
         if target is None:
             continue

@@ -225,6 +225,9 @@ class Store:
     def judge_versions(self):
         return _judges.versions(self.con)
 
+    def judge_paths(self) -> list[str]:
+        return _judges.paths(self.con)
+
     def judge_version(self, name: str):
         return _judges.version(self.con, name)
 
