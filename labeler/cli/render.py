@@ -167,6 +167,17 @@ def eval_tables(m: EvalMetrics) -> list[Table | str]:
         table.add_row(safe(name), str(g.n), _pct(g.accuracy), f"{_pct(g.ci95[0])}-{_pct(g.ci95[1])}",
                       _pct(g.position_consistency), f"{_pct(rates['AB'])}/{_pct(rates['BA'])}",
                       f"{_ece(g.ece)}/{_ece(g.ece_calibrated)}", end_section=name == "all")
+    baseline = Table(title="Beside the baseline \"the longer response wins\" (%)", box=box.SIMPLE_HEAD,
+                     caption="longer: the baseline's agreement; shorter won: the judge's agreement where the human "
+                     "chose the shorter response (n pairs); top 70%: agreement of the 70% most confident labels "
+                     "minus all")
+    for col in ("group", "judge", "longer", "shorter won", "n", "top 70%"):
+        baseline.add_column(col, justify="left" if col == "group" else "right", no_wrap=col != "group")
+    for name, g in groups[: 1 + len(m.by_source)]:
+        gain = f"{g.gain_at_70 * 100:+.1f}" if g.gain_at_70 is not None else "-"
+        baseline.add_row(safe(name), _pct(g.accuracy), _pct(g.longer_wins), _pct(g.human_shorter_accuracy),
+                         str(g.human_shorter_n if g.human_shorter_n is not None else "-"), gain,
+                         end_section=name == "all")
     votes = Table(title="Agreement by votes (maj@k from the stored samples)", box=box.SIMPLE_HEAD)
     for col in ("k per order", "votes", "agree %", "95% CI", "undecided"):
         votes.add_column(col, justify="right")
@@ -184,7 +195,7 @@ def eval_tables(m: EvalMetrics) -> list[Table | str]:
              f"by prompt; {stored}.\nConfusion: {confusion}.")
     if len(m.by_subcategory) > MAX_SUBCATEGORY_ROWS:
         notes += f"\n{len(m.by_subcategory)} subcategories: see metrics.json (by_subcategory) or report.md."
-    return [table, votes, notes]
+    return [table, baseline, votes, notes]
 
 
 def calibration_summary(record: CalibrationRecord) -> str:
@@ -213,6 +224,9 @@ def retrain_table(result: RetrainResult) -> Table:
     table.add_column("value", justify="right")
     table.add_row("held-out agreement (new / previous)",
                   f"{result.heldout_agreement:.3f} / {result.parent_agreement:.3f} (n={result.heldout_n})")
+    if result.reference_agreement is not None:
+        table.add_row("reference pairs, general (new / before)",
+                      f"{result.reference_agreement:.3f} / {result.reference_agreement_before:.3f}")
     table.add_row("trained from", safe(result.parent or result.start_judge_id))
     table.add_row("gold pairs / training rows", f"{result.train_pairs} / {result.train_rows}")
     table.add_row("resumed", "yes" if result.resumed else "no")
@@ -226,12 +240,47 @@ def _agree(x: float | None) -> str:
 
 
 def versions_table(versions: list[JudgeVersion]) -> Table:
-    table = Table(title="Judge versions (held-out agreement: this version / the judge it had to beat)")
-    for col in ("version", "status", "held-out", "trained from", "mode"):
+    general = [_reference(v) for v in versions]
+    table = Table(title="Judge versions (held-out agreement: this version / the judge it had to beat)",
+                  caption="general: agreement on the starter's held-out reference pairs, this version / the judge "
+                  "it continued" if any(general) else None)
+    for col in ("version", "status", "held-out", *(["general"] if any(general) else []), "trained from", "mode"):
         table.add_column(col, overflow="fold")
-    for v in versions:
+    for v, ref in zip(versions, general):
         status = ("[bold green]active[/bold green]" if v.active else "built-in" if v.version == "starter"
                   else "promoted" if v.promoted else "rejected")
         table.add_row(safe(v.version), status, f"{_agree(v.heldout_agreement)} / {_agree(v.parent_agreement)} "
-                      f"(n={v.heldout_n})", safe(v.parent or v.start_judge_id), safe(f"{v.mode} ({v.weights})"))
+                      f"(n={v.heldout_n})", *([ref or "-"] if any(general) else []),
+                      safe(v.parent or v.start_judge_id), safe(f"{v.mode} ({v.weights})"))
     return table
+
+
+def _reference(v: JudgeVersion) -> str | None:
+    """A continued probe judge's agreement on the reference pairs, new / before (metrics of its last iteration)."""
+    train = ((v.metrics or {}).get("iterations") or [{}])[-1].get("train", {})
+    if train.get("reference_agreement") is None:
+        return None
+    return f"{train['reference_agreement']:.3f} / {train['reference_agreement_before']:.3f}"
+
+
+def audit_tables(report, show: int) -> list[Table | str]:
+    """`labeler audit`: flagged shares per source, then the most confident suspects."""
+    table = Table(title=f"Audit of human labels: heads of {report.judge_id}, {report.folds} folds by prompt",
+                  box=box.SIMPLE_HEAD, caption=f"flagged: the heads give the other response >= "
+                  f"{report.confidence:.0%} (calibrated, T = {report.temperature:.2f}); negative: mean reward "
+                  "difference against the human's choice")
+    for col in ("source", "pairs", "flagged", "%", "negative %"):
+        table.add_column(col, justify="left" if col == "source" else "right")
+    for name, g in [("all", report.overall), *report.by_source.items()]:
+        table.add_row(safe(name), str(g.n), str(g.flagged), _pct(g.flagged_share), _pct(g.negative_share),
+                      end_section=name == "all")
+    suspects = sorted((r for r in report.rows if r.flagged), key=lambda r: r.p_human)[:show]
+    listed = Table(title=f"Suspects ({len(suspects)} of {report.overall.flagged} shown)", box=box.SIMPLE_HEAD)
+    for col in ("pair", "source", "human", "P(other)", "strength", "spread"):
+        listed.add_column(col, justify="left" if col in ("pair", "source") else "right", overflow="fold")
+    for r in suspects:
+        listed.add_row(safe(r.pair_id), safe(r.source or "-"), r.human, f"{1 - r.p_human:.2f}",
+                       f"{r.strength:+.3f}", f"{r.spread:.3f}")
+    hint = "review push --suspects sends them to Argilla for a second look" if report.overall.flagged else \
+        "no human label is confidently contradicted"
+    return [table, listed, hint] if suspects else [table, hint]

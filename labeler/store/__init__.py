@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from labeler.store import audits as _audits
 from labeler.store import calibrations as _calibrations
 from labeler.store import evaluation as _evaluation
 from labeler.store import exports as _exports
@@ -161,6 +162,19 @@ class Store:
         """`routes`: (candidate, reason) pairs; returns how many were newly queued."""
         with transaction(self.con):
             return _review.add_routes(self.con, dataset, routes)
+
+    def queue_suspects(self, dataset: str) -> int:
+        """Queue the pairs whose human label the latest audit flagged; returns how many were newly queued."""
+        with transaction(self.con):
+            return _audits.queue_suspects(self.con, dataset)
+
+    def save_audit(self, judge_id: str, rows) -> None:
+        with transaction(self.con):
+            _audits.save(self.con, judge_id, rows)
+
+    def suspect_ids(self) -> set[str]:
+        """Pairs whose human label the latest audit flagged (and that label still stands)."""
+        return _audits.flagged_ids(self.con)
 
     def review_records_to_push(self, dataset: str, limit: int | None = None) -> list[ReviewRecord]:
         return _review.records_to_push(self.con, dataset, limit)
