@@ -9,7 +9,7 @@ hidden state at the EOS after `--layer` blocks (final RMSNorm applied), bf16 aut
 
     python benchmarks/probe_judge.py features --split train --layers 8 --out runs/probe   # chunks of 700, resumable
     python benchmarks/probe_judge.py features --split prefs --layers 8 --out runs/probe
-    python benchmarks/probe_judge.py features --base larger --fp32 --split train --pairs 1500 --layers 4 8 12 16 20 \
+    python benchmarks/probe_judge.py features --base larger --no-bf16 --split train --pairs 1500 --layers 4 8 12 16 20 \
         --out runs/probe-0.5b          # the larger base (issue 28), one feature folder per base
     python benchmarks/probe_judge.py fit --layer 8 --out runs/probe [--safety-sources hh_harmless]
 
@@ -69,7 +69,7 @@ def features(args) -> None:
         texts = [bt_text(tok, shorten(r["prompt"], 6000), shorten(r[k], 6000)) for r in part
                  for k in ("response_a", "response_b")]
         start = time.perf_counter()
-        feats = read_features(trunk, tok, texts, args.max_tokens, args.batch_size, bf16=not args.fp32, layers=layers)
+        feats = read_features(trunk, tok, texts, args.max_tokens, args.batch_size, bf16=args.bf16, layers=layers)
         seconds = time.perf_counter() - start
         tokens = sum(min(len(tok(t, add_special_tokens=False).input_ids), args.max_tokens) for t in texts)
         for k, (layer, target) in enumerate(targets.items()):
@@ -249,7 +249,8 @@ def main(argv=None) -> None:
     f.add_argument("--threads", type=int, default=2)
     f.add_argument("--base", choices=("default", "larger"), default="default",
                    help="larger: Qwen2.5-Coder-0.5B-Instruct, fetched and checked on first use (issue 28).")
-    f.add_argument("--fp32", action="store_true", help="No bf16 autocast (CPUs without avx512_bf16: ~10x faster).")
+    f.add_argument("--no-bf16", dest="bf16", action="store_false",
+                   help="float32 features (on a CPU without bf16 units, e.g. AVX2 only, bf16 autocast is the slower)")
     g = sub.add_parser("fit")
     g.add_argument("--l2s", type=float, nargs="+", default=[0.1, 0.3, 1.0, 3.0])
     g.add_argument("--safety-sources", nargs="*", default=["hh_harmless"],
