@@ -102,7 +102,10 @@ def judge_agreement(adapter: Path, golds, rows) -> dict:
     _, samples = judge.judge([g.pair for g in golds], run_id="memorise")
     by_key = {(s.pair_id, s.position): s for s in samples}
     ordered = [by_key[(r.pair_id, r.position)] for r in rows]
-    return summarise(rows, [s.logprob_a for s in ordered], [s.logprob_b for s in ordered])
+    # a Sample holds the log-probs of the original A and B; summarise wants them as shown in the row's order
+    shown = [(s.logprob_a, s.logprob_b) if r.position == "AB" else (s.logprob_b, s.logprob_a)
+             for r, s in zip(rows, ordered)]
+    return summarise(rows, [a for a, _ in shown], [b for _, b in shown])
 
 
 def main(argv=None) -> dict:
