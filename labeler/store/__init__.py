@@ -172,9 +172,9 @@ class Store:
         with transaction(self.con):
             _audits.save(self.con, judge_id, rows)
 
-    def suspect_ids(self) -> set[str]:
-        """Pairs whose human label the latest audit flagged (and that label still stands)."""
-        return _audits.flagged_ids(self.con)
+    def suspects(self) -> dict[str, float]:
+        """Pairs whose human label the latest audit flagged (and that label still stands): P(human's choice)."""
+        return _audits.flagged(self.con)
 
     def review_records_to_push(self, dataset: str, limit: int | None = None) -> list[ReviewRecord]:
         return _review.records_to_push(self.con, dataset, limit)
