@@ -9,8 +9,9 @@ not worse there), and measure agreement on the source's pairs that were not reve
 Three seeds (the random order, the bootstrap and the held-out split); mean and spread over seeds.
 
 The features are `probe_judge.py features --split prefs --no-bf16`'s, read once (the ones `retrain` would read),
-so 144 retrains take minutes; `--check-api SOURCE N` also runs one point through `labeler.api.retrain` on a real
-store to show the two agree.
+so 144 retrains take minutes; `--check-api SOURCE N` runs one point as a user would (random review, seed 0): a
+fresh store, the N pairs ingested as gold, `labeler.api.retrain` with no method (the starter continued, its own
+held-out split), then `labeler.api.evaluate` of the new judge and of the starter on the source's other pairs.
 
     python benchmarks/review_pays.py --features F [--judge labeler/judge/starter dir] [--png-dir docs/images]
 """
@@ -74,7 +75,13 @@ def main(argv=None) -> None:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--png-dir", type=Path, default=None)
     parser.add_argument("--markdown", type=Path, default=None, help="Print the docs table of this result and exit.")
+    parser.add_argument("--check-api", nargs=2, metavar=("SOURCE", "N"), default=None,
+                        help="Instead: one point through labeler.api on a real store (see above).")
+    parser.add_argument("--work", type=Path, default=Path("review-pays-check"), help="--check-api: work dir.")
     args = parser.parse_args(argv)
+    if args.check_api:
+        check_api(args.check_api[0], int(args.check_api[1]), args.work)
+        return
     if args.markdown:
         results = json.loads(args.markdown.read_text())
         print(markdown(results))
@@ -135,6 +142,36 @@ def main(argv=None) -> None:
     print(f"wrote {out}")
     if args.png_dir:
         plot(results, args.png_dir)
+
+
+def check_api(source: str, n: int, work: Path) -> dict:
+    """`n` random pairs of `source` reviewed (seed 0's order over its labelled rows), the default retrain, and both
+    judges evaluated on the rest, through the public API."""
+    import random
+    import time
+
+    from labeler import api
+
+    rows = [json.loads(line) for line in (ROOT.parent / "shared" / "data" / "prefs" / f"{source}.jsonl").read_text()
+            .splitlines() if line.strip()]
+    rows = [r for r in rows if r.get("label") in ("A", "B")]
+    random.Random(0).shuffle(rows)
+    work.mkdir(parents=True, exist_ok=True)
+    reviewed, rest = work / "reviewed.jsonl", work / "rest.jsonl"
+    reviewed.write_text("".join(json.dumps(r) + "\n" for r in rows[:n]))
+    rest.write_text("".join(json.dumps(r) + "\n" for r in rows[n:]))
+    db, scores = work / "review.duckdb", work / "eval.duckdb"  # the rest's labels never enter the review store
+    started = time.perf_counter()
+    result = api.retrain(db, gold=[reviewed], log=lambda m: print(f"retrain: {m}", flush=True))
+    seconds = time.perf_counter() - started
+    before = api.evaluate(scores, [rest], judge="starter").metrics.accuracy
+    after = api.evaluate(scores, [rest], model=result.path, backend="reward").metrics.accuracy
+    out = {"source": source, "n": n, "rest": len(rows) - n, "starter": before, "new": after,
+           "version": result.version, "method": result.method, "promoted": result.promoted,
+           "heldout": [result.heldout_agreement, result.parent_agreement],
+           "reference": [result.reference_agreement, result.reference_agreement_before], "retrain_seconds": seconds}
+    print(json.dumps(out, indent=2))
+    return out
 
 
 def table(results: dict) -> list[dict]:

@@ -12,7 +12,7 @@ from helpers import run as run_cli
 from labeler.judge.backends.probe import CONFIG, ProbeHead
 from labeler.review.routing import RoutingRules, route
 from schemas import RoutingCandidate
-from test_probe import gold_with_sources, planted
+from test_probe import annotate_new_pairs, gold_with_sources, planted
 from trainer.config import ProbeTrainConfig
 from trainer.probe import fit_ensemble, fit_head
 from trainer.probe_adapt import fit_correction
@@ -151,10 +151,7 @@ def test_a_reward_judges_label_carries_its_strength_and_a_rationale_that_agrees(
     gold = gold_with_sources(tmp_path / "gold.jsonl", 24)
     run("retrain", "--db", db, "--gold", gold, "--model", tiny_llama, "--method", "bt-probe", "--probe-layers", "1",
         "--force", "--quiet")
-    new = tmp_path / "new.jsonl"
-    new.write_text("".join(json.dumps({"id": f"n{i}", "prompt": f"Q{i}?", "response_a": f"yes {i}",
-                                       "response_b": f"no, {i} times no"}) + "\n" for i in range(4)))
-    run("annotate", new, "--db", db, "-q")
+    annotate_new_pairs(db, tmp_path)
     con = duckdb.connect(str(db), read_only=True)
     rows = con.execute("SELECT label, p_a, margin, margin_sd, rationale FROM judgments WHERE pair_id LIKE 'n%'"
                        ).fetchall()
