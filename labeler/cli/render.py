@@ -67,7 +67,8 @@ def ingested(reports: list[FileReport]) -> None:
     model = sum(r.counts.model_labels for r in reports)
     if model:
         console.print(f"{model} row(s) carry a model label (label_source: model, a labeler export read back): not "
-                      "taken as human labels; those pairs are stored unlabeled", highlight=False, soft_wrap=True)
+                      "taken as human labels (those pairs are stored without a label from the file)",
+                      highlight=False, soft_wrap=True)
     hint = quarantine_hint(reports)
     if hint:
         console.print(f"[yellow]{hint}[/yellow]")
