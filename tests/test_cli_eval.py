@@ -60,7 +60,7 @@ def test_eval_judges_only_the_files_pairs_limit_per_file(tmp_path):
     db = tmp_path / "l.duckdb"
     assert run("ingest", write_pairs(tmp_path / "unlabelled.jsonl", 5), "--db", db).exit_code == 0
     one, two = write_gold(tmp_path / "one.jsonl", 6, "one"), write_gold(tmp_path / "two.jsonl", 6, "two")
-    result = run("eval", one, two, "--db", db, "--backend", "fake", "--limit", "2", "--out", tmp_path / "o")
+    result = run("eval", one, two, "--db", db, "--backend", "fake", "--per-file", "2", "--out", tmp_path / "o")
     assert result.exit_code == 0, result.output
     metrics = EvalMetrics.model_validate_json((tmp_path / "o" / "metrics.json").read_text())
     assert metrics.n == 4 and {k: g.n for k, g in metrics.by_source.items()} == {"one": 2, "two": 2}
