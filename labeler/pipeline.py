@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from labeler.errors import LabelerError, StoreBusy
+from labeler.errors import LabelerError, StoreBusy, option
+from labeler.export_judges import checked_judge
 from labeler.ingestion import DEFAULT_MAX_CHARS, FileReport, ingest_files
 from labeler.judge.backends import make_backend
 from labeler.judge.judge import Judge, JudgeConfig
@@ -249,31 +250,44 @@ def format_for(out: Path) -> str:
 
 
 def export(db: Path, out: Path | None = None, fmt: str | None = None, dpo: bool = False,
-           min_confidence: float | None = None, columns: list[str] | None = None, hf: Path | None = None) -> int:
+           min_confidence: float | None = None, columns: list[str] | None = None, hf: Path | None = None,
+           judge: str | None = None, mixed: bool = False, warn: Callable[[str], None] | None = None) -> int:
     """Write the labels to `out` (JSONL or Parquet; `fmt` defaults to what the file name says) and/or to `hf`, a
-    `datasets` folder (save_to_disk). Atomic: a killed export never leaves a half file or folder. Returns rows."""
+    `datasets` folder (save_to_disk). Atomic: a killed export never leaves a half file or folder. Returns rows.
+    `judge`: that judge's model labels only (and the human ones); labels of several judges need `mixed`. `warn`
+    hears one line per first-pass judge (measured agreement under FIRST_PASS_AGREEMENT) in the export."""
     if out is None and hf is None:
-        raise LabelerError("nothing to write: pass --out FILE and/or --hf DIR")
+        raise LabelerError(f"nothing to write: pass {option('out', 'FILE')} and/or {option('hf', 'DIR')}")
     fmt = fmt or (format_for(out) if out is not None else "jsonl")
     if fmt not in FORMATS:
-        raise ValueError(f"--format must be jsonl or parquet, got {fmt!r}")
+        raise ValueError(f"{option('format')} must be jsonl or parquet, got {fmt!r}")
     for target in (t for t in (out, hf) if t is not None):
         if not target.parent.exists():
             raise LabelerError(f"{target}: folder {target.parent} does not exist")
     if out is not None and out.is_dir():
-        raise LabelerError(f"{out}: is a directory; --out takes a file name")
+        raise LabelerError(f"{out}: is a directory; {option('out')} takes a file name")
     if hf is not None and hf.exists() and not _replaceable(hf):
-        raise LabelerError(f"{hf}: exists and is not a `datasets` folder; --hf takes a new or an exported folder")
+        raise LabelerError(f"{hf}: exists and is not a `datasets` folder; {option('hf')} takes a new or an exported "
+                           "folder")
     with Store(db) as store:
+        judge_id = checked_judge(store, judge, min_confidence, mixed, warn)
         n = 0
         if out is not None:
             with atomic_path(out) as tmp:
-                n = store.copy_export(tmp, fmt, dpo, min_confidence, columns)
+                n = store.copy_export(tmp, fmt, dpo, min_confidence, columns, judge_id)
         if hf is not None:
-            table = store.export_arrow(dpo, min_confidence, columns)
+            table = store.export_arrow(dpo, min_confidence, columns, judge_id)
             _save_to_disk(table, hf)
             n = table.num_rows
     return n
+
+
+def export_table(db: Path, dpo: bool = False, min_confidence: float | None = None, columns: list[str] | None = None,
+                 judge: str | None = None, mixed: bool = False, warn: Callable[[str], None] | None = None):
+    """The export as a pyarrow Table (`labeler.export` with no file: a `datasets.Dataset`), checked as `export`."""
+    with Store(db) as store:
+        judge_id = checked_judge(store, judge, min_confidence, mixed, warn)
+        return store.export_arrow(dpo, min_confidence, columns, judge_id)
 
 
 def _replaceable(folder: Path) -> bool:
