@@ -261,6 +261,7 @@ def calibrate(db: PathLike, *, judge: str | None = None, model: PathLike | None 
 
     if min_pairs < 1:
         raise UsageError(f"{option('min_pairs')} must be >= 1, got {min_pairs}")
+    _must_exist(db)
     with Store(db) as store:
         judge_ = _judge(store, model, judge, backend, mode, samples, 1, False, None, "auto", backend_options, {})
         return fit(store, judge_.judge_id, judge_.config.mode, judge_.config.samples, min_pairs=min_pairs,
@@ -271,6 +272,7 @@ def clear_calibration(db: PathLike, *, judge: str | None = None, model: PathLike
                       backend: str = "transformers", mode: str | None = None, samples: int | None = None,
                       backend_options: dict | None = None) -> int:
     """Remove the stored calibration of the judge chosen as in `annotate`; returns how many were removed (0 or 1)."""
+    _must_exist(db)
     with Store(db) as store:
         judge_ = _judge(store, model, judge, backend, mode, samples, 1, False, None, "auto", backend_options, {})
         return store.delete_calibration(judge_.judge_id, judge_.config.mode, judge_.config.samples)

@@ -50,15 +50,16 @@ JudgeBackend = Annotated[Backend, typer.Option(help="openai: an OpenAI-compatibl
                                                "Bradley-Terry judges; fake: tests.", rich_help_panel=JUDGE)]
 JudgeTemplate = Annotated[Path | None, typer.Option(
     "--template", help="Jinja judge template with the blocks system, user, assistant_prefix (as "
-    "labeler/judge/templates/*.jinja); part of the judge key.", rich_help_panel=JUDGE)]
+    "labeler/judge/templates/*.jinja); a new template labels every pair again.", rich_help_panel=JUDGE)]
 JudgeCriteria = Annotated[str | None, typer.Option(
     "--criteria", help="What the judge should prefer, in place of 'more helpful, correct, honest, harmless, ...' "
-    "(a custom --template must use {{ criteria }}); part of the judge key.", rich_help_panel=JUDGE)]
+    "(a custom --template must use {{ criteria }}); new criteria label every pair again.", rich_help_panel=JUDGE)]
 JudgeDtype = Annotated[Dtype | None, typer.Option(help="Weights of the transformers backend; default "
                                                 "float32 on the CPU, bfloat16 on CUDA; verdict logits stay float32. "
-                                                "Part of the judge key.", show_default=False, rich_help_panel=JUDGE)]
+                                                "Another dtype labels every pair again.", show_default=False,
+                                                rich_help_panel=JUDGE)]
 JudgeDevice = Annotated[str, typer.Option(help="Where the transformers backend runs: auto (CUDA when available), cpu, "
-                                          "cuda or cuda:N. A device other than the CPU is part of the judge key.",
+                                          "cuda or cuda:N. Labels made on a GPU are kept apart from CPU ones.",
                                           rich_help_panel=JUDGE)]
 
 SERVER = "OpenAI-compatible server (--backend openai)"

@@ -51,7 +51,7 @@ def quarantine_table(rows: list[QuarantineRow]) -> Table:
     for col in ("file", "line", "field", "reason"):
         table.add_column(col, justify="right" if col == "line" else "left", no_wrap=col != "reason")
     for r in rows:
-        table.add_row(short_path(r.file, 28), str(r.line), r.field or "-", r.reason)
+        table.add_row(short_path(r.file, 36), str(r.line), r.field or "-", r.reason)
     return table
 
 
@@ -143,7 +143,7 @@ def status(report: StatusReport, as_json: bool) -> None:
     if as_json:
         print(json.dumps(report.model_dump(mode="json"), indent=2))
         return
-    console.print(f"{short_path(str(report.db), 60)}: {report.pairs} pairs, {report.quarantined} quarantined rows",
+    console.print(f"{short_path(str(report.db), 64)}: {report.pairs} pairs, {report.quarantined} quarantined rows",
                   highlight=False)
     table = Table()
     table.add_column("state")
@@ -180,8 +180,16 @@ def status(report: StatusReport, as_json: bool) -> None:
 
 
 def short_path(path: str, width: int = 40) -> str:
-    """A long path cut from the left (`.../runs/eval/labels.duckdb`): its end says what it is."""
-    return path if len(path) <= width else "..." + path[-(width - 3):]
+    """A long path cut from the left at a folder (`.../eval/labels.duckdb`); the file name always whole."""
+    if len(path) <= width:
+        return path
+    parts = path.split("/")
+    kept = parts[-1]
+    for part in reversed(parts[:-1]):
+        if len(part) + len(kept) + 5 > width:
+            break
+        kept = f"{part}/{kept}"
+    return f".../{kept}"
 
 
 def _pct(x: float | None) -> str:
