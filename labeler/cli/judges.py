@@ -34,10 +34,10 @@ def retrain(
     gold: Annotated[list[Path] | None, typer.Option("--gold", help="Labelled file(s) to ingest first (repeatable).",
                                                     show_default=False)] = None,
     db: Db = DEFAULT_DB,
-    method: Annotated[Method, typer.Option(help="star-*: STaR on sampled rationales; bt: a Bradley-Terry baseline; "
-                                           "bt-probe: Bradley-Terry heads on the frozen base's features (minutes on "
-                                           "a CPU).")]
-    = "star-dpo",
+    method: Annotated[Method | None, typer.Option(
+        help="star-*: STaR on sampled rationales; bt: a Bradley-Terry baseline; bt-probe: Bradley-Terry heads on the "
+        "frozen base's features (minutes on a CPU). Default: bt-probe after a probe judge (the starter: its heads "
+        "are kept and corrected), star-dpo after a generative one.", show_default=False)] = None,
     iterations: Annotated[int | None, _opt("STaR outer loop: sample, train, repeat with the new judge (default 1).")]
     = None,
     config: Annotated[Path | None, _opt("YAML with retrain:/star:/train: sections; flags override it.")] = None,
@@ -61,6 +61,8 @@ def retrain(
     force: Annotated[bool, typer.Option("--force", help="Promote even if worse on the held-out split.",
                                         rich_help_panel=GATE)] = False,
     limit: Annotated[int | None, _opt("At most N pairs this run (the gold pairs trained on).", GATE)] = None,
+    suspects: Annotated[str | None, _opt("Human labels `labeler audit` flagged: keep (default), drop or flip them.",
+                                         GATE)] = None,
     full: Annotated[bool, typer.Option("--full", help="Full fine-tuning instead of LoRA.", rich_help_panel=TRAIN)]
     = False,
     learning_rate: Annotated[float | None, _opt("Peak learning rate (default: by method, LoRA vs full).", TRAIN)]
@@ -82,7 +84,8 @@ def retrain(
     quiet: Quiet = False,
 ):
     """Train a new judge version on the human (gold) labels and promote it if it is at least as good on the
-    held-out split: STaR-DPO by default (sample rationales, prefer the ones that reach the gold verdict).
+    held-out split. With the starter (or a probe version) active it keeps its heads and fits a correction on the
+    reviewed pairs (bt-probe); after a generative judge, STaR-DPO.
 
     Example: labeler retrain --gold reviewed.jsonl --method star-dpo --samples 4 --iterations 1
     """
@@ -92,7 +95,8 @@ def retrain(
     options = {
         "retrain": {"iterations": iterations, "heldout_fraction": heldout_fraction,
                     "split_seed": split_seed, "eval_samples": eval_samples, "force": force or None,
-                    "limit": limit, "batch_size": batch_size, "eval_max_new_tokens": max_new_tokens},
+                    "limit": limit, "batch_size": batch_size, "eval_max_new_tokens": max_new_tokens,
+                    "suspects": suspects},
         "star": {"samples": samples, "temperature": temperature, "top_p": top_p,
                  "max_new_tokens": max_new_tokens, "max_pairs_per_order": max_pairs_per_order,
                  "rationalize": rationalize},

@@ -1,4 +1,6 @@
-"""Rich rendering of command results (tables, summaries): every table the CLI prints. No logic beyond formatting."""
+"""Rich rendering of command results (tables, summaries): every table the CLI prints. No logic beyond formatting.
+Every value that comes from data, files, servers or users goes through `text.safe` (no markup, no control
+characters reach the terminal)."""
 
 import dataclasses
 import json
@@ -7,11 +9,12 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from labeler.cli.text import safe
 from labeler.ingestion import FileReport
 from labeler.pipeline import AnnotateResult
 from schemas import CalibrationRecord, EvalMetrics, JudgeVersion, QuarantineRow, RetrainResult, StatusReport
 
-console = Console()
+console = Console(emoji=False)  # `:train:` in a file name stays as written
 
 
 def ingest_table(reports: list[FileReport]) -> Table:
@@ -19,7 +22,7 @@ def ingest_table(reports: list[FileReport]) -> Table:
     rows = []
     for r in reports:
         c = r.counts
-        rows.append([short_path(r.path, 18) + (" (empty)" if r.empty else ""), str(c.rows), str(c.new_pairs),
+        rows.append([safe(short_path(r.path, 18)) + (" (empty)" if r.empty else ""), str(c.rows), str(c.new_pairs),
                      str(c.already_stored), str(c.repeated_in_file), str(c.quarantined), str(c.gold_labels)])
     table = Table(title="Ingest", box=box.SIMPLE_HEAD, pad_edge=False)
     for i, col in enumerate(columns):  # a header wraps between its words, a cell never does
@@ -41,7 +44,7 @@ def layouts_found(reports: list[FileReport]) -> list[str]:
     for r in reports:
         if not r.empty or r.skipped:
             skipped = f"; {r.skipped} row(s) made no pair (ratings all equal)" if r.skipped else ""
-            lines.append(f"{short_path(r.path)}: layout {r.layout} ({LAYOUTS[r.layout]}){skipped}")
+            lines.append(f"{safe(short_path(r.path))}: layout {r.layout} ({LAYOUTS[r.layout]}){skipped}")
     return lines
 
 
@@ -51,7 +54,7 @@ def quarantine_table(rows: list[QuarantineRow]) -> Table:
     for col in ("file", "line", "field", "reason"):
         table.add_column(col, justify="right" if col == "line" else "left", no_wrap=col != "reason")
     for r in rows:
-        table.add_row(short_path(r.file, 36), str(r.line), r.field or "-", r.reason)
+        table.add_row(safe(short_path(r.file, 36)), str(r.line), safe(r.field or "-"), safe(r.reason))
     return table
 
 
@@ -61,7 +64,8 @@ def quarantine_hint(reports: list[FileReport]) -> str | None:
         return None
     path, (line, field, reason) = bad[0]
     total = sum(r.counts.quarantined for r in reports)
-    return (f"{total} bad row(s) quarantined, e.g. {short_path(path)}:{line} field {field or '-'}: {reason} "
+    return (f"{total} bad row(s) quarantined, e.g. {safe(short_path(path))}:{line} field {safe(field or '-')}: "
+            f"{safe(reason)} "
             f"(all of them: `labeler quarantine`; --strict fails instead)")
 
 
@@ -70,6 +74,10 @@ def ingested(reports: list[FileReport]) -> None:
     console.print(ingest_table(reports))
     for line in layouts_found(reports):
         console.print(line, highlight=False, soft_wrap=True)
+    model = sum(r.counts.model_labels for r in reports)
+    if model:
+        console.print(f"{model} row(s) carry a model label (label_source: model, a labeler export read back): not "
+                      "taken as human labels; those pairs are stored unlabeled", highlight=False, soft_wrap=True)
     hint = quarantine_hint(reports)
     if hint:
         console.print(f"[yellow]{hint}[/yellow]")
@@ -87,12 +95,13 @@ def annotate_summary(result: AnnotateResult) -> Table | str:
         if result.stored == 0:
             return "Nothing to judge: the store has no pairs (give files to annotate, or `labeler ingest` them first)."
         if result.pending == 0:
-            return f"Nothing to judge: every stored pair already has a label from judge {result.judge_id}."
+            return f"Nothing to judge: every stored pair already has a label from judge {safe(result.judge_id)}."
         return "No pairs judged."
     j = result.judged
     decided = [x for x in j if x.label]
     consistent = [x.order_consistent for x in j if x.order_consistent is not None]
-    table = Table(title=f"Annotated {len(j)} pairs with {result.judge_id} ({judge_mode(j[0].mode, j[0].samples)})")
+    table = Table(title=f"Annotated {len(j)} pairs with {safe(result.judge_id)} "
+                        f"({judge_mode(j[0].mode, j[0].samples)})")
     table.add_column("")
     table.add_column("value", justify="right")
     table.add_row("labels A / B / undecided", f"{sum(x.label == 'A' for x in j)} / "
@@ -105,7 +114,7 @@ def annotate_summary(result: AnnotateResult) -> Table | str:
     table.add_row("order-consistent", f"{sum(consistent)}/{len(consistent)}" if consistent else "-")
     table.add_row("samples abstained", str(sum(x.abstained for x in j)))
     table.add_row("speed", f"{result.pairs_per_second:.2f} pairs/s ({result.seconds:.1f} s)")
-    table.add_row("run", str(result.run_id))
+    table.add_row("run", safe(str(result.run_id)))
     return table
 
 
@@ -143,8 +152,8 @@ def status(report: StatusReport, as_json: bool) -> None:
     if as_json:
         print(json.dumps(report.model_dump(mode="json"), indent=2))
         return
-    console.print(f"{short_path(str(report.db), 64)}: {report.pairs} pairs, {report.quarantined} quarantined rows",
-                  highlight=False)
+    console.print(f"{safe(short_path(str(report.db), 64))}: {report.pairs} pairs, {report.quarantined} quarantined "
+                  "rows", highlight=False)
     table = Table()
     table.add_column("state")
     table.add_column("pairs", justify="right")
@@ -167,7 +176,7 @@ def status(report: StatusReport, as_json: bool) -> None:
     for col in ("run", "command", "judge mode", "status", "done", "started"):
         runs.add_column(col, no_wrap=col in ("run", "started"))
     for r in report.runs:
-        runs.add_row(r.run_id, r.command, judge_mode(r.mode, r.samples), r.status,
+        runs.add_row(safe(r.run_id), safe(r.command), judge_mode(r.mode, r.samples), safe(r.status),
                      f"{r.n_done}/{r.n_target}", r.started_at.strftime("%Y-%m-%d %H:%M"))
     console.print(runs)
     q = report.review
@@ -205,7 +214,8 @@ MAX_SUBCATEGORY_ROWS = 12
 
 def eval_tables(m: EvalMetrics) -> list[Table | str]:
     """`labeler eval`: agreement, position bias and calibration per group, then votes and coverage."""
-    table = Table(title=f"Agreement with people (%): {m.judge_id} ({judge_mode(m.mode, m.samples)}), {m.n} pairs",
+    table = Table(title=f"Agreement with people (%): {safe(m.judge_id)} ({judge_mode(m.mode, m.samples)}), "
+                        f"{m.n} pairs",
                   box=box.SIMPLE_HEAD, pad_edge=False,
                   caption="agree: the judge's label is the people's (undecided counts as wrong); 95% CI: Wilson "
                   "interval; cons.: both orders give the same label; 1st AB/BA: share of each order's verdicts that "
@@ -219,16 +229,27 @@ def eval_tables(m: EvalMetrics) -> list[Table | str]:
                              (("", m.by_source), ("", m.by_category), ("  ", subs)) for name, g in by.items()]
     for name, g in groups:
         rates = g.a_rate_by_order
-        table.add_row(name, str(g.n), _pct(g.accuracy), f"{_pct(g.ci95[0])}-{_pct(g.ci95[1])}",
+        table.add_row(safe(name), str(g.n), _pct(g.accuracy), f"{_pct(g.ci95[0])}-{_pct(g.ci95[1])}",
                       _pct(g.position_consistency), f"{_pct(rates['AB'])}/{_pct(rates['BA'])}",
                       f"{_ece(g.ece)}/{_ece(g.ece_calibrated)}", end_section=name == "all")
+    baseline = Table(title="Beside the baseline \"the longer response wins\" (%)", box=box.SIMPLE_HEAD,
+                     caption="longer: the baseline's agreement; shorter won: the judge's agreement where the human "
+                     "chose the shorter response (n pairs); top 70%: agreement of the 70% most confident labels "
+                     "minus all")
+    for col in ("group", "judge", "longer", "shorter won", "n", "top 70%"):
+        baseline.add_column(col, justify="left" if col == "group" else "right", no_wrap=col != "group")
+    for name, g in groups[: 1 + len(m.by_source)]:
+        gain = f"{g.gain_at_70 * 100:+.1f}" if g.gain_at_70 is not None else "-"
+        baseline.add_row(safe(name), _pct(g.accuracy), _pct(g.longer_wins), _pct(g.human_shorter_accuracy),
+                         str(g.human_shorter_n if g.human_shorter_n is not None else "-"), gain,
+                         end_section=name == "all")
     votes = Table(title="Agreement by votes (maj@k from the stored samples)", box=box.SIMPLE_HEAD)
     for col in ("k per order", "votes", "agree %", "95% CI", "undecided"):
         votes.add_column(col, justify="right")
     for p in m.maj_at_k:
         votes.add_row(str(p.k), str(p.votes), _pct(p.accuracy), f"{_pct(p.ci95[0])}-{_pct(p.ci95[1])}", str(p.undecided))
     c, cal = m.coverage, m.calibration
-    confusion = "; ".join(f"human {h}: judge A {r['A']}, B {r['B']}, undecided {r['undecided']}"
+    confusion = "; ".join(f"human {safe(h)}: judge A {r['A']}, B {r['B']}, undecided {r['undecided']}"
                           for h, r in m.confusion.items())
     stored = (f"the stored temperature is T = {cal.stored_temperature:.3f} (ECE with it: {_ece(cal.ece_stored)})"
               if cal.stored_temperature
@@ -240,7 +261,7 @@ def eval_tables(m: EvalMetrics) -> list[Table | str]:
              f"Confusion: {confusion}.")
     if len(m.by_subcategory) > MAX_SUBCATEGORY_ROWS:
         notes += f"\n{len(m.by_subcategory)} subcategories: see metrics.json (by_subcategory) or report.md."
-    return [table, votes, notes]
+    return [table, baseline, votes, notes]
 
 
 def eval_json(result) -> dict:
@@ -252,9 +273,9 @@ def eval_json(result) -> dict:
 def calibration_summary(record: CalibrationRecord) -> str:
     ece = (f"expected calibration error {record.ece_before:.3f} -> {record.ece_after:.3f} (in-sample)"
            if record.ece_before is not None and record.ece_after is not None else "ECE -")
-    return (f"Stored temperature T = {record.temperature:.3f} (confidence = sigmoid(score / T)) for {record.judge_id} "
-            f"({judge_mode(record.mode, record.samples)}), fitted on {record.fitted_on}; {ece}. status, export and "
-            "review routing now report calibrated confidence.")
+    return (f"Stored temperature T = {record.temperature:.3f} (confidence = sigmoid(score / T)) for "
+            f"{safe(record.judge_id)} ({judge_mode(record.mode, record.samples)}), fitted on {safe(record.fitted_on)}; "
+            f"{ece}. status, export and review routing now report calibrated confidence.")
 
 
 def evaluated(result, out) -> None:
@@ -265,22 +286,25 @@ def evaluated(result, out) -> None:
     for part in eval_tables(result.metrics):
         console.print(part)
     if result.written:
-        console.print(f"Wrote {', '.join(p.name for p in result.written.values())} to {out}")
+        console.print(f"Wrote {', '.join(safe(p.name) for p in result.written.values())} to {safe(out)}")
 
 
 def retrain_table(result: RetrainResult) -> Table:
     verdict = "promoted (active)" if result.promoted and not result.forced else \
         "promoted with --force (worse on held-out)" if result.forced else "not promoted: worse on held-out"
-    table = Table(title=f"{result.version}: {verdict}")
+    table = Table(title=f"{safe(result.version)}: {verdict}")
     table.add_column("")
     table.add_column("value", justify="right")
     table.add_row("held-out agreement (new / previous)",
                   f"{result.heldout_agreement:.3f} / {result.parent_agreement:.3f} (n={result.heldout_n})")
-    table.add_row("trained from", result.parent or result.start_judge_id)
+    if result.reference_agreement is not None:
+        table.add_row("reference pairs, general (new / before)",
+                      f"{result.reference_agreement:.3f} / {result.reference_agreement_before:.3f}")
+    table.add_row("trained from", safe(result.parent or result.start_judge_id))
     table.add_row("gold pairs / training rows", f"{result.train_pairs} / {result.train_rows}")
     table.add_row("resumed", "yes" if result.resumed else "no")
     table.add_row("time", f"{result.seconds:.1f} s")
-    table.add_row("path", result.path)
+    table.add_row("path", safe(result.path))
     return table
 
 
@@ -289,19 +313,24 @@ def _agree(x: float | None) -> str:
 
 
 def versions_table(versions: list[JudgeVersion]) -> Table:
-    table = Table(title="Judge versions", box=box.SIMPLE_HEAD, pad_edge=False,
-                  caption="held-out: % agreement with people on the held-out pairs, this version / the judge it "
-                  "had to beat (pairs)")
-    for col in ("version", "status", "method (mode)", "held-out", "trained from"):
+    general = [_reference(v) for v in versions]
+    caption = ("held-out: % agreement with people on the held-out pairs, this version / the judge it had to beat "
+               "(pairs)")
+    if any(general):
+        caption += ("; general: agreement on the starter's held-out reference pairs, this version / the judge it "
+                    "continued")
+    table = Table(title="Judge versions", box=box.SIMPLE_HEAD, pad_edge=False, caption=caption)
+    for col in ("version", "status", "method (mode)", "held-out", *(["general"] if any(general) else []),
+                "trained from"):
         wraps = col == "method (mode)"  # between method and mode
         table.add_column(col, no_wrap=not wraps, min_width=9 if wraps else None,
                          max_width=18 if col == "trained from" else None, overflow="ellipsis")
-    for v in versions:
+    for v, ref in zip(versions, general):
         status = ("[bold green]active[/bold green]" if v.active else "built-in" if v.version == "starter"
                   else "promoted" if v.promoted else "rejected")
-        table.add_row(v.version, status, f"{v.method} ({v.mode})",
+        table.add_row(safe(v.version), status, safe(f"{v.method} ({v.mode})"),
                       f"{_pct(v.heldout_agreement)} / {_pct(v.parent_agreement)} ({v.heldout_n})",
-                      _trained_from(v))
+                      *([ref or "-"] if any(general) else []), safe(_trained_from(v)))
     return table
 
 
@@ -311,3 +340,34 @@ def _trained_from(v: JudgeVersion) -> str:
         return v.parent
     start = v.start_judge_id.partition("@")[0]
     return v.base_model if start.startswith(v.base_model) else start
+
+
+def _reference(v: JudgeVersion) -> str | None:
+    """A continued probe judge's agreement on the reference pairs, new / before (metrics of its last iteration)."""
+    train = ((v.metrics or {}).get("iterations") or [{}])[-1].get("train", {})
+    if train.get("reference_agreement") is None:
+        return None
+    return f"{train['reference_agreement']:.3f} / {train['reference_agreement_before']:.3f}"
+
+
+def audit_tables(report, show: int) -> list[Table | str]:
+    """`labeler audit`: flagged shares per source, then the most confident suspects."""
+    table = Table(title=f"Audit of human labels: heads of {report.judge_id}, {report.folds} folds by prompt",
+                  box=box.SIMPLE_HEAD, caption=f"flagged: the heads give the other response >= "
+                  f"{report.confidence:.0%} (calibrated, T = {report.temperature:.2f}); negative: mean reward "
+                  "difference against the human's choice")
+    for col in ("source", "pairs", "flagged", "%", "negative %"):
+        table.add_column(col, justify="left" if col == "source" else "right")
+    for name, g in [("all", report.overall), *report.by_source.items()]:
+        table.add_row(safe(name), str(g.n), str(g.flagged), _pct(g.flagged_share), _pct(g.negative_share),
+                      end_section=name == "all")
+    suspects = sorted((r for r in report.rows if r.flagged), key=lambda r: r.p_human)[:show]
+    listed = Table(title=f"Suspects ({len(suspects)} of {report.overall.flagged} shown)", box=box.SIMPLE_HEAD)
+    for col in ("pair", "source", "human", "P(other)", "strength", "spread"):
+        listed.add_column(col, justify="left" if col in ("pair", "source") else "right", overflow="fold")
+    for r in suspects:
+        listed.add_row(safe(r.pair_id), safe(r.source or "-"), r.human, f"{1 - r.p_human:.2f}",
+                       f"{r.strength:+.3f}", f"{r.spread:.3f}")
+    hint = "review push --suspects sends them to Argilla for a second look" if report.overall.flagged else \
+        "no human label is confidently contradicted"
+    return [table, listed, hint] if suspects else [table, hint]
