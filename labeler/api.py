@@ -33,6 +33,8 @@ from schemas import CalibrationRecord, JudgeVersion, RetrainResult, StatusReport
 if TYPE_CHECKING:
     from datasets import Dataset
 
+    from labeler.review.argilla import PullResult, PushResult
+
 PathLike = str | Path
 Rows = list[dict]  # or a `datasets.Dataset`: datasets is imported only where one is given
 
@@ -317,7 +319,7 @@ def use_judge(db: PathLike, version: str) -> JudgeVersion | None:
 def review_push(db: PathLike, *, url: str | None = None, api_key: str | None = None,
                 dataset: str = "labeler-review", workspace: str = "reviewers", threshold: float = 0.7,
                 audit_rate: float = 0.05, seed: int = 0, limit: int | None = None, batch_size: int = 100,
-                min_submitted: int = 1):
+                min_submitted: int = 1) -> "PushResult":
     """Route the pairs that need a person (confidence under `threshold`, order-inconsistent, split votes, and an
     `audit_rate` sample of the rest) into the review queue and send unsent ones to the Argilla `dataset` (at most
     `limit`). `url`/`api_key`: an Argilla server (default: the one `labeler review serve` started). Returns a
@@ -336,7 +338,7 @@ def review_push(db: PathLike, *, url: str | None = None, api_key: str | None = N
 
 
 def review_pull(db: PathLike, *, url: str | None = None, api_key: str | None = None,
-                dataset: str = "labeler-review", workspace: str = "reviewers"):
+                dataset: str = "labeler-review", workspace: str = "reviewers") -> "PullResult":
     """Store the reviewers' answers in `dataset` as human labels (they outrank model labels). Returns a
     `labeler.review.argilla.PullResult` (counts, and how often the judge agreed with the reviewers)."""
     from labeler.review import argilla
