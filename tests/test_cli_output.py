@@ -45,7 +45,7 @@ def tokens(output: str) -> set[str]:
 def broken(output: str, words) -> list[str]:
     """The words that do not appear whole (trailing punctuation aside)."""
     seen = tokens(output)
-    seen |= {t.rstrip(".,;:)]") for t in seen} | {t.lstrip("([`'\"") for t in seen}
+    seen |= {t.rstrip(".,;:)]") for t in seen} | {t.lstrip("([`'\"") for t in seen} | {t.split("/")[-1] for t in seen}
     return [w for w in words if w not in seen and w.rstrip(".,;:)]").lstrip("([`'\"") not in seen]
 
 

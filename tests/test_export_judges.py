@@ -15,8 +15,9 @@ from labeler.store import Store
 from schemas import JudgeVersion
 
 
-def version(name: str, judge_id: str, agreement: float) -> JudgeVersion:
-    return JudgeVersion(version=name, method="genrm-sft", start_judge_id="x@1", base_model="x", path="/x",
+def version(name: str, judge_id: str, agreement: float, folder) -> JudgeVersion:
+    return JudgeVersion(version=name, method="genrm-sft", start_judge_id="x@1", base_model="x",
+                        path=str(folder / "judges" / name),
                         weights="full", backend="transformers", mode="cot", samples=3, judge_id=judge_id,
                         heldout_n=40, heldout_agreement=agreement, parent_agreement=0.5, promoted=True,
                         active=False, created_at=datetime(2026, 1, 1, 0, 0, int(name[1:4])))
@@ -29,8 +30,8 @@ def two_judges(tmp_path):
     run("annotate", write_pairs(tmp_path / "d.jsonl", 4), "--db", db, "--backend", "fake", "-q", ok=True)
     run("annotate", "--db", db, "--backend", "fake", "--model", "other", "--limit", "2", "-q", ok=True)
     with Store(db) as store:
-        store.register_judge(version("v001-weak", "fake:default", 0.55))
-        store.register_judge(version("v002-good", "fake:other", 0.72))
+        store.register_judge(version("v001-weak", "fake:default", 0.55, tmp_path))
+        store.register_judge(version("v002-good", "fake:other", 0.72, tmp_path))
     return db
 
 

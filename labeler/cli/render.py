@@ -80,7 +80,7 @@ def ingested(reports: list[FileReport]) -> None:
                       "taken as human labels; those pairs are stored unlabeled", highlight=False, soft_wrap=True)
     hint = quarantine_hint(reports)
     if hint:
-        console.print(f"[yellow]{hint}[/yellow]")
+        console.print(f"[yellow]{hint}[/yellow]", soft_wrap=True)
 
 
 def judge_mode(mode: str | None, samples: int | None) -> str:
