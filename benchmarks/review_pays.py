@@ -79,6 +79,8 @@ def main(argv=None) -> None:
     starter = ProbeHead.load(judge)
     ref = read_reference(judge)
     reference = None if ref is None else (ref["better"][~ref["heldout"]], ref["worse"][~ref["heldout"]])
+    held_ref = None if ref is None else (ref["better"][ref["heldout"]], ref["worse"][ref["heldout"]])
+    ref_before = agreement(starter, *held_ref) if held_ref else None
     dev = load(args.features, "prefs", args.layer)
     sources = args.sources or sorted(set(dev["source"]))
     by = {s: torch.tensor([i for i, x in enumerate(dev["source"]) if x == s]) for s in sorted(set(dev["source"]))}
@@ -100,12 +102,15 @@ def main(argv=None) -> None:
                     prompts = [dev["prompts"][i] for i in shown.tolist()]
                     head, promoted, info = retrain(starter, dev["better"][shown], dev["worse"][shown], prompts,
                                                    reference, seed)
+                    # what `retrain` reports beside the promotion: agreement on the starter's held-out reference pairs
+                    ref_change = agreement(head, *held_ref) - ref_before if held_ref else None
                     others = {s: agreement(head, dev["better"][j], dev["worse"][j]) for s, j in by.items() if s != source}
                     point = {"source": source, "seed": seed, "strategy": strategy, "n": n, "promoted": promoted,
                              "rest_n": len(rest), "rest": agreement(head, dev["better"][rest], dev["worse"][rest]),
                              "rest_starter": agreement(starter, dev["better"][rest], dev["worse"][rest]),
                              "others": others, "others_mean": sum(others.values()) / len(others),
                              "others_starter_mean": sum(base[s] for s in others) / len(others),
+                             "reference_change": ref_change,
                              "reviewed_share": info["reviewed_share"], "gate_reviewed": info.get("gate_reviewed"),
                              "gate_reference": info.get("gate_reference")}
                     results["points"].append(point)
@@ -137,16 +142,18 @@ def table(results: dict) -> list[dict]:
                      "rest_starter": statistics.mean(p["rest_starter"] for p in pts),
                      "gain": statistics.mean(gain), "gain_sd": statistics.pstdev(gain),
                      "others_change": statistics.mean(other), "others_change_sd": statistics.pstdev(other),
-                     "promoted": sum(p["promoted"] for p in pts), "seeds": len(pts)})
+                     "promoted": sum(p["promoted"] for p in pts), "seeds": len(pts),
+                     "reference_change": statistics.mean(p["reference_change"] or 0.0 for p in pts)})
     return rows
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"{'source':14s} {'strategy':8s} {'N':>4s} {'rest':>6s} {'starter':>7s} {'gain':>13s} {'others':>13s} promoted")
+    print(f"{'source':14s} {'strategy':8s} {'N':>4s} {'rest':>6s} {'starter':>7s} {'gain':>13s} {'others':>13s} "
+          "promoted reference")
     for r in rows:
         print(f"{r['source']:14s} {r['strategy']:8s} {r['n']:4d} {r['rest']:6.3f} {r['rest_starter']:7.3f} "
               f"{r['gain'] * 100:+6.1f}±{r['gain_sd'] * 100:4.1f} {r['others_change'] * 100:+6.1f}±"
-              f"{r['others_change_sd'] * 100:4.1f} {r['promoted']}/{r['seeds']}")
+              f"{r['others_change_sd'] * 100:4.1f} {r['promoted']}/{r['seeds']}      {r['reference_change'] * 100:+.1f}")
 
 
 def plot(results: dict, out: Path) -> None:
