@@ -324,7 +324,7 @@ def versions_table(versions: list[JudgeVersion]) -> Table:
                 "trained from"):
         wraps = col == "method (mode)"  # between method and mode
         table.add_column(col, no_wrap=not wraps, min_width=9 if wraps else None,
-                         max_width=18 if col == "trained from" else None, overflow="ellipsis")
+                         max_width=22 if col == "trained from" else None, overflow="ellipsis")
     for v, ref in zip(versions, general):
         status = ("[bold green]active[/bold green]" if v.active else "built-in" if v.version == "starter"
                   else "promoted" if v.promoted else "rejected")
