@@ -253,6 +253,7 @@ class EvalRow(_Strict):
     prompt_hash: str = Field(..., description="md5 of the prompt: cross-validation folds never split a prompt.")
     chars_a: int | None = Field(None, description="Length of response_a in characters (the longer-wins baseline).")
     chars_b: int | None = None
+    margin: float | None = Field(None, description="A reward judge's mean reward difference A - B (judgments.margin).")
 
 
 class CalibrationRecord(_Strict):
@@ -351,6 +352,9 @@ class EvalMetrics(GroupMetrics):
     reliability: list[ReliabilityBin]
     reliability_calibrated: list[ReliabilityBin]
     coverage_curve: list[CoveragePoint] = Field(..., description="One point per distinct confidence, most confident first.")
+    coverage_curve_margin: list[CoveragePoint] | None = Field(None, description="A reward ensemble: the same curve "
+                                                             "ordered by |mean reward difference| alone, without the "
+                                                             "heads' spread (its confidence uses both).")
     coverage: CoverageChoice
     calibration: CalibrationSummary
     by_source: dict[str, GroupMetrics]
