@@ -46,7 +46,7 @@ def evaluate(work: Path, name: str, judge: list[str], limit: int | None, dtype: 
     files = sorted(str(f) for f in PREFS.glob("*.jsonl"))
     args = [LABELER, "eval", *files, *judge, "--db", str(work / "curve.duckdb"), "--out", str(out), "-q"]
     if limit:
-        args += ["--limit", str(limit)]
+        args += ["--per-file", str(limit)]
     if "--backend" not in judge:
         args += ["--dtype", dtype]
     print("+", shlex.join(args), file=sys.stderr, flush=True)

@@ -134,7 +134,7 @@ def calibrate(train_db: Path, version: str, manifest: dict) -> dict:
 def evaluate(work: Path, manifest: dict) -> dict:
     out = work / "dev-eval"
     files = sorted(str(f) for f in (DATA / "prefs").glob("*.jsonl"))
-    limit = ["--limit", str(LIMIT)] if LIMIT else []
+    limit = ["--per-file", str(LIMIT)] if LIMIT else []
     dtype = [] if manifest["kind"] == "probe" else ["--dtype", DTYPE]  # a probe reads its features as it was trained
     run(LABELER, "eval", *files, "--judge", "starter", "--db", str(work / "dev.duckdb"), *dtype,
         "--out", str(out), "-q", *limit)
@@ -154,7 +154,7 @@ def compare_dtypes(work: Path, manifest: dict, limit: int) -> dict:
     """The first `limit` hh_helpful dev pairs judged again in float32: share of identical labels and agreement."""
     out, db = work / "dev-eval-float32", work / "dev.duckdb"
     run(LABELER, "eval", str(DATA / "prefs" / "hh_helpful.jsonl"), "--judge", "starter", "--db", str(db),
-        "--dtype", "float32", "--limit", str(limit), "--out", str(out), "-q")
+        "--dtype", "float32", "--per-file", str(limit), "--out", str(out), "-q")
     fp32 = json.loads((out / "metrics.json").read_text())
     fast = json.loads((work / "dev-eval" / "metrics.json").read_text())
     import duckdb

@@ -1,9 +1,9 @@
 # %% [markdown]
 # # labeler quickstart
 #
-# From Python: ingest preference pairs, label them with the judge, export TRL rows, and take one DPO step with
-# TRL on the exported data. `examples/quickstart.ipynb` holds the same cells (`python examples/build_notebook.py`
-# writes it from this file).
+# From Python: label a `datasets.Dataset` of response pairs with the judge, turn the labels into TRL preference
+# rows, and take one DPO step with TRL on them. `examples/quickstart.ipynb` holds the same cells
+# (`python examples/build_notebook.py` writes it from this file).
 #
 # ```bash
 # .venv/bin/python examples/quickstart.py                  # the default judge labels, the default model trains
@@ -30,49 +30,43 @@ WORK.mkdir(parents=True, exist_ok=True)
 DB = WORK / "labels.duckdb"
 
 # %% [markdown]
-# ## 1. Ingest
-# Files, `datasets` folders or cached Hub datasets; the layout (ours, TRL, HH, UltraFeedback) is detected.
-
-# %%
-for report in labeler.ingest(DB, [PAIRS]):
-    print(f"{report.path}: layout {report.layout}, {report.counts.new_pairs} new pairs, "
-          f"{report.counts.quarantined} quarantined")
-
-# %% [markdown]
-# ## 2. Annotate
-# The judge labels every pair in both orders (direct mode: the verdict-token logits).
-
-# %%
-result = labeler.annotate(DB, model=MODEL, backend=BACKEND)
-labels = [j.label for j in result.judged]
-print(f"judged {len(result.judged)} pairs with {result.judge_id}: {labels.count('A')} A, {labels.count('B')} B")
-
-# %% [markdown]
-# ## 3. Export
-# TRL's preference rows (`prompt`/`chosen`/`rejected`), plus the full labels with their provenance.
-
-# %%
-rows = labeler.export(DB, out=WORK / "dpo.jsonl", dpo=True)
-labeler.export(DB, out=WORK / "labels.parquet")
-print(f"wrote {rows} DPO rows to {WORK / 'dpo.jsonl'} and the labels to {WORK / 'labels.parquet'}")
-
-# %% [markdown]
-# ## 4. One DPO step with TRL
-# The exported file is a `datasets` JSON dataset that TRL's `DPOTrainer` reads as it is.
+# ## 1. Annotate a dataset
+# `labeler.annotate` takes a `datasets.Dataset` (or a list of dicts) with prompt/response_a/response_b columns and
+# returns it with label, confidence, rationale and provenance columns. The judge labels every pair in both orders
+# (direct mode: the verdict-token logits). `db=` keeps the store, so a stopped run resumes where it was.
 
 # %%
 from datasets import load_dataset
+
+pairs = load_dataset("json", data_files=str(PAIRS), split="train")
+labelled = labeler.annotate(pairs, db=DB, model=MODEL, backend=BACKEND)
+labels = labelled["label"]
+judge_ids = {j for j in labelled["judge_id"] if j}
+print(f"judged {len(labels)} pairs with {', '.join(judge_ids)}: {labels.count('A')} A, {labels.count('B')} B")
+
+# %% [markdown]
+# ## 2. Export
+# TRL's preference rows (`prompt`/`chosen`/`rejected`) as a `datasets.Dataset`, and the store's full labels with
+# their provenance as a Parquet file.
+
+# %%
+dpo = labeler.export(labelled, dpo=True)
+rows = labeler.export(DB, out=WORK / "labels.parquet")
+print(f"{dpo.num_rows} DPO rows; wrote {rows} labels to {WORK / 'labels.parquet'}")
+
+# %% [markdown]
+# ## 3. One DPO step with TRL
+# The exported rows go to TRL's `DPOTrainer` as they are.
+
+# %%
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import DPOConfig, DPOTrainer
 
-from labeler.judge.backends.models import default_model_dir
-
-policy = MODEL or str(default_model_dir())
-data = load_dataset("json", data_files=str(WORK / "dpo.jsonl"), split="train")
+policy = MODEL or str(labeler.default_model())
 args = DPOConfig(output_dir=str(WORK / "dpo-out"), max_steps=1, per_device_train_batch_size=2, max_length=512,
                  learning_rate=1e-6, report_to=[], save_strategy="no", use_cpu=True, logging_steps=1,
                  activation_checkpointing=False)
-trainer = DPOTrainer(model=AutoModelForCausalLM.from_pretrained(policy), args=args, train_dataset=data,
+trainer = DPOTrainer(model=AutoModelForCausalLM.from_pretrained(policy), args=args, train_dataset=dpo,
                      processing_class=AutoTokenizer.from_pretrained(policy))
 trainer.train()
-print(f"DPO step done: loss {trainer.state.log_history[0]['loss']:.4f} on {data.num_rows} exported rows")
+print(f"DPO step done: loss {trainer.state.log_history[0]['loss']:.4f} on {dpo.num_rows} exported rows")

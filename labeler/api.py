@@ -12,12 +12,15 @@ raises `labeler.errors.UsageError` (a ValueError) before any work is done. Resul
 records the CLI renders (`FileReport`, `AnnotateResult`, `EvalResult`, `schemas.RetrainResult`, ...).
 """
 
+import warnings
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+from tempfile import TemporaryDirectory
 
-from labeler import exporting, pipeline
-from labeler.errors import LabelerError, UsageError
+from labeler import exporting, pipeline, rows
+from labeler.errors import LabelerError, UsageError, option
 from labeler.evaluation import EvalOptions, EvalResult
 from labeler.evaluation import evaluate as evaluate_judge
 from labeler.ingestion import DEFAULT_MAX_CHARS, FileReport, ingest_files
@@ -25,9 +28,15 @@ from labeler.judge.prompts import check_source
 from labeler.pipeline import AnnotateResult
 from labeler.progress import progress_bar, silent
 from labeler.store import FieldMap, Store
-from schemas import RetrainResult, StatusReport
+from schemas import CalibrationRecord, JudgeVersion, RetrainResult, StatusReport
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+    from labeler.review.argilla import PullResult, PushResult
 
 PathLike = str | Path
+Rows = list[dict]  # or a `datasets.Dataset`: datasets is imported only where one is given
 
 
 @contextmanager
@@ -85,7 +94,8 @@ def _judge(store: Store, model: PathLike | None, judge: str | None, backend: str
                                   backend_options, **decoding)
 
 
-def annotate(db: PathLike, inputs: Sequence[PathLike] = (), *, model: PathLike | None = None, judge: str | None = None,
+def annotate(source: "PathLike | Dataset | Rows", inputs: Sequence[PathLike] = (), *, db: PathLike | None = None,
+             model: PathLike | None = None, judge: str | None = None,
              backend: str = "transformers", mode: str | None = None, samples: int | None = None,
              dtype: str | None = None, device: str | None = "auto", backend_options: dict | None = None,
              batch_size: int = 8, limit: int | None = None, relabel: bool = False,
@@ -95,8 +105,13 @@ def annotate(db: PathLike, inputs: Sequence[PathLike] = (), *, model: PathLike |
              max_chars: int = DEFAULT_MAX_CHARS, progress: bool = False,
              on_ingested: Callable[[list[FileReport]], None] | None = None,
              on_resume: Callable[[str], None] | None = None, runner: pipeline.Runner | None = None
-             ) -> AnnotateResult:
-    """Ingest `inputs` (as `ingest`), then label every stored pair without a label from the judge: `judge` (a trained
+             ) -> "AnnotateResult | Dataset | Rows":
+    """`annotate(rows)`: label a `datasets.Dataset` or a list of dicts (prompt/response_a/response_b, or the names
+    `fields` gives) and return the same kind with the columns pair_id, label (A, B, or None: undecided or a
+    quarantined row), label_source, confidence, rationale and judge_id added; `db` keeps the store (and so a
+    resumable run) in that file, else it lives in a temporary folder for the call.
+
+    `annotate(db, inputs)`: ingest `inputs` (as `ingest`) into the store `db`, then label every stored pair without a label from the judge: `judge` (a trained
     version, `starter` or `base`), else `model` (a local Hugging Face model dir), else the active version, else the
     default model. `mode`: direct (verdict-token logits) or cot (`samples` rationales per order, voted). Both orders
     are judged and pooled; each batch is committed, so a killed run resumes. `template` (a jinja file with the
@@ -110,10 +125,19 @@ def annotate(db: PathLike, inputs: Sequence[PathLike] = (), *, model: PathLike |
         raise UsageError(f"limit must be >= 0, got {limit}")
     decoding = dict(seed=seed, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
                     adaptive=adaptive, force_verdict=force_verdict, **prompt_options(template, criteria))
-    with Store(db) as store:
+    data = source if rows.is_rows(source) else None
+    if data is not None and inputs:
+        raise UsageError("pass rows or input files, not both")
+    with ExitStack() as stack:
+        path = source if data is None else db or Path(stack.enter_context(TemporaryDirectory())) / "labels.duckdb"
+        store = stack.enter_context(Store(path))
         judge_ = _judge(store, model, judge, backend, mode, samples, batch_size, relabel, dtype, device,
                         backend_options, decoding)
-        ingested = ingest_files(store, [Path(p) for p in inputs], fields, strict, max_chars)
+        if data is not None:
+            report, pair_ids = rows.ingest_rows(store, data, fields, strict, max_chars)
+            ingested = [report]
+        else:
+            ingested = ingest_files(store, [Path(p) for p in inputs], fields, strict, max_chars)
         if on_ingested is not None:
             on_ingested(ingested)
         command = "relabel" if relabel else "annotate"
@@ -126,24 +150,57 @@ def annotate(db: PathLike, inputs: Sequence[PathLike] = (), *, model: PathLike |
         result.ingested = ingested
         if relabel:
             result.compared, result.changed = pipeline.label_changes(store, result)
+        if data is not None:
+            wanted = set(pair_ids)
+            return rows.with_labels(data, pair_ids, {r.pair_id: r for r in store.export_rows() if r.pair_id in wanted})
     return result
 
 
-def export(db: PathLike, out: PathLike | None = None, *, format: str | None = None, dpo: bool = False,
-           hf: PathLike | None = None, columns: Sequence[str] | None = None,
-           min_confidence: float | None = None) -> int:
-    """Write one row per labelled pair (a human verdict, A/B/tie, outranks the model's label) with its provenance and
-    the input's extra fields to `out` (JSONL, or Parquet when `format` says so or the name ends in .parquet) and/or
-    to `hf`, a `datasets` folder (save_to_disk). `dpo`: TRL prompt/chosen/rejected rows instead (ties left out),
-    conversational when any prompt was given as messages. `columns`: the columns to write (with `dpo`: added ones).
-    Returns the number of rows."""
+def export(source: "PathLike | Dataset | Rows", out: PathLike | None = None, *, format: str | None = None,
+           dpo: bool = False, hf: PathLike | None = None, columns: Sequence[str] | None = None,
+           min_confidence: float | None = None, judge: str | None = None, mixed: bool = False,
+           fields: FieldMap = FieldMap(), on_warning: Callable[[str], None] | None = None
+           ) -> "int | Dataset | Rows":
+    """`export(rows, dpo=True)`: TRL's prompt/chosen/rejected rows (the same kind: a `datasets.Dataset` or a list
+    of dicts) from rows as `annotate(rows)` returned them; A/B labels only, model labels under `min_confidence`
+    left out, `columns` of the rows kept. `DPOTrainer(train_dataset=labeler.export(ds, dpo=True))`.
+
+    `export(db)`: the store's labels, one row per labelled pair (a human verdict, A/B/tie, outranks the model's
+    label) with its provenance and the input's extra fields, returned as a `datasets.Dataset`; or written to `out`
+    (JSONL, or Parquet when `format` says so or the name ends in .parquet) and/or to `hf`, a `datasets` folder
+    (save_to_disk), returning the number of rows. `dpo`: TRL prompt/chosen/rejected rows instead (ties left out),
+    conversational when any prompt was given as messages. `columns`: the columns to write (with `dpo`: added
+    ones). `judge` (a version name or a judge id): that judge's model labels only, with the human labels; model
+    labels from several judges raise LabelerError unless `judge` or `mixed` is given. A judge measured below 60 %
+    agreement with people (the starter) gives one warning line (`on_warning`, else `warnings.warn`)."""
     if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:  # also refuses nan
-        raise UsageError(f"min_confidence must be a number in [0, 1], got {min_confidence}")
-    if not Path(db).exists():
-        raise LabelerError(f"{db}: no such database")
+        raise UsageError(f"{option('min_confidence')} must be a number in [0, 1], got {min_confidence}")
+    if rows.is_rows(source):
+        if not dpo or out is not None or hf is not None:
+            raise UsageError("rows export as TRL rows: pass dpo=True (write them with the Dataset's own to_json / "
+                             "save_to_disk)")
+        return rows.preference_rows(source, fields, min_confidence, list(columns or []))
+    if not Path(source).exists():
+        raise LabelerError(f"{source}: no such database")
     with _options():
-        return exporting.export(Path(db), Path(out) if out is not None else None, format, dpo, min_confidence,
-                               list(columns) if columns is not None else None, Path(hf) if hf is not None else None)
+        if out is None and hf is None:
+            return _export_dataset(Path(source), dpo, min_confidence, columns, judge, mixed, on_warning or _warn)
+        return exporting.export(Path(source), Path(out) if out is not None else None, format, dpo, min_confidence,
+                                list(columns) if columns is not None else None, Path(hf) if hf is not None else None,
+                                judge=judge, mixed=mixed, warn=on_warning or _warn)
+
+
+def _export_dataset(db: Path, dpo: bool, min_confidence: float | None, columns: Sequence[str] | None,
+                    judge: str | None, mixed: bool, warn: Callable[[str], None]) -> "Dataset":
+    from datasets import Dataset
+
+    table = exporting.export_table(db, dpo, min_confidence, list(columns) if columns is not None else None,
+                                   judge=judge, mixed=mixed, warn=warn)
+    return Dataset(table)
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message.removeprefix("warning: "), UserWarning, stacklevel=3)
 
 
 def evaluate(db: PathLike, inputs: Sequence[PathLike], *, model: PathLike | None = None, judge: str | None = None,
@@ -209,3 +266,108 @@ def status(db: PathLike) -> StatusReport:
     """Pairs by state, model and human label balance, confidence histogram, quarantine count, recent runs."""
     with Store(db, create=False, read_only=True) as store:
         return store.status()
+
+
+def calibrate(db: PathLike, *, judge: str | None = None, model: PathLike | None = None,
+              backend: str = "transformers", mode: str | None = None, samples: int | None = None,
+              backend_options: dict | None = None, min_pairs: int = 20, force: bool = False) -> CalibrationRecord:
+    """Fit a temperature to the judge's confidence (the judge chosen as in `annotate`) on every human-labelled pair
+    it judged, and store it: status, export and review routing then read calibrated confidence (labels never
+    change). Fewer than `min_pairs` such pairs raise LabelerError; so does a fit on a bound of its search, unless
+    `force`. `clear_calibration` removes it."""
+    from labeler.evaluation import calibrate as fit
+
+    if min_pairs < 1:
+        raise UsageError(f"{option('min_pairs')} must be >= 1, got {min_pairs}")
+    _must_exist(db)
+    with Store(db) as store:
+        judge_ = _judge(store, model, judge, backend, mode, samples, 1, False, None, "auto", backend_options, {})
+        return fit(store, judge_.judge_id, judge_.config.mode, judge_.config.samples, min_pairs=min_pairs,
+                   force=force)
+
+
+def clear_calibration(db: PathLike, *, judge: str | None = None, model: PathLike | None = None,
+                      backend: str = "transformers", mode: str | None = None, samples: int | None = None,
+                      backend_options: dict | None = None) -> int:
+    """Remove the stored calibration of the judge chosen as in `annotate`; returns how many were removed (0 or 1)."""
+    _must_exist(db)
+    with Store(db) as store:
+        judge_ = _judge(store, model, judge, backend, mode, samples, 1, False, None, "auto", backend_options, {})
+        return store.delete_calibration(judge_.judge_id, judge_.config.mode, judge_.config.samples)
+
+
+def judges(db: PathLike) -> list[JudgeVersion]:
+    """The judge versions: the shipped starter, then every trained one, with method, parent, held-out agreement
+    (and the parent's) and which one is active."""
+    from trainer.versions import list_versions
+
+    _must_exist(db)
+    with Store(db, create=False, read_only=True) as store:
+        return list_versions(store)
+
+
+def use_judge(db: PathLike, version: str) -> JudgeVersion | None:
+    """Make `version` the active judge (`annotate` uses it when no `model`/`judge` is given); `default` (or
+    `starter`) makes the default judge judge again and returns None."""
+    from trainer.versions import use
+
+    _must_exist(db)
+    with Store(db) as store:
+        return use(store, version)
+
+
+def review_push(db: PathLike, *, url: str | None = None, api_key: str | None = None,
+                dataset: str = "labeler-review", workspace: str = "reviewers", threshold: float = 0.7,
+                audit_rate: float = 0.05, seed: int = 0, limit: int | None = None, batch_size: int = 100,
+                min_submitted: int = 1) -> "PushResult":
+    """Route the pairs that need a person (confidence under `threshold`, order-inconsistent, split votes, and an
+    `audit_rate` sample of the rest) into the review queue and send unsent ones to the Argilla `dataset` (at most
+    `limit`). `url`/`api_key`: an Argilla server (default: the one `labeler review serve` started). Returns a
+    `labeler.review.argilla.PushResult`."""
+    from labeler.review import argilla
+    from labeler.review.routing import RoutingRules
+
+    if batch_size < 1 or min_submitted < 1 or (limit is not None and limit < 0):
+        raise UsageError("batch_size and min_submitted must be >= 1, limit >= 0")
+    with _options():
+        rules = RoutingRules(threshold=threshold, audit_rate=audit_rate, seed=seed)
+    _must_exist(db)
+    client = _argilla_client(url, api_key)
+    with Store(db) as store:
+        return argilla.push(store, client, dataset, workspace, rules, limit, batch_size, min_submitted)
+
+
+def review_pull(db: PathLike, *, url: str | None = None, api_key: str | None = None,
+                dataset: str = "labeler-review", workspace: str = "reviewers") -> "PullResult":
+    """Store the reviewers' answers in `dataset` as human labels (they outrank model labels). Returns a
+    `labeler.review.argilla.PullResult` (counts, and how often the judge agreed with the reviewers)."""
+    from labeler.review import argilla
+
+    _must_exist(db)
+    client = _argilla_client(url, api_key)
+    with Store(db) as store:
+        return argilla.pull(store, client, dataset, workspace)
+
+
+def _argilla_client(url: str | None, api_key: str | None):
+    from labeler.review import argilla, server
+
+    if bool(url) != bool(api_key):
+        raise UsageError(f"pass both {option('url')} and {option('api_key')}, or neither (the local server's)")
+    if not url:
+        creds = server.local_credentials(server.default_data_dir())
+        url, api_key = creds.url, creds.api_key
+    return argilla.connect(url, api_key)
+
+
+def _must_exist(db: PathLike) -> None:
+    if not Path(db).exists():
+        raise LabelerError(f"{db}: no such database")
+
+
+def default_model() -> Path:
+    """The default model (SmolLM2-135M-Instruct) as a Hugging Face model directory, fetched and converted on first
+    use: what judges when no judge is chosen, and a small policy for a TRL example."""
+    from labeler.judge.backends.models import default_model_dir
+
+    return default_model_dir()

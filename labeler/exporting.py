@@ -7,9 +7,11 @@ EXPORT_MARKER) or it is empty. Writes are atomic: a killed export leaves the old
 
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
-from labeler.errors import LabelerError
+from labeler.errors import LabelerError, option
+from labeler.export_judges import checked_judge
 from labeler.paths import atomic_path
 from labeler.store import Store
 
@@ -23,30 +25,42 @@ def format_for(out: Path) -> str:
 
 
 def export(db: Path, out: Path | None = None, fmt: str | None = None, dpo: bool = False,
-           min_confidence: float | None = None, columns: list[str] | None = None, hf: Path | None = None) -> int:
+           min_confidence: float | None = None, columns: list[str] | None = None, hf: Path | None = None,
+           judge: str | None = None, mixed: bool = False, warn: Callable[[str], None] | None = None) -> int:
     """Write the labels to `out` (JSONL or Parquet; `fmt` defaults to what the file name says) and/or to `hf`, a
-    `datasets` folder (save_to_disk). Atomic: a killed export never leaves a half file or folder. Returns rows."""
+    `datasets` folder (save_to_disk). Atomic: a killed export never leaves a half file or folder. Returns rows.
+    `judge`: that judge's model labels only (and the human ones); labels of several judges need `mixed`. `warn`
+    hears one line per first-pass judge in the export (`labeler.export_judges`)."""
     if out is None and hf is None:
-        raise LabelerError("nothing to write: pass --out FILE and/or --hf DIR")
+        raise LabelerError(f"nothing to write: pass {option('out', 'FILE')} and/or {option('hf', 'DIR')}")
     fmt = fmt or (format_for(out) if out is not None else "jsonl")
     if fmt not in FORMATS:
-        raise ValueError(f"--format must be jsonl or parquet, got {fmt!r}")
+        raise ValueError(f"{option('format')} must be jsonl or parquet, got {fmt!r}")
     repeated = sorted({c for c in columns or [] if columns.count(c) > 1})
     if repeated:
-        raise LabelerError(f"--columns: {', '.join(map(repr, repeated))} given twice")
+        raise LabelerError(f"{option('columns')}: {', '.join(map(repr, repeated))} given twice")
     out = _file_target(out) if out is not None else None
     hf = _folder_target(hf) if hf is not None else None
     with Store(db, create=False, read_only=True) as store:
         _refuse_store_paths(db, store, out, hf)
+        judge_id = checked_judge(store, judge, min_confidence, mixed, warn)
         n = 0
         if out is not None:
             with atomic_path(out) as tmp:
-                n = store.copy_export(tmp, fmt, dpo, min_confidence, columns)
+                n = store.copy_export(tmp, fmt, dpo, min_confidence, columns, judge_id)
         if hf is not None:
-            table = store.export_arrow(dpo, min_confidence, columns)
+            table = store.export_arrow(dpo, min_confidence, columns, judge_id)
             _save_to_disk(table, hf)
             n = table.num_rows
     return n
+
+
+def export_table(db: Path, dpo: bool = False, min_confidence: float | None = None, columns: list[str] | None = None,
+                 judge: str | None = None, mixed: bool = False, warn: Callable[[str], None] | None = None):
+    """The export as a pyarrow Table (`labeler.export` with no file: a `datasets.Dataset`), checked as `export`."""
+    with Store(db, create=False, read_only=True) as store:
+        judge_id = checked_judge(store, judge, min_confidence, mixed, warn)
+        return store.export_arrow(dpo, min_confidence, columns, judge_id)
 
 
 def _mode(path: Path) -> int | None:

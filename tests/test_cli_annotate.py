@@ -97,7 +97,7 @@ def test_usage_and_user_errors(tmp_path):
     assert missing.exit_code == 1
     assert missing.stderr.strip() == f"Error: {tmp_path / 'nope.jsonl'}: no such file"
     unknown = run("annotate", "--db", db, "--backend", "nope")
-    assert unknown.exit_code == 1 and "unknown backend 'nope'" in unknown.stderr
+    assert unknown.exit_code == 2 and "Invalid value for '--backend': " in unknown.output
     model = run("annotate", "--db", db, "--model", tmp_path, "--limit", "1")
     assert model.exit_code == 1 and "config.json" in model.stderr
 

@@ -40,7 +40,7 @@ def test_eval_writes_metrics_plots_and_report_then_reuses_judgments(tmp_path):
     data, db, out = write_gold(tmp_path / "gold.jsonl", 12), tmp_path / "l.duckdb", tmp_path / "out"
     result = run("eval", data, "--db", db, "--backend", "fake", "--mode", "cot", "-k", "3", "--out", out)
     assert result.exit_code == 0, result.output
-    assert "Agreement with humans" in result.output and "Judged 12 pairs, reused 0" in result.output
+    assert "Agreement with people" in result.output and "Judged 12 pairs, reused 0" in result.output
     metrics = EvalMetrics.model_validate_json((out / "metrics.json").read_text())
     assert metrics.n == 12 and metrics.mode == "cot" and metrics.samples == 3 and metrics.judge_id == "fake:default"
     assert [p.k for p in metrics.maj_at_k] == [1, 2, 3] and metrics.maj_at_k[-1].accuracy == metrics.accuracy
@@ -60,7 +60,7 @@ def test_eval_judges_only_the_files_pairs_limit_per_file(tmp_path):
     db = tmp_path / "l.duckdb"
     assert run("ingest", write_pairs(tmp_path / "unlabelled.jsonl", 5), "--db", db).exit_code == 0
     one, two = write_gold(tmp_path / "one.jsonl", 6, "one"), write_gold(tmp_path / "two.jsonl", 6, "two")
-    result = run("eval", one, two, "--db", db, "--backend", "fake", "--limit", "2", "--out", tmp_path / "o")
+    result = run("eval", one, two, "--db", db, "--backend", "fake", "--per-file", "2", "--out", tmp_path / "o")
     assert result.exit_code == 0, result.output
     metrics = EvalMetrics.model_validate_json((tmp_path / "o" / "metrics.json").read_text())
     assert metrics.n == 4 and {k: g.n for k, g in metrics.by_source.items()} == {"one": 2, "two": 2}

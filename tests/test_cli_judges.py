@@ -71,7 +71,7 @@ def test_judges_cli_and_annotate_resolution_errors(tmp_path, tiny_llama, no_star
     few = run("retrain", "--db", db, "--model", tiny_llama)
     assert few.exit_code == 1 and "retrain needs gold labels on at least two different prompts" in few.output
     usage = run("retrain", "--db", db, "--method", "ppo")
-    assert usage.exit_code == 2 and "method must be one of" in usage.output
+    assert usage.exit_code == 2 and "Invalid value for '--method'" in usage.output
 
 
 def test_transformers_backend_loads_a_lora_version_merged(tmp_path, tiny_llama):

@@ -14,6 +14,7 @@ from labeler.cli import evaluate, judges, label, review
 app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
+    rich_markup_mode=None,  # click's plain help: two columns that wrap whole words at 80 columns
     help="Label prompt/response pairs with a generative reward model judge.\n\n"
     "Example: labeler annotate examples/pairs.jsonl && labeler status",
 )

@@ -1,5 +1,6 @@
 """`labeler eval` and `labeler calibrate`: parse options, call `labeler.api` / `labeler.evaluation`, render."""
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -7,8 +8,8 @@ import typer
 
 from labeler.cli.options import (DEFAULT_DB, JUDGE, Actors, BaseUrl, BatchSize, Concurrency, Db, JudgeBackend,
                                  JudgeCriteria, JudgeDevice, JudgeDtype, JudgeMode, JudgeModel, JudgeSamples,
-                                 JudgeTemplate, JudgeVersion, NumCpus, NumCpusPerActor, NumGpusPerActor, Quiet,
-                                 RayAddress, ServerTokenizer, api_errors, open_store, ray_runner, server_options,
+                                 JudgeTemplate, JudgeVersion, Json, NumCpus, NumCpusPerActor, NumGpusPerActor, Quiet,
+                                 RayAddress, ServerTokenizer, api_errors, ray_runner, require_db, server_options,
                                  usage_errors, user_errors)
 
 
@@ -39,7 +40,9 @@ def eval_(
                                                      "logits after an appended marker.", rich_help_panel=JUDGE)] = True,
     template: JudgeTemplate = None,
     criteria: JudgeCriteria = None,
-    limit: Annotated[int | None, typer.Option(help="Use the first N human-labelled pairs of each file.")] = None,
+    per_file: Annotated[int | None, typer.Option("--per-file", min=0, help="Use the first N human-labelled pairs of "
+                                                 "each file.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", hidden=True, help="The old name of --per-file.")] = None,
     batch_size: BatchSize = 8,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write metrics.json, PNG plots and report.md here.")] = None,
     coverage: Annotated[float, typer.Option(help="Report the confidence threshold that keeps this share of labels.")] = 0.8,
@@ -49,26 +52,32 @@ def eval_(
     num_cpus: NumCpus = None,
     num_cpus_per_actor: NumCpusPerActor = 1.0,
     num_gpus_per_actor: NumGpusPerActor = 0.0,
+    json: Json = False,
     quiet: Quiet = False,
 ):
     """Judge human-labelled pairs (stored labels of the same judge are reused) and report agreement, position
     bias, maj@k, calibration (ECE before/after temperature scaling), coverage and confusion.
 
-    Example: labeler eval ../shared/data/prefs/llmbar.jsonl --limit 50 --out eval-llmbar
+    Example: labeler eval ../shared/data/prefs/llmbar.jsonl --per-file 50 --out eval-llmbar
     """
     from labeler import api
     from labeler.cli import render
 
+    if limit is not None:  # --limit is "at most N pairs in all" elsewhere; eval's counts per file
+        print("note: eval's --limit is now --per-file (the first N pairs of each file)", file=sys.stderr)
+        per_file = limit if per_file is None else per_file
     runner = ray_runner(ray, actors, num_cpus, num_cpus_per_actor, num_gpus_per_actor)
     with api_errors():
         result = api.evaluate(db, files, model=model, judge=judge, backend=backend, mode=mode, samples=samples,
                               dtype=dtype, device=device,
                               backend_options=server_options(base_url, tokenizer, concurrency), batch_size=batch_size,
-                              limit=limit, seed=seed, max_new_tokens=max_new_tokens,
+                              limit=per_file, seed=seed, max_new_tokens=max_new_tokens,
                               temperature=temperature, top_p=top_p, adaptive=adaptive, force_verdict=force_verdict,
                               template=template, criteria=criteria, out=out, coverage=coverage, bins=bins,
                               progress=not quiet, runner=runner)
-    if not quiet:
+    if json:
+        render.print_json(render.eval_json(result))
+    elif not quiet:
         render.evaluated(result, out)
 
 
@@ -85,28 +94,30 @@ def calibrate(
     min_pairs: Annotated[int, typer.Option(help="Refuse to fit on fewer human-labelled pairs.")] = 20,
     clear: Annotated[bool, typer.Option("--clear", help="Remove the judge's calibration instead.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Store a fit that hit the bound of its search.")] = False,
+    quiet: Quiet = False,
 ):
     """Fit a temperature to the judge's confidence on every human-labelled pair it judged and store it: status,
     export and review routing then read calibrated confidence (labels never change).
 
     Example: labeler calibrate --judge base --mode cot --samples 4
     """
-    from labeler import pipeline
+    from labeler import api
     from labeler.cli import render
-    from labeler.evaluation import calibrate as fit
 
+    judge_options = dict(judge=judge, model=model, backend=backend, mode=mode, samples=samples,
+                         backend_options=server_options(base_url, tokenizer, 1))
     if min_pairs < 1:
         raise typer.BadParameter("--min-pairs must be >= 1")
-    with open_store(db) as store:
-        with usage_errors():
-            judge_ = pipeline.judge_for(store, backend, model, judge, mode, samples, 1,
-                                        backend_options=server_options(base_url, tokenizer, 1))
-        key = (judge_.judge_id, judge_.config.mode, judge_.config.samples)
+    require_db(db, "run `labeler eval` or `labeler review pull` first: calibration needs human labels")
+    with api_errors():
         if clear:
-            print(f"removed {store.delete_calibration(*key)} calibration(s) of {key[0]} ({key[1]}, K={key[2]})")
+            removed = api.clear_calibration(db, **judge_options)
+            if not quiet:
+                print(f"removed {removed} calibration(s)")
             return
-        record = fit(store, *key, min_pairs=min_pairs, force=force)
-    render.console.print(render.calibration_summary(record))
+        record = api.calibrate(db, **judge_options, min_pairs=min_pairs, force=force)
+    if not quiet:
+        render.console.print(render.calibration_summary(record))
 
 
 @user_errors

@@ -7,11 +7,13 @@ from typing import Annotated
 
 import typer
 
-from labeler.cli.options import DEFAULT_DB, Db, Json, Quiet, api_errors, open_store, user_errors
+from labeler.cli.choices import Method
+from labeler.cli.options import DEFAULT_DB, Db, Json, Quiet, api_errors, user_errors
 
 judges_app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
+    rich_markup_mode=None,  # click's plain help: two columns that wrap whole words at 80 columns
     help="Trained judge versions: list them, choose the active one.\n\nExample: labeler judges list",
 )
 
@@ -32,9 +34,9 @@ def retrain(
     gold: Annotated[list[Path] | None, typer.Option("--gold", help="Labelled file(s) to ingest first (repeatable).",
                                                     show_default=False)] = None,
     db: Db = DEFAULT_DB,
-    method: Annotated[str | None, typer.Option(
-        help="star-dpo, star-sft, genrm-sft, bt (Bradley-Terry baseline) or bt-probe (Bradley-Terry heads on the "
-        "frozen base's features; minutes on a CPU). Default: bt-probe after a probe judge (the starter: its heads "
+    method: Annotated[Method | None, typer.Option(
+        help="star-*: STaR on sampled rationales; bt: a Bradley-Terry baseline; bt-probe: Bradley-Terry heads on the "
+        "frozen base's features (minutes on a CPU). Default: bt-probe after a probe judge (the starter: its heads "
         "are kept and corrected), star-dpo after a generative one.", show_default=False)] = None,
     iterations: Annotated[int | None, _opt("STaR outer loop: sample, train, repeat with the new judge (default 1).")]
     = None,
@@ -58,7 +60,7 @@ def retrain(
     = None,
     force: Annotated[bool, typer.Option("--force", help="Promote even if worse on the held-out split.",
                                         rich_help_panel=GATE)] = False,
-    limit: Annotated[int | None, _opt("Train on at most N gold pairs.", GATE)] = None,
+    limit: Annotated[int | None, _opt("At most N pairs this run (the gold pairs trained on).", GATE)] = None,
     suspects: Annotated[str | None, _opt("Human labels `labeler audit` flagged: keep (default), drop, flip or "
                                          "smooth them (bt-probe: target = the audit's P(human's choice)).", GATE)]
     = None,
@@ -120,18 +122,19 @@ def retrain(
 
 @judges_app.command("list")
 @user_errors
-def list_(db: Db = DEFAULT_DB, json: Json = False):
+def list_(db: Db = DEFAULT_DB, json: Json = False, quiet: Quiet = False):
     """Judge versions: method, parent, held-out agreement (and the parent's), active flag.
 
     Example: labeler judges list --json
     """
+    from labeler import api
     from labeler.cli import render
-    from trainer.versions import list_versions
 
-    with open_store(db, must_exist=True, read_only=True) as store:
-        versions = list_versions(store)
+    versions = api.judges(db)
     if json:
         print(jsonlib.dumps([v.model_dump(mode="json", exclude={"metrics"}) for v in versions], indent=2))
+    elif quiet:
+        return
     elif not versions:
         render.console.print("No judge versions yet: the untrained default model judges (run `labeler retrain`).")
     else:
@@ -142,14 +145,14 @@ def list_(db: Db = DEFAULT_DB, json: Json = False):
 @user_errors
 def use(version: Annotated[str, typer.Argument(help="Version name, or `default` for the default judge (the shipped "
                                                   "starter judge).")],
-        db: Db = DEFAULT_DB):
+        db: Db = DEFAULT_DB, quiet: Quiet = False):
     """Make a judge version the active one (annotate uses it when --model is not given).
 
     Example: labeler judges use v002-star-dpo
     """
-    from trainer.versions import use as activate
+    from labeler import api
 
-    with open_store(db, must_exist=True) as store:
-        record = activate(store, version)
-    print(f"active judge: {record.version} ({record.method}, {record.mode})" if record
-          else "active judge: the default judge (the starter judge where shipped)")
+    record = api.use_judge(db, version)
+    if not quiet:
+        print(f"active judge: {record.version} ({record.method}, {record.mode})" if record
+              else "active judge: the default judge (the starter judge where shipped)")

@@ -1,11 +1,14 @@
 """`labeler ingest`, `annotate`, `status`, `export`: parse options, call `labeler.api`, render."""
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from labeler.cli.choices import ExportFormat, Mode
 from labeler.cli.text import safe, visible
+from labeler.errors import LabelerError
 from labeler.cli.options import (DEFAULT_DB, Actors, AField, BaseUrl, BatchSize, BField, Concurrency, Db, Files,
                                  JudgeBackend, JudgeModel,
                                  IdField, Json, JudgeCriteria, JudgeDevice, JudgeDtype, JudgeTemplate, LabelField,
@@ -25,6 +28,7 @@ def ingest(
     label_field: LabelField = "label",
     strict: Strict = False,
     max_chars: MaxChars = 200_000,
+    json: Json = False,
     quiet: Quiet = False,
 ):
     """Store pairs from files, `datasets` folders or cached Hub datasets; bad rows go to quarantine with file, line
@@ -37,7 +41,9 @@ def ingest(
 
     reports = api.ingest(db, files, fields=fields(prompt_field, a_field, b_field, id_field, label_field),
                          strict=strict, max_chars=max_chars)
-    if not quiet:
+    if json:
+        render.print_json([render.ingest_json(r) for r in reports])
+    elif not quiet:
         render.ingested(reports)
 
 
@@ -45,8 +51,8 @@ def ingest(
 def annotate(
     files: Annotated[list[Path] | None, typer.Argument(help="Files to ingest first (optional).")] = None,
     db: Db = DEFAULT_DB,
-    mode: Annotated[str | None, typer.Option(help="direct: verdict-token logits; cot: sampled rationales + vote "
-                                             "(default: the judge version's mode, else direct).")] = None,
+    mode: Annotated[Mode | None, typer.Option(help="direct: verdict-token logits; cot: sampled rationales + vote "
+                                              "(default: the judge version's mode, else direct).")] = None,
     samples: Annotated[int | None, typer.Option("--samples", "-k", help="Votes per order (cot; default 4).")] = None,
     model: JudgeModel = None,
     judge: Annotated[str | None, typer.Option("--judge", help="Judge version (see `labeler judges list`).")] = None,
@@ -58,7 +64,7 @@ def annotate(
     base_url: BaseUrl = None,
     tokenizer: ServerTokenizer = None,
     concurrency: Concurrency = 8,
-    limit: Annotated[int | None, typer.Option(help="Judge at most N pending pairs.")] = None,
+    limit: Annotated[int | None, typer.Option(help="At most N pairs this run (the first pending ones).")] = None,
     batch_size: BatchSize = 8,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
     max_new_tokens: Annotated[int, typer.Option(help="Rationale length limit (cot).")] = 256,
@@ -82,6 +88,7 @@ def annotate(
     num_cpus: NumCpus = None,
     num_cpus_per_actor: NumCpusPerActor = 1.0,
     num_gpus_per_actor: NumGpusPerActor = 0.0,
+    json: Json = False,
     quiet: Quiet = False,
 ):
     """Ingest files, then label every pair that has no label from the current judge (both orders pooled).
@@ -91,12 +98,14 @@ def annotate(
     from labeler import api
     from labeler.cli import render
 
+    tables = not (quiet or json)
+
     def show(reports) -> None:  # before judging starts, so bad rows are seen at once
-        if files and not quiet:
+        if files and tables:
             render.ingested(reports)
 
     def resuming(note: str) -> None:
-        if not quiet:
+        if tables:
             render.console.print(safe(note))
 
     runner = ray_runner(ray, actors, num_cpus, num_cpus_per_actor, num_gpus_per_actor)
@@ -110,7 +119,9 @@ def annotate(
                               fields=fields(prompt_field, a_field, b_field, id_field, label_field), strict=strict,
                               max_chars=max_chars, progress=not quiet, on_ingested=show, on_resume=resuming,
                               runner=runner)
-    if not quiet:
+    if json:
+        render.print_json(render.annotate_json(result))
+    elif not quiet:
         render.console.print(render.annotate_summary(result))
         if result.compared:
             render.console.print(f"relabel: {result.changed} of {result.compared} pairs changed label against the "
@@ -118,7 +129,7 @@ def annotate(
 
 
 @user_errors
-def status(db: Db = DEFAULT_DB, json: Json = False):
+def status(db: Db = DEFAULT_DB, json: Json = False, quiet: Quiet = False):
     """Pairs by state, label balance, confidence histogram and recent runs.
 
     Example: labeler status --json
@@ -127,7 +138,9 @@ def status(db: Db = DEFAULT_DB, json: Json = False):
 
     with open_store(db, must_exist=True, hint="run `labeler ingest` or `labeler annotate` first",
                     read_only=True) as store:
-        render.status(store.status(), json)
+        report = store.status()
+    if json or not quiet:
+        render.status(report, json)
 
 
 @user_errors
@@ -135,6 +148,7 @@ def quarantine(
     db: Db = DEFAULT_DB,
     file: Annotated[Path | None, typer.Option("--file", help="Only the rows of this input file.")] = None,
     json: Json = False,
+    quiet: Quiet = False,
 ):
     """The rows ingest set aside: file, line (Parquet: row), field, reason and the raw line.
 
@@ -146,7 +160,7 @@ def quarantine(
         rows = store.quarantine_rows(str(file.resolve()) if file else None)
     if json:
         print("[" + ",".join(r.model_dump_json() for r in rows) + "]")
-    else:
+    elif not quiet:
         render.console.print(render.quarantine_table(rows) if rows else "No quarantined rows.")
 
 
@@ -154,8 +168,8 @@ def quarantine(
 def export(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output file (.jsonl, or .parquet).")] = None,
     db: Db = DEFAULT_DB,
-    format: Annotated[str | None, typer.Option("--format", help="jsonl or parquet (default: from the --out file "
-                                               "name, .parquet/.pq -> parquet, else jsonl).")] = None,
+    format: Annotated[ExportFormat | None, typer.Option("--format", help="Default: from the --out file name, "
+                                                        ".parquet/.pq -> parquet, else jsonl.")] = None,
     dpo: Annotated[bool, typer.Option("--dpo", help="Write TRL prompt/chosen/rejected rows (DPOTrainer, "
                                       "RewardTrainer): conversational when the input was; ties left out.")] = False,
     hf: Annotated[Path | None, typer.Option("--hf", help="Also (or only) write a `datasets` folder here "
@@ -163,6 +177,9 @@ def export(
     columns: Annotated[str | None, typer.Option("--columns", help="Comma-separated columns to write (with --dpo: "
                                                 "columns added to prompt/chosen/rejected).")] = None,
     min_confidence: Annotated[float | None, typer.Option(help="Drop model labels below this confidence.")] = None,
+    judge: Annotated[str | None, typer.Option("--judge", help="Only this judge's model labels (a version from "
+                                              "`labeler judges list`, or a judge_id), with the human labels.")] = None,
+    mixed: Annotated[bool, typer.Option("--mixed", help="Export model labels of several judges together.")] = False,
     quiet: Quiet = False,
 ):
     """Write labels (human labels outrank model labels) with rationale, confidence, votes, provenance and the
@@ -174,10 +191,13 @@ def export(
 
     if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:  # also refuses nan
         raise typer.BadParameter(f"--min-confidence must be a number in [0, 1], got {min_confidence}")
+    if out is None and hf is None:
+        raise LabelerError("nothing to write: pass --out FILE and/or --hf DIR")
     names = [c.strip() for c in columns.split(",") if c.strip()] if columns is not None else None
     if names is not None and not names:
         raise typer.BadParameter("--columns needs at least one column name")
     with api_errors():
-        n = api.export(db, out, format=format, dpo=dpo, hf=hf, columns=names, min_confidence=min_confidence)
+        n = api.export(db, out, format=format, dpo=dpo, hf=hf, columns=names, min_confidence=min_confidence,
+                       judge=judge, mixed=mixed, on_warning=lambda line: print(line, file=sys.stderr))
     if not quiet:
         print(f"wrote {n} rows to {visible(' and '.join(str(t) for t in (out, hf) if t is not None))}")

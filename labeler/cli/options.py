@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from labeler.cli.choices import Backend, Dtype, Mode
 from labeler.cli.text import visible
-from labeler.errors import LabelerError
+from labeler.errors import LabelerError, command_line
 
 if TYPE_CHECKING:
     from labeler.store import Store
@@ -21,8 +22,9 @@ Files = Annotated[list[Path], typer.Argument(
     help="Files (JSONL, JSON, Parquet, CSV), `datasets` save_to_disk folders or cached Hub dataset ids (NAME:SPLIT "
          "for one split); layout detected: prompt/response_a/response_b, TRL prompt/chosen/rejected, chosen/rejected "
          "transcripts, UltraFeedback completions.", show_default=False)]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables; errors only.")]
-Json = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars, tables or notes; errors and warnings only "
+                                     "(--json still prints).")]
+Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON instead of tables.")]
 Strict = Annotated[bool, typer.Option("--strict", help="Fail on the first bad row instead of quarantining it.")]
 MaxChars = Annotated[int, typer.Option("--max-chars", min=1, help="Longest text field accepted, in characters.")]
 BatchSize = Annotated[int, typer.Option(min=1, help="Pairs per batch; each batch is committed.")]
@@ -36,7 +38,7 @@ LabelField = Annotated[str, typer.Option("--label-field", help="Field holding a 
                                          rich_help_panel=FIELDS)]
 
 JUDGE = "Judge (resolved as in annotate)"
-JudgeMode = Annotated[str | None, typer.Option(help="direct: verdict-token logits; cot: sampled rationales + vote "
+JudgeMode = Annotated[Mode | None, typer.Option(help="direct: verdict-token logits; cot: sampled rationales + vote "
                                                "(default: the judge version's mode, else direct).", rich_help_panel=JUDGE)]
 JudgeSamples = Annotated[int | None, typer.Option("--samples", "-k", help="Votes per order (cot; default 4).",
                                                   rich_help_panel=JUDGE)]
@@ -45,19 +47,20 @@ JudgeModel = Annotated[Path | None, typer.Option(help="Local Hugging Face model 
                                                  "version, else SmolLM2-135M-Instruct).", rich_help_panel=JUDGE)]
 JudgeVersion = Annotated[str | None, typer.Option("--judge", help="Judge version (see `labeler judges list`).",
                                                   rich_help_panel=JUDGE)]
-JudgeBackend = Annotated[str, typer.Option(help="transformers (default), openai (an OpenAI-compatible server), vllm "
-                                           "(GPU extra), fake (tests).", rich_help_panel=JUDGE)]
+JudgeBackend = Annotated[Backend, typer.Option(help="openai: an OpenAI-compatible server; vllm: the GPU extra; reward: "
+                                               "Bradley-Terry judges; fake: tests.", rich_help_panel=JUDGE)]
 JudgeTemplate = Annotated[Path | None, typer.Option(
     "--template", help="Jinja judge template with the blocks system, user, assistant_prefix (as "
-    "labeler/judge/templates/*.jinja); part of the judge key.", rich_help_panel=JUDGE)]
+    "labeler/judge/templates/*.jinja); a new template labels every pair again.", rich_help_panel=JUDGE)]
 JudgeCriteria = Annotated[str | None, typer.Option(
     "--criteria", help="What the judge should prefer, in place of 'more helpful, correct, honest, harmless, ...' "
-    "(a custom --template must use {{ criteria }}); part of the judge key.", rich_help_panel=JUDGE)]
-JudgeDtype = Annotated[str | None, typer.Option(help="Weights of the transformers backend: float32 or bfloat16; default "
+    "(a custom --template must use {{ criteria }}); new criteria label every pair again.", rich_help_panel=JUDGE)]
+JudgeDtype = Annotated[Dtype | None, typer.Option(help="Weights of the transformers backend; default "
                                                 "float32 on the CPU, bfloat16 on CUDA; verdict logits stay float32. "
-                                                "Part of the judge key.", show_default=False, rich_help_panel=JUDGE)]
+                                                "Another dtype labels every pair again.", show_default=False,
+                                                rich_help_panel=JUDGE)]
 JudgeDevice = Annotated[str, typer.Option(help="Where the transformers backend runs: auto (CUDA when available), cpu, "
-                                          "cuda or cuda:N. A device other than the CPU is part of the judge key.",
+                                          "cuda or cuda:N. Labels made on a GPU are kept apart from CPU ones.",
                                           rich_help_panel=JUDGE)]
 
 SERVER = "OpenAI-compatible server (--backend openai)"
@@ -107,7 +110,8 @@ def user_errors(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            result = fn(*args, **kwargs)
+            with command_line():
+                result = fn(*args, **kwargs)
             sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
             return result
         except BrokenPipeError:  # `labeler status --json | head`: the reader has all it wants

@@ -2,6 +2,7 @@
 Every value that comes from data, files, servers or users goes through `text.safe` (no markup, no control
 characters reach the terminal)."""
 
+import dataclasses
 import json
 
 from rich import box
@@ -17,14 +18,21 @@ console = Console(emoji=False)  # `:train:` in a file name stays as written
 
 
 def ingest_table(reports: list[FileReport]) -> Table:
-    table = Table(title="Ingest")
-    for col in ("file", "rows", "new", "already stored", "repeated", "quarantined", "gold labels"):
-        table.add_column(col, justify="left" if col == "file" else "right", overflow="fold")
+    columns = ("file", "rows", "new", "already stored", "repeated", "quarantined", "gold labels")
+    rows = []
     for r in reports:
         c = r.counts
-        name = safe(r.path) + (" (empty file)" if r.empty else "")
-        table.add_row(name, str(c.rows), str(c.new_pairs), str(c.already_stored), str(c.repeated_in_file),
-                      f"[red]{c.quarantined}[/red]" if c.quarantined else "0", str(c.gold_labels))
+        rows.append([safe(short_path(r.path, 18)) + (" (empty)" if r.empty else ""), str(c.rows), str(c.new_pairs),
+                     str(c.already_stored), str(c.repeated_in_file), str(c.quarantined), str(c.gold_labels)])
+    table = Table(title="Ingest", box=box.SIMPLE_HEAD, pad_edge=False)
+    for i, col in enumerate(columns):  # a header wraps between its words, a cell never does
+        width = max([len(word) for word in col.split()] + [len(row[i]) for row in rows])
+        table.add_column(col.replace(" ", "\n"), justify="left" if col == "file" else "right", no_wrap=True,
+                         width=width)
+    for row, r in zip(rows, reports):
+        if r.counts.quarantined:
+            row[5] = f"[red]{row[5]}[/red]"
+        table.add_row(*row)
     return table
 
 
@@ -36,16 +44,17 @@ def layouts_found(reports: list[FileReport]) -> list[str]:
     for r in reports:
         if not r.empty or r.skipped:
             skipped = f"; {r.skipped} row(s) made no pair (ratings all equal)" if r.skipped else ""
-            lines.append(f"{safe(r.path)}: layout {r.layout} ({LAYOUTS[r.layout]}){skipped}")
+            lines.append(f"{safe(short_path(r.path))}: layout {r.layout} ({LAYOUTS[r.layout]}){skipped}")
     return lines
 
 
 def quarantine_table(rows: list[QuarantineRow]) -> Table:
-    table = Table(title=f"Quarantined rows ({len(rows)})")
-    for col in ("file", "line", "field", "reason", "raw"):
-        table.add_column(col, overflow="fold", justify="right" if col == "line" else "left")
+    table = Table(title=f"Quarantined rows ({len(rows)})", box=box.SIMPLE_HEAD,
+                  caption="Each row as it was read: labeler quarantine --json (field raw)")
+    for col in ("file", "line", "field", "reason"):
+        table.add_column(col, justify="right" if col == "line" else "left", no_wrap=col != "reason")
     for r in rows:
-        table.add_row(safe(r.file), str(r.line), safe(r.field or "-"), safe(r.reason), safe((r.raw or "")[:80]))
+        table.add_row(safe(short_path(r.file, 36)), str(r.line), safe(r.field or "-"), safe(r.reason))
     return table
 
 
@@ -55,7 +64,8 @@ def quarantine_hint(reports: list[FileReport]) -> str | None:
         return None
     path, (line, field, reason) = bad[0]
     total = sum(r.counts.quarantined for r in reports)
-    return (f"{total} bad row(s) quarantined, e.g. {safe(path)}:{line} field {safe(field or '-')}: {safe(reason)} "
+    return (f"{total} bad row(s) quarantined, e.g. {safe(short_path(path))}:{line} field {safe(field or '-')}: "
+            f"{safe(reason)} "
             f"(all of them: `labeler quarantine`; --strict fails instead)")
 
 
@@ -71,7 +81,14 @@ def ingested(reports: list[FileReport]) -> None:
                       highlight=False, soft_wrap=True)
     hint = quarantine_hint(reports)
     if hint:
-        console.print(f"[yellow]{hint}[/yellow]")
+        console.print(f"[yellow]{hint}[/yellow]", soft_wrap=True)
+
+
+def judge_mode(mode: str | None, samples: int | None) -> str:
+    """`direct`, or `cot, 4 votes per order`: the K of direct mode is always 1 and says nothing."""
+    if mode == "cot" and samples:
+        return f"cot, {samples} vote{'s' if samples != 1 else ''} per order"
+    return mode or "-"
 
 
 def annotate_summary(result: AnnotateResult) -> Table | str:
@@ -79,41 +96,72 @@ def annotate_summary(result: AnnotateResult) -> Table | str:
         if result.stored == 0:
             return "Nothing to judge: the store has no pairs (give files to annotate, or `labeler ingest` them first)."
         if result.pending == 0:
-            return (f"Nothing to judge: every stored pair already has a label from judge {safe(result.judge_id)} "
-                    f"(key {result.judge_key}).")
+            return f"Nothing to judge: every stored pair already has a label from judge {safe(result.judge_id)}."
         return "No pairs judged."
     j = result.judged
     decided = [x for x in j if x.label]
     consistent = [x.order_consistent for x in j if x.order_consistent is not None]
-    table = Table(title=f"Annotated {len(j)} pairs with {safe(result.judge_id)} ({j[0].mode}, K={j[0].samples})")
-    table.add_column("metric")
+    table = Table(title=f"Annotated {len(j)} pairs with {safe(result.judge_id)} "
+                        f"({judge_mode(j[0].mode, j[0].samples)})")
+    table.add_column("")
     table.add_column("value", justify="right")
     table.add_row("labels A / B / undecided", f"{sum(x.label == 'A' for x in j)} / "
                   f"{sum(x.label == 'B' for x in j)} / {len(j) - len(decided)}")
     table.add_row("mean confidence", f"{sum(x.confidence for x in j) / len(j):.3f}")
     if result.temperature:
-        from labeler.evaluation.calibration import calibrated
-
-        mean = sum(calibrated(x, result.temperature) for x in j) / len(j)
-        table.add_row(f"  calibrated (T={result.temperature:.2f})", f"{mean:.3f}")
+        table.add_row("  after calibration", f"{calibrated_mean(result):.3f}")
+        table.caption = (f"after calibration: the confidence status, export and review read, scaled by the "
+                         f"temperature `labeler calibrate` fitted ({result.temperature:.2f})")
     table.add_row("order-consistent", f"{sum(consistent)}/{len(consistent)}" if consistent else "-")
     table.add_row("samples abstained", str(sum(x.abstained for x in j)))
-    table.add_row("throughput", f"{result.pairs_per_second:.2f} pairs/s ({result.seconds:.1f} s)")
-    table.add_row("run / judge key", safe(f"{result.run_id} / {result.judge_key}"))
+    table.add_row("speed", f"{result.pairs_per_second:.2f} pairs/s ({result.seconds:.1f} s)")
+    table.add_row("run", safe(str(result.run_id)))
     return table
+
+
+def calibrated_mean(result: AnnotateResult) -> float:
+    from labeler.evaluation.calibration import calibrated
+
+    return sum(calibrated(x, result.temperature) for x in result.judged) / len(result.judged)
+
+
+def annotate_json(result: AnnotateResult) -> dict:
+    j = result.judged
+    return {
+        "ingested": [ingest_json(r) for r in result.ingested], "judge_id": result.judge_id,
+        "judge_key": result.judge_key, "run_id": result.run_id, "pending": result.pending, "judged": len(j),
+        "labels": {"A": sum(x.label == "A" for x in j), "B": sum(x.label == "B" for x in j),
+                   "undecided": sum(x.label is None for x in j)},
+        "mean_confidence": sum(x.confidence for x in j) / len(j) if j else None,
+        "calibrated_mean_confidence": calibrated_mean(result) if j and result.temperature else None,
+        "temperature": result.temperature, "seconds": result.seconds, "pairs_per_second": result.pairs_per_second,
+        "relabel": {"compared": result.compared, "changed": result.changed},
+    }
+
+
+def ingest_json(report: FileReport) -> dict:
+    return {"path": report.path, "layout": report.layout, "empty": report.empty, "skipped": report.skipped,
+            **dataclasses.asdict(report.counts),
+            "problems": [{"line": line, "field": field, "reason": reason} for line, field, reason in report.problems]}
+
+
+def print_json(value) -> None:
+    print(json.dumps(value, indent=2, default=str))
 
 
 def status(report: StatusReport, as_json: bool) -> None:
     if as_json:
         print(json.dumps(report.model_dump(mode="json"), indent=2))
         return
-    table = Table(title=f"{safe(report.db)}: {report.pairs} pairs, {report.quarantined} quarantined rows")
+    console.print(f"{safe(short_path(str(report.db), 64))}: {report.pairs} pairs, {report.quarantined} quarantined "
+                  "rows", highlight=False)
+    table = Table()
     table.add_column("state")
     table.add_column("pairs", justify="right")
     for state, n in report.by_state.items():
         table.add_row(state, str(n))
     for label, n in report.label_balance.items():
-        table.add_row(f"model label {label}", str(n))
+        table.add_row(f"model label {'undecided' if label == 'none' else label}", str(n))
     for label, n in report.human_labels.items():
         table.add_row(f"human label {label}", str(n))
     console.print(table)
@@ -123,14 +171,14 @@ def status(report: StatusReport, as_json: bool) -> None:
     hist.add_column("pairs", justify="right")
     hist.add_column("")
     for b in report.confidence_histogram:
-        hist.add_row(f"{b['low']:.1f}-{b['high']:.1f}", str(b["count"]), "█" * round(30 * b["count"] / peak))
+        hist.add_row(f"{b['low']:.2f}-{b['high']:.2f}", str(b["count"]), "█" * round(30 * b["count"] / peak))
     console.print(hist)
     runs = Table(title="Recent runs")
-    for col in ("run", "command", "mode", "K", "status", "done", "started"):
-        runs.add_column(col)
+    for col in ("run", "command", "judge mode", "status", "done", "started"):
+        runs.add_column(col, no_wrap=col in ("run", "started"))
     for r in report.runs:
-        runs.add_row(safe(r.run_id), safe(r.command), safe(r.mode or "-"), str(r.samples or "-"), safe(r.status),
-                     f"{r.n_done}/{r.n_target}", r.started_at.strftime("%Y-%m-%d %H:%M:%S"))
+        runs.add_row(safe(r.run_id), safe(r.command), judge_mode(r.mode, r.samples), safe(r.status),
+                     f"{r.n_done}/{r.n_target}", r.started_at.strftime("%Y-%m-%d %H:%M"))
     console.print(runs)
     q = report.review
     if q.routed:
@@ -139,6 +187,19 @@ def status(report: StatusReport, as_json: bool) -> None:
             review.add_column(col, justify="right")
         review.add_row(str(q.routed), str(q.pushed), str(q.answered), str(q.discarded))
         console.print(review)
+
+
+def short_path(path: str, width: int = 40) -> str:
+    """A long path cut from the left at a folder (`.../eval/labels.duckdb`); the file name always whole."""
+    if len(path) <= width:
+        return path
+    parts = path.split("/")
+    kept = parts[-1]
+    for part in reversed(parts[:-1]):
+        if len(part) + len(kept) + 5 > width:
+            break
+        kept = f"{part}/{kept}"
+    return f".../{kept}"
 
 
 def _pct(x: float | None) -> str:
@@ -154,12 +215,16 @@ MAX_SUBCATEGORY_ROWS = 12
 
 def eval_tables(m: EvalMetrics) -> list[Table | str]:
     """`labeler eval`: agreement, position bias and calibration per group, then votes and coverage."""
-    table = Table(title=f"Agreement with humans (%): {safe(m.judge_id)} ({m.mode}, K={m.samples}), {m.n} pairs",
-                  box=box.SIMPLE_HEAD, caption="agree: judge label = human label (undecided = wrong); 95% CI: Wilson; "
-                  "cons.: orders agree; 1st: share of each order's verdicts for the response shown first; "
-                  "ECE: raw / calibrated (cross-validated)")
+    table = Table(title=f"Agreement with people (%): {safe(m.judge_id)} ({judge_mode(m.mode, m.samples)}), "
+                        f"{m.n} pairs",
+                  box=box.SIMPLE_HEAD, pad_edge=False,
+                  caption="agree: the judge's label is the people's (undecided counts as wrong); 95% CI: Wilson "
+                  "interval; cons.: both orders give the same label; 1st AB/BA: share of each order's verdicts that "
+                  "name the response shown first; ECE raw/cal: expected calibration error (the gap between "
+                  "confidence and agreement) before / after temperature scaling, cross-validated")
     for col in ("group", "n", "agree", "95% CI", "cons.", "1st AB/BA", "ECE raw/cal"):
-        table.add_column(col, justify="left" if col == "group" else "right", overflow="fold", no_wrap=col != "group")
+        table.add_column(col, justify="left" if col == "group" else "right", no_wrap=True,
+                         max_width=20 if col == "group" else None, overflow="ellipsis")
     subs = m.by_subcategory if len(m.by_subcategory) <= MAX_SUBCATEGORY_ROWS else {}
     groups = [("all", m)] + [(f"{kind}{name}", g) for kind, by in
                              (("", m.by_source), ("", m.by_category), ("  ", subs)) for name, g in by.items()]
@@ -187,23 +252,31 @@ def eval_tables(m: EvalMetrics) -> list[Table | str]:
     c, cal = m.coverage, m.calibration
     confusion = "; ".join(f"human {safe(h)}: judge A {r['A']}, B {r['B']}, undecided {r['undecided']}"
                           for h, r in m.confusion.items())
-    stored = (f"stored calibration T = {cal.stored_temperature:.3f} (ECE with it: {_ece(cal.ece_stored)})"
+    stored = (f"the stored temperature is T = {cal.stored_temperature:.3f} (ECE with it: {_ece(cal.ece_stored)})"
               if cal.stored_temperature
               else "no stored calibration (`labeler calibrate` fits one)")
     notes = (f"Coverage {c.target:.0%}: keep {c.confidence} confidence >= {c.threshold:.3f} -> {c.n} pairs "
              f"({c.coverage:.1%}) at {c.accuracy:.1%} agreement.\n"
-             f"Temperature on all pairs T = {cal.temperature:.3f}; ECE calibrated: {cal.folds}-fold cross-validation "
-             f"by prompt; {stored}.\nConfusion: {confusion}.")
+             f"Calibration: the temperature that fits all pairs is T = {cal.temperature:.3f} (confidence = "
+             f"sigmoid(score / T)); ECE cal uses {cal.folds}-fold cross-validation by prompt; {stored}.\n"
+             f"Confusion: {confusion}.")
     if len(m.by_subcategory) > MAX_SUBCATEGORY_ROWS:
         notes += f"\n{len(m.by_subcategory)} subcategories: see metrics.json (by_subcategory) or report.md."
     return [table, baseline, votes, notes]
 
 
+def eval_json(result) -> dict:
+    return {"ingested": [ingest_json(r) for r in result.ingested], "judged": len(result.judged.judged),
+            "metrics": result.metrics.model_dump(mode="json"),
+            "written": {name: str(path) for name, path in result.written.items()}}
+
+
 def calibration_summary(record: CalibrationRecord) -> str:
-    ece = (f"ECE {record.ece_before:.3f} -> {record.ece_after:.3f} (in-sample)"
+    ece = (f"expected calibration error {record.ece_before:.3f} -> {record.ece_after:.3f} (in-sample)"
            if record.ece_before is not None and record.ece_after is not None else "ECE -")
-    return (f"Stored temperature T = {record.temperature:.3f} for {safe(record.judge_id)} ({record.mode}, "
-            f"K={record.samples}), fitted on {safe(record.fitted_on)}; {ece}. status, export and review routing now report calibrated confidence.")
+    return (f"Stored temperature T = {record.temperature:.3f} (confidence = sigmoid(score / T)) for "
+            f"{safe(record.judge_id)} ({judge_mode(record.mode, record.samples)}), fitted on {safe(record.fitted_on)}; "
+            f"{ece}. status, export and review routing now report calibrated confidence.")
 
 
 def evaluated(result, out) -> None:
@@ -242,18 +315,32 @@ def _agree(x: float | None) -> str:
 
 def versions_table(versions: list[JudgeVersion]) -> Table:
     general = [_reference(v) for v in versions]
-    table = Table(title="Judge versions (held-out agreement: this version / the judge it had to beat)",
-                  caption="general: agreement on the starter's held-out reference pairs, this version / the judge "
-                  "it continued" if any(general) else None)
-    for col in ("version", "status", "held-out", *(["general"] if any(general) else []), "trained from", "mode"):
-        table.add_column(col, overflow="fold")
+    caption = ("held-out: % agreement with people on the held-out pairs, this version / the judge it had to beat "
+               "(pairs)")
+    if any(general):
+        caption += ("; general: agreement on the starter's held-out reference pairs, this version / the judge it "
+                    "continued")
+    table = Table(title="Judge versions", box=box.SIMPLE_HEAD, pad_edge=False, caption=caption)
+    for col in ("version", "status", "method (mode)", "held-out", *(["general"] if any(general) else []),
+                "trained from"):
+        wraps = col == "method (mode)"  # between method and mode
+        table.add_column(col, no_wrap=not wraps, min_width=9 if wraps else None,
+                         max_width=22 if col == "trained from" else None, overflow="ellipsis")
     for v, ref in zip(versions, general):
         status = ("[bold green]active[/bold green]" if v.active else "built-in" if v.version == "starter"
                   else "promoted" if v.promoted else "rejected")
-        table.add_row(safe(v.version), status, f"{_agree(v.heldout_agreement)} / {_agree(v.parent_agreement)} "
-                      f"(n={v.heldout_n})", *([ref or "-"] if any(general) else []),
-                      safe(v.parent or v.start_judge_id), safe(f"{v.mode} ({v.weights})"))
+        table.add_row(safe(v.version), status, safe(f"{v.method} ({v.mode})"),
+                      f"{_pct(v.heldout_agreement)} / {_pct(v.parent_agreement)} ({v.heldout_n})",
+                      *([ref or "-"] if any(general) else []), safe(_trained_from(v)))
     return table
+
+
+def _trained_from(v: JudgeVersion) -> str:
+    """The parent version, else the model it started from by name (judge ids end in a fingerprint: left out)."""
+    if v.parent:
+        return v.parent
+    start = v.start_judge_id.partition("@")[0]
+    return v.base_model if start.startswith(v.base_model) else start
 
 
 def _reference(v: JudgeVersion) -> str | None:

@@ -13,6 +13,7 @@ from labeler.errors import LabelerError
 review_app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
+    rich_markup_mode=None,  # click's plain help: two columns that wrap whole words at 80 columns
     help="Send doubtful labels to people in Argilla and bring their answers back.\n\n"
     "Example: labeler review serve && labeler review push && labeler review pull",
 )
@@ -57,6 +58,7 @@ def serve(
     data_dir: DataDir = None,
     timeout: Annotated[float, typer.Option(min=1.0, max=86400.0,
                                            help="Seconds to wait for the server to answer.")] = 180.0,
+    quiet: Quiet = False,
 ):
     """Start a local Argilla server (own venv, noida-db, 127.0.0.1 only), or reuse the one running.
 
@@ -67,7 +69,9 @@ def serve(
     if not 0 < port < 65536:
         raise typer.BadParameter(f"--port must be within 1-65535, got {port}")
     data_dir = data_dir or review_server.default_data_dir()
-    result = review_server.serve(port, data_dir, timeout, say=_say)
+    result = review_server.serve(port, data_dir, timeout, say=(lambda message: None) if quiet else _say)
+    if quiet:
+        return
     how = "already running, reused" if result.reused else f"started in {result.seconds:.1f} s"
     creds = result.credentials
     if result.reused and not result.url.endswith(f":{port}"):
@@ -81,7 +85,7 @@ def serve(
 
 @review_app.command()
 @user_errors
-def stop(data_dir: DataDir = None):
+def stop(data_dir: DataDir = None, quiet: Quiet = False):
     """Stop the local Argilla server (its data is kept for the next `serve`).
 
     Example: labeler review stop
@@ -90,12 +94,13 @@ def stop(data_dir: DataDir = None):
 
     data_dir = data_dir or review_server.default_data_dir()
     stopped = review_server.stop(data_dir)
-    print(f"stopped {', '.join(stopped)}" if stopped else f"no local Argilla server was running in {data_dir}")
+    if not quiet:
+        print(f"stopped {', '.join(stopped)}" if stopped else f"no local Argilla server was running in {data_dir}")
 
 
 @review_app.command()
 @user_errors
-def env(data_dir: DataDir = None):
+def env(data_dir: DataDir = None, quiet: Quiet = False):
     """Print `export ARGILLA_API_URL=... ARGILLA_API_KEY=...` lines for the local server.
 
     Example: labeler review env > argilla.env   # or in a shell: eval "$(labeler review env)"
@@ -106,7 +111,7 @@ def env(data_dir: DataDir = None):
 
     data_dir = data_dir or review_server.default_data_dir()
     creds = review_server.local_credentials(data_dir)
-    if not review_server.running_state(review_server.Paths(data_dir)):
+    if not quiet and not review_server.running_state(review_server.Paths(data_dir)):
         _say(f"warning: the local Argilla server in {data_dir} is not running (start it with `labeler review serve`)")
     print(f"export ARGILLA_API_URL={shlex.quote(creds.url)}")
     print(f"export ARGILLA_API_KEY={shlex.quote(creds.api_key)}")
@@ -126,7 +131,7 @@ def push(
     suspects: Annotated[bool, typer.Option(
         "--suspects", help="Send the human labels `labeler audit` flagged for a second look (instead of model "
         "labels).")] = False,
-    limit: Annotated[int | None, typer.Option(help="Send at most N records this time.")] = None,
+    limit: Annotated[int | None, typer.Option(help="At most N pairs this run (sent as N records).")] = None,
     batch_size: Annotated[int, typer.Option(help="Records per request; each is recorded as sent.")] = 100,
     min_submitted: Annotated[int, typer.Option(help="Reviewers per record (new datasets only).")] = 1,
     workspace: Workspace = "reviewers",

@@ -148,11 +148,18 @@ class Store:
         return _exports.export_rows(self.con, min_confidence)
 
     def copy_export(self, out: Path, fmt: str, dpo: bool, min_confidence: float | None,
-                    columns: list[str] | None = None) -> int:
-        return _exports.copy_export(self.con, out, fmt, dpo, min_confidence, columns)
+                    columns: list[str] | None = None, judge_id: str | None = None) -> int:
+        return _exports.copy_export(self.con, out, fmt, dpo, min_confidence, columns, judge_id)
 
-    def export_arrow(self, dpo: bool, min_confidence: float | None, columns: list[str] | None = None):
-        return _exports.export_arrow(self.con, dpo, min_confidence, columns)
+    def export_arrow(self, dpo: bool, min_confidence: float | None, columns: list[str] | None = None,
+                     judge_id: str | None = None):
+        return _exports.export_arrow(self.con, dpo, min_confidence, columns, judge_id)
+
+    def has_judgments_by(self, judge_id: str) -> bool:
+        return self.con.execute("SELECT count(*) FROM judgments WHERE judge_id = ?", [judge_id]).fetchone()[0] > 0
+
+    def export_label_judges(self, min_confidence: float | None, judge_id: str | None = None) -> list[tuple[str, int]]:
+        return _exports.label_judges(self.con, min_confidence, judge_id)
 
     # human review (labeler review push / pull)
     def review_candidates(self, dataset: str) -> list[RoutingCandidate]:
@@ -203,6 +210,10 @@ class Store:
         """Ids of the file ingested last, in line order; call right after `ingest_file`, before `release()`."""
         return _evaluation.staged_pair_ids(self.con, labelled_only)
 
+    def staged_row_pairs(self) -> dict[int, str]:
+        """Row (from 1) -> pair id of the part ingested last; call right after ingesting it."""
+        return _pairs.staged_row_pairs(self.con)
+
     def eval_rows(self, judge_key: str, pair_ids: list[str]) -> list[EvalRow]:
         return _evaluation.rows_for_judge_key(self.con, judge_key, pair_ids)
 
@@ -238,6 +249,10 @@ class Store:
 
     def judge_versions(self):
         return _judges.versions(self.con)
+
+    def judge_agreements(self) -> list[tuple[str, str, float | None, int]]:
+        """(judge_id, version, held-out agreement, held-out pairs) of every registered version."""
+        return _judges.agreements(self.con)
 
     def judge_paths(self) -> list[str]:
         return _judges.paths(self.con)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import duckdb
 
-from labeler.errors import LabelerError
-from labeler.store.rules import HUMAN, LATEST, REVIEWED
+from labeler.errors import LabelerError, option
+from labeler.store.rules import HUMAN, REVIEWED, latest_of
 from schemas import ExportRow
 
 MESSAGES_TYPE = '[{"role": "VARCHAR", "content": "VARCHAR"}]'
@@ -17,11 +17,12 @@ FIXED_COLUMNS = [c for c in ExportRow.model_fields]
 KEPT_AS_COLUMNS = {"source", "category"}  # also in `extra`; exported once
 
 
-def _labelled(min_confidence: float | None) -> str:
-    """Every labelled pair with its label and provenance; `extra` rides along for the extra-field columns."""
+def _labelled(min_confidence: float | None, judge_id: str | None = None) -> str:
+    """Every labelled pair with its label and provenance; `extra` rides along for the extra-field columns.
+    `judge_id`: model labels by that judge only (each pair's latest by it); human labels stay."""
     conf = "" if min_confidence is None else f"AND (r.pair_id IS NOT NULL OR l.confidence >= {float(min_confidence)})"
     return f"""
-        WITH latest AS ({LATEST}), human AS ({HUMAN}), reviewed AS ({REVIEWED}),
+        WITH latest AS ({latest_of(judge_id)}), human AS ({HUMAN}), reviewed AS ({REVIEWED}),
         versions AS (SELECT DISTINCT ON (judge_id) judge_id, version FROM judges ORDER BY judge_id, created_at DESC)
         SELECT p.pair_id, p.prompt, from_json(p.prompt_messages, '{MESSAGES_TYPE}') AS prompt_messages,
                p.response_a, p.response_b,
@@ -59,10 +60,11 @@ def _extra_columns(con: duckdb.DuckDBPyConnection, labelled: str) -> tuple[str, 
     return structure, [k for k in fields if k not in KEPT_AS_COLUMNS]
 
 
-def _plain_query(con: duckdb.DuckDBPyConnection, min_confidence: float | None) -> tuple[str, list[str]]:
+def _plain_query(con: duckdb.DuckDBPyConnection, min_confidence: float | None,
+                 judge_id: str | None = None) -> tuple[str, list[str]]:
     """The plain export and its columns: the fixed ones, then one per extra input field (`input_<name>` where the
     name is taken)."""
-    labelled = _labelled(min_confidence)
+    labelled = _labelled(min_confidence, judge_id)
     structure, keys = _extra_columns(con, labelled)
     fixed = ", ".join(_quote(c) for c in FIXED_COLUMNS)
     if not keys:
@@ -94,12 +96,12 @@ def _dpo_query(con: duckdb.DuckDBPyConnection, base: str, extra: list[str]) -> s
 
 
 def export_query(con: duckdb.DuckDBPyConnection, dpo: bool, min_confidence: float | None,
-                 columns: list[str] | None = None) -> str:
+                 columns: list[str] | None = None, judge_id: str | None = None) -> str:
     """The export's SELECT. `columns`: the plain columns to keep (in this order), or the ones added to a DPO row."""
-    base, available = _plain_query(con, min_confidence)
+    base, available = _plain_query(con, min_confidence, judge_id)
     unknown = [c for c in columns or [] if c not in available]
     if unknown:
-        raise LabelerError(f"--columns: no column {', '.join(map(repr, unknown))} "
+        raise LabelerError(f"{option('columns')}: no column {', '.join(map(repr, unknown))} "
                            f"(columns: {', '.join(available)})")
     if dpo:
         return _dpo_query(con, base, [c for c in columns or [] if c not in DPO_COLUMNS])
@@ -115,18 +117,27 @@ def export_rows(con: duckdb.DuckDBPyConnection, min_confidence: float | None) ->
 
 
 def copy_export(con: duckdb.DuckDBPyConnection, out: Path, fmt: str, dpo: bool, min_confidence: float | None,
-                columns: list[str] | None = None) -> int:
+                columns: list[str] | None = None, judge_id: str | None = None) -> int:
     """Write the export with DuckDB's COPY (no Python loop over rows); returns the row count."""
-    query = export_query(con, dpo, min_confidence, columns)
+    query = export_query(con, dpo, min_confidence, columns, judge_id)
     options = "FORMAT parquet" if fmt == "parquet" else "FORMAT json"
     con.execute(f"COPY ({query}) TO '{_sql_path(out)}' ({options})")
     return con.execute(f"SELECT count(*) FROM ({query})").fetchone()[0]
 
 
 def export_arrow(con: duckdb.DuckDBPyConnection, dpo: bool, min_confidence: float | None,
-                 columns: list[str] | None = None):
+                 columns: list[str] | None = None, judge_id: str | None = None):
     """The export as a pyarrow Table (for `datasets`)."""
-    return con.sql(export_query(con, dpo, min_confidence, columns)).to_arrow_table()
+    return con.sql(export_query(con, dpo, min_confidence, columns, judge_id)).to_arrow_table()
+
+
+def label_judges(con: duckdb.DuckDBPyConnection, min_confidence: float | None,
+                 judge_id: str | None = None) -> list[tuple[str, int]]:
+    """(judge_id, model labels) of each judge whose labels the export would write, most labels first."""
+    return con.execute(
+        f"SELECT judge_id, count(*) FROM ({_labelled(min_confidence, judge_id)}) WHERE label_source = 'model' "
+        "GROUP BY ALL ORDER BY 2 DESC, 1"
+    ).fetchall()
 
 
 def _sql_path(path: Path) -> str:

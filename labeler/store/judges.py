@@ -123,3 +123,10 @@ def _version(row) -> JudgeVersion:
 
 def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def agreements(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, float | None, int]]:
+    """(judge_id, version, held-out agreement, held-out pairs) of every registered version, oldest first."""
+    return con.execute(
+        "SELECT judge_id, version, heldout_agreement, heldout_n FROM judges ORDER BY created_at, version"
+    ).fetchall()

@@ -183,6 +183,12 @@ def resolve_staged(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def staged_row_pairs(con: duckdb.DuckDBPyConnection) -> dict[int, str]:
+    """line (row, from 1) -> pair id of every stored row of the part staged last, repeats included (quarantined
+    rows and id conflicts have none)."""
+    return dict(con.execute("SELECT line, pair_id FROM resolved WHERE conflict IS NULL").fetchall())
+
+
 def commit_staged(con: duckdb.DuckDBPyConnection, file_label: str, id_field: str) -> IngestCounts:
     """Move resolved rows into the store (call inside a transaction). Returns what happened."""
     counts = IngestCounts()

@@ -40,15 +40,19 @@ def human_balance(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
 
 
 def confidence_histogram(con: duckdb.DuckDBPyConnection, bins: int = 10) -> list[dict]:
+    """Equal-width bins over [0.5, 1] of the latest decided labels: a label's confidence is that of the response it
+    names, never below 0.5 (undecided labels, confidence 0, are counted by `label_balance` as 'none')."""
     rows = con.execute(
         f"""
         WITH latest AS ({LATEST})
-        SELECT least(floor(confidence * ?), ? - 1)::INTEGER AS bin, count(*) FROM latest GROUP BY bin ORDER BY bin
+        SELECT least(greatest(floor((confidence - 0.5) * 2 * ?), 0), ? - 1)::INTEGER AS bin, count(*)
+        FROM latest WHERE label IS NOT NULL GROUP BY bin ORDER BY bin
         """,
         [bins, bins],
     ).fetchall()
     found = dict(rows)
-    return [{"low": i / bins, "high": (i + 1) / bins, "count": found.get(i, 0)} for i in range(bins)]
+    return [{"low": 0.5 + i / (2 * bins), "high": 0.5 + (i + 1) / (2 * bins), "count": found.get(i, 0)}
+            for i in range(bins)]
 
 
 def scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:

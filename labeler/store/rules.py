@@ -17,6 +17,16 @@ LATEST = f"""
     SELECT DISTINCT ON (j.pair_id) j.* REPLACE ({CALIBRATED_CONFIDENCE} AS confidence), j.confidence AS raw_confidence
     FROM judgments j {CALIBRATION_JOIN} ORDER BY j.pair_id, j.created_at DESC
 """
+
+
+def latest_of(judge_id: str | None) -> str:
+    """LATEST, or each pair's latest judgment by one judge (`export --judge`)."""
+    if judge_id is None:
+        return LATEST
+    literal = "'" + judge_id.replace("'", "''") + "'"
+    return LATEST.replace("ORDER BY j.pair_id", f"WHERE j.judge_id = {literal} ORDER BY j.pair_id")
+
+
 HUMAN = """
     SELECT pair_id, CASE WHEN a > b AND a > t THEN 'A' WHEN b > a AND b > t THEN 'B' WHEN t > 0 THEN 'tie' END AS label
     FROM (SELECT pair_id, count_if(label = 'A') AS a, count_if(label = 'B') AS b, count_if(label = 'tie') AS t
