@@ -319,22 +319,27 @@ def use_judge(db: PathLike, version: str) -> JudgeVersion | None:
 def review_push(db: PathLike, *, url: str | None = None, api_key: str | None = None,
                 dataset: str = "labeler-review", workspace: str = "reviewers", threshold: float = 0.7,
                 audit_rate: float = 0.05, seed: int = 0, limit: int | None = None, batch_size: int = 100,
-                min_submitted: int = 1) -> "PushResult":
+                min_submitted: int = 1, most_doubtful: int | float | None = None,
+                suspects: bool = False) -> "PushResult":
     """Route the pairs that need a person (confidence under `threshold`, order-inconsistent, split votes, and an
     `audit_rate` sample of the rest) into the review queue and send unsent ones to the Argilla `dataset` (at most
-    `limit`). `url`/`api_key`: an Argilla server (default: the one `labeler review serve` started). Returns a
+    `limit`). `most_doubtful`: a budget instead of the threshold, a number of pairs (int) or a share (float < 1) of
+    the most doubtful; `suspects`: the human labels `labeler.audit` flagged instead of model labels. `url`/`api_key`: an Argilla server (default: the one `labeler review serve` started). Returns a
     `labeler.review.argilla.PushResult`."""
     from labeler.review import argilla
     from labeler.review.routing import RoutingRules
 
     if batch_size < 1 or min_submitted < 1 or (limit is not None and limit < 0):
         raise UsageError("batch_size and min_submitted must be >= 1, limit >= 0")
+    budget = {} if most_doubtful is None else \
+        {"most_share": most_doubtful} if isinstance(most_doubtful, float) else {"most": most_doubtful}
     with _options():
-        rules = RoutingRules(threshold=threshold, audit_rate=audit_rate, seed=seed)
+        rules = RoutingRules(threshold=threshold, audit_rate=audit_rate, seed=seed, **budget)
     _must_exist(db)
     client = _argilla_client(url, api_key)
     with Store(db) as store:
-        return argilla.push(store, client, dataset, workspace, rules, limit, batch_size, min_submitted)
+        return argilla.push(store, client, dataset, workspace, rules, limit, batch_size, min_submitted,
+                            suspects=suspects)
 
 
 def review_pull(db: PathLike, *, url: str | None = None, api_key: str | None = None,
