@@ -32,8 +32,9 @@ def layouts_found(reports: list[FileReport]) -> list[str]:
     lines = []
     for r in reports:
         if not r.empty or r.skipped:
-            skipped = f"; {r.skipped} row(s) made no pair (ratings all equal)" if r.skipped else ""
-            lines.append(f"{r.path}: layout {r.layout} ({LAYOUTS[r.layout]}){skipped}")
+            skipped = f"; {r.skipped} row(s) made no gold pair (no two different ratings)" if r.skipped else ""
+            groups = f"; {r.groups} new group(s) to rank (labeler rank)" if r.groups else ""
+            lines.append(f"{r.path}: layout {r.layout} ({LAYOUTS[r.layout]}){skipped}{groups}")
     return lines
 
 
