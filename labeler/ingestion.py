@@ -29,6 +29,7 @@ class FileReport:
     layout: str = "pairs"
     skipped: int = 0  # rows that made no pair (ultrafeedback: every rating equal)
     groups: int = 0  # new groups of N responses per prompt (group layouts)
+    group_ids: list[str] = field(default_factory=list)  # every group of the input, new or already stored
 
 
 def check_path(path: Path) -> str:
@@ -63,7 +64,8 @@ def ingest_part(store: Store, part: Part, fields: FieldMap = FieldMap(), strict:
     counts = store.commit_staged(part.label, fields.id)
     groups = store.save_groups(part.label, found) if layout in layouts.GROUP_LAYOUTS else 0
     return FileReport(path=part.name, counts=counts, problems=problems, empty=counts.rows == 0 and not skipped and not found,
-                      layout=layout, skipped=skipped, groups=groups)
+                      layout=layout, skipped=skipped, groups=groups,
+                      group_ids=list(dict.fromkeys(g.group_id for _, g in found)))
 
 
 def _stage(store: Store, part: Part, fields: FieldMap, max_chars: int, seed: int, on_group) -> tuple[str, int]:

@@ -252,6 +252,21 @@ def export(db: Path, out: Path | None = None, fmt: str | None = None, dpo: bool 
            min_confidence: float | None = None, columns: list[str] | None = None, hf: Path | None = None) -> int:
     """Write the labels to `out` (JSONL or Parquet; `fmt` defaults to what the file name says) and/or to `hf`, a
     `datasets` folder (save_to_disk). Atomic: a killed export never leaves a half file or folder. Returns rows."""
+    fmt = check_targets(out, fmt, hf)
+    with Store(db) as store:
+        n = 0
+        if out is not None:
+            with atomic_path(out) as tmp:
+                n = store.copy_export(tmp, fmt, dpo, min_confidence, columns)
+        if hf is not None:
+            table = store.export_arrow(dpo, min_confidence, columns)
+            save_to_disk(table, hf)
+            n = table.num_rows
+    return n
+
+
+def check_targets(out: Path | None, fmt: str | None, hf: Path | None) -> str:
+    """The format to write (`fmt`, else what `out`'s name says), once the targets are known to be writable."""
     if out is None and hf is None:
         raise LabelerError("nothing to write: pass --out FILE and/or --hf DIR")
     fmt = fmt or (format_for(out) if out is not None else "jsonl")
@@ -264,23 +279,14 @@ def export(db: Path, out: Path | None = None, fmt: str | None = None, dpo: bool 
         raise LabelerError(f"{out}: is a directory; --out takes a file name")
     if hf is not None and hf.exists() and not _replaceable(hf):
         raise LabelerError(f"{hf}: exists and is not a `datasets` folder; --hf takes a new or an exported folder")
-    with Store(db) as store:
-        n = 0
-        if out is not None:
-            with atomic_path(out) as tmp:
-                n = store.copy_export(tmp, fmt, dpo, min_confidence, columns)
-        if hf is not None:
-            table = store.export_arrow(dpo, min_confidence, columns)
-            _save_to_disk(table, hf)
-            n = table.num_rows
-    return n
+    return fmt
 
 
 def _replaceable(folder: Path) -> bool:
     return folder.is_dir() and ((folder / "dataset_info.json").exists() or not any(folder.iterdir()))
 
 
-def _save_to_disk(table, folder: Path) -> None:
+def save_to_disk(table, folder: Path) -> None:
     """`datasets.Dataset(table).save_to_disk` into a sibling, then swapped in: a reader sees the old or the new."""
     import shutil
 

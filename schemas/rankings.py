@@ -53,7 +53,7 @@ class ResponseScore(_Strict):
 
 class RankedResponse(_Strict):
     idx: int
-    text: str | list[Message]
+    text: str
     rank: int = Field(..., description="1 = best.")
     score: float
     uncertainty: float | None
@@ -77,3 +77,28 @@ class RankingRow(_Strict):
     comparisons: int | None
     source: str | None
     category: str | None
+
+
+class RankEvalMetrics(_Strict):
+    """`labeler eval --rank`: a judge's rankings against human ratings or pairwise votes, per prompt."""
+
+    files: list[str]
+    judge_id: str
+    judge_key: str
+    method: Literal["reward", "bt"]
+    groups: int = Field(..., description="Prompts with at least two responses and a human preference among them.")
+    judge_calls: int = Field(..., description="Calls this run made: responses scored (reward) or pairs judged (bt).")
+    pairs: int = Field(..., description="Human pairwise preferences: two rated responses with different ratings, or "
+                                        "a human-labelled pair.")
+    pairwise_agreement: float = Field(..., description="Share of them the ranking orders the same way (equal scores "
+                                                       "count as wrong).")
+    pairwise_ci95: tuple[float, float] = Field(..., description="Wilson interval, 95 %.")
+    tau_groups: int = Field(..., description="Prompts whose human order is not all ties.")
+    kendall_tau: float | None = Field(..., description="Mean over prompts of Kendall's tau-b between the judge's "
+                                                       "scores and the human scores (ratings, or a Bradley-Terry fit "
+                                                       "of the votes).")
+    kendall_tau_ci95: tuple[float, float] | None = Field(..., description="Bootstrap over prompts, 95 %.")
+    top1_groups: int = Field(..., description="Prompts with one human best.")
+    top1: float | None = Field(..., description="Share of them where the judge's best is the human best.")
+    top1_ci95: tuple[float, float] | None
+    top1_chance: float | None = Field(..., description="What picking at random would score: mean of 1 / N.")

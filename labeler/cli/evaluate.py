@@ -49,6 +49,9 @@ def eval_(
     num_cpus: NumCpus = None,
     num_cpus_per_actor: NumCpusPerActor = 1.0,
     num_gpus_per_actor: NumGpusPerActor = 0.0,
+    rank: Annotated[bool, typer.Option("--rank", help="Rank each prompt's responses (as `labeler rank`) and compare "
+                                       "with the human ratings or votes: pairwise agreement, Kendall's tau per "
+                                       "prompt, top-1. Pairs sharing a prompt are ranked together.")] = False,
     quiet: Quiet = False,
 ):
     """Judge human-labelled pairs (stored labels of the same judge are reused) and report agreement, position
@@ -59,6 +62,10 @@ def eval_(
     from labeler import api
     from labeler.cli import render
 
+    if rank:
+        _eval_rankings(files, db, mode, samples, model, judge, backend, dtype, device,
+                       server_options(base_url, tokenizer, concurrency), batch_size, limit, seed, out, quiet)
+        return
     runner = ray_runner(ray, actors, num_cpus, num_cpus_per_actor, num_gpus_per_actor)
     with api_errors():
         result = api.evaluate(db, files, model=model, judge=judge, backend=backend, mode=mode, samples=samples,
@@ -70,6 +77,23 @@ def eval_(
                               progress=not quiet, runner=runner)
     if not quiet:
         render.evaluated(result, out)
+
+
+def _eval_rankings(files, db, mode, samples, model, judge, backend, dtype, device, backend_options, batch_size, limit,
+                   seed, out, quiet) -> None:
+    from labeler import api
+    from labeler.cli import render
+    from labeler.paths import atomic_write
+
+    with api_errors():
+        found, _ = api.evaluate_rankings(db, files, model=model, judge=judge, backend=backend, mode=mode,
+                                         samples=samples, dtype=dtype, device=device, backend_options=backend_options,
+                                         batch_size=batch_size, limit=limit, seed=seed, progress=not quiet)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write(out / "rank_metrics.json", found.model_dump_json(indent=2))
+    if not quiet:
+        render.console.print(render.rank_eval_table(found))
 
 
 @user_errors

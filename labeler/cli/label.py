@@ -161,6 +161,12 @@ def export(
     columns: Annotated[str | None, typer.Option("--columns", help="Comma-separated columns to write (with --dpo: "
                                                 "columns added to prompt/chosen/rejected).")] = None,
     min_confidence: Annotated[float | None, typer.Option(help="Drop model labels below this confidence.")] = None,
+    rankings: Annotated[bool, typer.Option("--rankings", help="Write one row per prompt of `labeler rank`: its "
+                                           "responses with score, rank and uncertainty, best first.")] = False,
+    pairs: Annotated[str | None, typer.Option("--pairs", help="With --dpo: DPO pairs from the rankings of `labeler "
+                                              "rank`: best-worst, best-rest, all or adjacent.")] = None,
+    min_margin: Annotated[float | None, typer.Option("--min-margin", help="With --pairs or --rankings: leave out "
+                                                     "pairs (rankings) whose score difference is smaller.")] = None,
     quiet: Quiet = False,
 ):
     """Write labels (human labels outrank model labels) with rationale, confidence, votes, provenance and the
@@ -176,6 +182,7 @@ def export(
     if names is not None and not names:
         raise typer.BadParameter("--columns needs at least one column name")
     with api_errors():
-        n = api.export(db, out, format=format, dpo=dpo, hf=hf, columns=names, min_confidence=min_confidence)
+        n = api.export(db, out, format=format, dpo=dpo, hf=hf, columns=names, min_confidence=min_confidence,
+                       rankings=rankings, pairs=pairs, min_margin=min_margin)
     if not quiet:
         print(f"wrote {n} rows to {' and '.join(str(t) for t in (out, hf) if t is not None)}")

@@ -229,3 +229,29 @@ def versions_table(versions: list[JudgeVersion]) -> Table:
         table.add_row(v.version, status, f"{_agree(v.heldout_agreement)} / {_agree(v.parent_agreement)} "
                       f"(n={v.heldout_n})", v.parent or v.start_judge_id, f"{v.mode} ({v.weights})")
     return table
+
+
+def rank_summary(result) -> str:
+    """One line on a `labeler rank` run (`labeler.ranking.run.RankResult`)."""
+    if not result.ranked:
+        return f"Nothing to rank: every group has a ranking from {result.judge_id}."
+    calls = (f"{result.judge_calls} responses scored" if result.method == "reward"
+             else f"{result.judge_calls} pairs judged in both orders")
+    return (f"Ranked {len(result.ranked)} group(s) with {result.judge_id} ({result.method}): {calls} in "
+            f"{result.seconds:.1f} s. Export: labeler export --rankings --out ranked.jsonl")
+
+
+def rank_eval_table(m) -> Table:
+    """`labeler eval --rank` (`schemas.rankings.RankEvalMetrics`)."""
+    def ci(pair) -> str:
+        return f"[{pair[0]:.3f}, {pair[1]:.3f}]" if pair else "-"
+
+    table = Table(title=f"Rankings of {m.judge_id} ({m.method}) against the humans, {m.groups} prompts")
+    for col in ("metric", "value", "95 % CI", "n"):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    table.add_row("pairwise agreement", f"{m.pairwise_agreement:.3f}", ci(m.pairwise_ci95), str(m.pairs))
+    table.add_row("Kendall's tau (mean per prompt)", "-" if m.kendall_tau is None else f"{m.kendall_tau:.3f}",
+                  ci(m.kendall_tau_ci95), str(m.tau_groups))
+    chance = "" if m.top1_chance is None else f" (chance {m.top1_chance:.3f})"
+    table.add_row("top-1" + chance, "-" if m.top1 is None else f"{m.top1:.3f}", ci(m.top1_ci95), str(m.top1_groups))
+    return table

@@ -149,6 +149,11 @@ class Store:
             _judgments.save_judgments(self.con, judgments, samples)
             _judgments.advance_run(self.con, run_id, len(judgments))
 
+    def save_judged(self, judgments: list[Judgment], samples: list[Sample]) -> None:
+        """A batch of judgments outside a pair run's count (`labeler rank` counts its groups)."""
+        with transaction(self.con):
+            _judgments.save_judgments(self.con, judgments, samples)
+
     def samples_for(self, pair_id: str, judge_key: str) -> list[Sample]:
         return _judgments.samples_for(self.con, pair_id, judge_key)
 
