@@ -6,7 +6,7 @@
   on what was judged and pairs, Swiss style, the leading responses that have not met yet: the top half after
   round 1, the top quarter after round 2, ... down to the top two (a knockout that keeps every result). When the
   leaders have all met, the leader meets the best-placed response it has not met. The design stops at the budget
-  (`default_budget`: N - 1 + ceil(log2 N) comparisons) or when every pair was compared.
+  (`default_budget`: N - 1 + ceil(log2 N) comparisons) or when the leader has met every other response.
 
 A round is a function of the results of the rounds before it alone, so replaying the design over stored judgments
 gives the same pairs: a killed run resumes where it stopped and ends with the rankings of an uninterrupted run.
@@ -55,7 +55,7 @@ def replay(n: int, key: str, outcome: Callable[[Pair], Wins | None], budget: int
     results: dict[Pair, Wins] = {}
     rounds = 0
     while len(results) < budget:
-        pairs = _round(n, key, rounds, results)[: budget - len(results)]
+        pairs = _round(n, key, rounds, results, budget == full_cost(n))[: budget - len(results)]
         if not pairs:
             break
         missing = [p for p in pairs if outcome(p) is None]
@@ -66,11 +66,11 @@ def replay(n: int, key: str, outcome: Callable[[Pair], Wins | None], budget: int
     return Progress([], results, rounds)
 
 
-def _round(n: int, key: str, index: int, results: dict[Pair, Wins]) -> list[Pair]:
-    if index == 0:
-        return _all_pairs(n) if n <= FULL_UP_TO else _matching(n, key)
-    if n <= FULL_UP_TO:
+def _round(n: int, key: str, index: int, results: dict[Pair, Wins], full: bool) -> list[Pair]:
+    if full:
         return [p for p in _all_pairs(n) if p not in results]
+    if index == 0:
+        return _matching(n, key)
     order = fit(n, results).order()
     leaders = order[: max(2, math.ceil(n / 2 ** index))]
     pairs, used = [], set()
