@@ -2,7 +2,8 @@
 
 A reward judge scores each response once. A pairwise judge compares the pairs `judge.design` picks, round by
 round; the pairs are ordinary pairs (same store, same resume, same provenance) and the ranking is a Bradley-Terry
-fit of their judgments. Groups are committed in chunks, so a killed run resumes where it stopped."""
+fit of their judgments. A round's judgments are committed together and the groups' scores in chunks, so a killed
+run resumes where it stopped."""
 
 import time
 import uuid
@@ -103,12 +104,13 @@ def _pairwise(store: Store, judge: Judge, groups: list[Group], budget: int | Non
         links = store.group_pairs(ids)
         pair_ids = list(dict.fromkeys(_link(links[gid], i, j)[0] for gid, i, j in wanted))
         pairs = store.pending_pairs(judge.judge_key, pair_ids=pair_ids)
-        store.release()
+        judged: tuple[list, list] = ([], [])
         for start in range(0, len(pairs), batch_size):
             judgments, samples = judge.judge(pairs[start:start + batch_size], run_id)
-            store.save_judged(judgments, samples)
-            store.release()
-            calls += len(judgments)
+            judged[0].extend(judgments)
+            judged[1].extend(samples)
+        store.save_judged(*judged)  # once per round: each commit (and reopening the store) costs about a second
+        calls += len(judged[0])
     scores = []
     for g in groups:
         bt = fit(len(g.responses), progress[g.group_id].results)
