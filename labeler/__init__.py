@@ -1,11 +1,12 @@
 """labeler: turn unlabeled prompt/response pairs into preference labels with a GenRM judge.
 
 The stages are functions here (`labeler.api`, loaded on first use so `import labeler` stays light):
-`labeler.ingest`, `labeler.annotate`, `labeler.export`, `labeler.evaluate`, `labeler.retrain`, `labeler.status`.
+`labeler.ingest`, `labeler.annotate`, `labeler.rank`, `labeler.export`, `labeler.evaluate`, `labeler.retrain`,
+`labeler.status`.
 """
 
 __version__ = "0.1.0"
-__all__ = ["annotate", "evaluate", "export", "ingest", "retrain", "status"]
+__all__ = ["annotate", "evaluate", "export", "ingest", "rank", "retrain", "status"]
 
 
 def __getattr__(name: str):

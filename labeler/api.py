@@ -15,6 +15,7 @@ records the CLI renders (`FileReport`, `AnnotateResult`, `EvalResult`, `schemas.
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from labeler import pipeline
 from labeler.errors import LabelerError, UsageError
@@ -26,6 +27,10 @@ from labeler.pipeline import AnnotateResult
 from labeler.progress import progress_bar, silent
 from labeler.store import FieldMap, Store
 from schemas import RetrainResult, StatusReport
+
+if TYPE_CHECKING:
+    from labeler.ranking.run import RankResult
+    from schemas.rankings import RankEvalMetrics
 
 PathLike = str | Path
 
@@ -171,7 +176,7 @@ def rank(db: PathLike, inputs: Sequence[PathLike] = (), *, model: PathLike | Non
          batch_size: int = 8, budget: int | None = None, limit: int | None = None, seed: int = 0,
          max_new_tokens: int = 256, temperature: float = 1.0, top_p: float = 0.95, template: PathLike | None = None,
          criteria: str | None = None, fields: FieldMap = FieldMap(), strict: bool = False,
-         max_chars: int = DEFAULT_MAX_CHARS, progress: bool = False):
+         max_chars: int = DEFAULT_MAX_CHARS, progress: bool = False) -> "RankResult":
     """Ingest `inputs` (rows with N responses per prompt: `prompt` + `responses`, UltraFeedback or TRL
     `completions`), then rank every group the judge (chosen as in `annotate`) has not ranked: a reward judge scores
     each response once; a pairwise judge compares the pairs of a sparse design (all pairs up to N = 4; `budget`
@@ -197,7 +202,8 @@ def evaluate_rankings(db: PathLike, inputs: Sequence[PathLike], *, model: PathLi
                       judge: str | None = None, backend: str = "transformers", mode: str | None = None,
                       samples: int | None = None, dtype: str | None = None, device: str | None = "auto",
                       backend_options: dict | None = None, batch_size: int = 8, budget: int | None = None,
-                      limit: int | None = None, seed: int = 0, progress: bool = False):
+                      limit: int | None = None, seed: int = 0,
+                      progress: bool = False) -> "tuple[RankEvalMetrics, RankResult]":
     """Rank the prompts of `inputs` with the judge chosen as in `annotate` and compare with the humans: rows with
     rated responses (ratings are the truth), or human-labelled pairs that share prompts (each prompt's distinct
     responses are ranked; the labels are its votes). Returns (`schemas.rankings.RankEvalMetrics`, the RankResult):

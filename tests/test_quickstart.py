@@ -46,7 +46,8 @@ def test_import_labeler_is_light_and_exposes_the_stages():
             "f = labeler.ingest; import labeler.ingestion; "
             "print(json.dumps([light, labeler.ingest is f, sorted(labeler.__all__), labeler.annotate.__module__]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
-    assert json.loads(out.stdout) == [[], True, ["annotate", "evaluate", "export", "ingest", "retrain", "status"],
+    assert json.loads(out.stdout) == [[], True, ["annotate", "evaluate", "export", "ingest", "rank", "retrain",
+                                                           "status"],
                                       "labeler.api"]
 
 
