@@ -15,13 +15,15 @@ the two responses are put in an order drawn from a hash of the pair and a seed, 
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from functools import partial
 from itertools import combinations
 
 from labeler.errors import RowError
 from labeler.formats import groups
-from labeler.formats.messages import as_messages, hh_messages, is_hh, json_type, single_turn, transcript
+from labeler.formats.messages import (as_messages, check_prompt, hh_messages, is_hh, json_type, single_turn,
+                                      transcript)
 from labeler.store.pairs import FieldMap
 from schemas.rankings import Group, Response
 
@@ -38,6 +40,8 @@ EXPECTED = ("prompt/response_a/response_b, prompt/chosen/rejected, chosen/reject
 MESSAGES = "prompt_messages"  # the pair's prompt as messages, when it is a conversation
 HH_ASSISTANT = "\n\nAssistant:"
 Convert = Callable[[dict], list[dict]]
+# whitespace and the characters that show as nothing (zero-width space/joiners, word joiner, BOM, soft hyphen)
+BLANK = re.compile(r"[\s\u200b-\u200d\u2060\ufeff\u00ad\u180e]*")
 
 
 def detect(columns, fields: FieldMap = FieldMap()) -> str:
@@ -66,12 +70,19 @@ def converter(layout: str, fields: FieldMap, max_chars: int, seed: int = 0,
 
 def _text(value: str, field: str, max_chars: int) -> str:
     """The checks ingest runs on every text field (`store.pairs.validate_staged`), naming the input's own field."""
-    if not value.strip():
+    if BLANK.fullmatch(value):
         raise RowError(field, "is empty")
     if "\x00" in value:
         raise RowError(field, "contains a NUL byte")
     if len(value) > max_chars:
         raise RowError(field, f"too long: {len(value)} characters (limit {max_chars})")
+    return value
+
+
+def _different(value: str, other: str, field: str) -> str:
+    """The check SQL runs on our layout, here so that the quarantine names the input's field and keeps its row."""
+    if value == other:
+        raise RowError(field, "identical to the other response")
     return value
 
 
@@ -96,7 +107,7 @@ def _prompt(value, field: str) -> tuple[str, list[dict] | None]:
         return value, None
     if not messages:
         raise RowError(field, "has no turns")
-    return transcript(messages), messages
+    return transcript(messages), check_prompt(messages, field)
 
 
 def _order(seed: int, prompt: str, better: str, worse: str) -> bool:
@@ -138,6 +149,8 @@ def _pairs(row: dict, fields: FieldMap, max_chars: int, seed: int) -> list[dict]
     for field in (fields.response_a, fields.response_b):
         if isinstance(row.get(field), list):
             out[field] = single_turn(row[field], field, messages)
+    if isinstance(out.get(fields.response_a), str) and out.get(fields.response_a) == out.get(fields.response_b):
+        raise RowError(fields.response_b, "identical to the other response")
     return [out]
 
 
@@ -146,7 +159,8 @@ def _trl(row: dict, fields: FieldMap, max_chars: int, seed: int) -> list[dict]:
     chosen = single_turn(_required(row, "chosen"), "chosen", messages)
     rejected = single_turn(_required(row, "rejected"), "rejected", messages)
     prompt = _text(prompt, fields.prompt, max_chars)
-    better, worse = _text(chosen, "chosen", max_chars), _text(rejected, "rejected", max_chars)
+    better, worse = _text(chosen, "chosen", max_chars), _different(_text(rejected, "rejected", max_chars), chosen,
+                                                                     "rejected")
     return [_preference(row, {fields.prompt, "chosen", "rejected"}, fields, seed, prompt, messages, better, worse)]
 
 
@@ -160,7 +174,8 @@ def _trl_implicit(row: dict, fields: FieldMap, max_chars: int, seed: int) -> lis
         raise RowError("rejected", f"must be the same kind as chosen (both strings or both message lists), got "
                                    f"{json_type(chosen)} and {json_type(rejected)}")
     prompt = _text(prompt, "chosen", max_chars)
-    better, worse = _text(better, "chosen", max_chars), _text(worse, "rejected", max_chars)
+    better, worse = _text(better, "chosen", max_chars), _different(_text(worse, "rejected", max_chars), better,
+                                                                   "rejected")
     return [_preference(row, {"chosen", "rejected"}, fields, seed, prompt, messages, better, worse)]
 
 
@@ -193,7 +208,7 @@ def _split_messages(chosen: list[dict], rejected: list[dict]) -> tuple[str, list
         if len(rest) != 1:
             raise RowError(field, f"differs from the other response before its last turn ({len(rest)} turns differ)")
     better, worse = single_turn(chosen[n:], "chosen"), single_turn(rejected[n:], "rejected")
-    return transcript(chosen[:n]), chosen[:n], better, worse
+    return transcript(chosen[:n]), check_prompt(chosen[:n], "chosen"), better, worse
 
 
 class GroupConverter:
@@ -211,7 +226,7 @@ class GroupConverter:
         prompt, messages = _prompt(_required(row, key), key)
         _text(prompt, key, self.max_chars)
         list_key = "responses" if self.layout == "responses" else "completions"
-        found = groups.responses(row, list_key, messages)
+        found = groups.responses(row, list_key, messages, BLANK)
         if len(found) < 2:
             raise RowError(list_key, f"needs at least two responses with a text, got {len(found)}")
         texts = [_text(text, list_key, self.max_chars) for text, _, _ in found]
@@ -233,6 +248,7 @@ class GroupConverter:
                                                          else ((t2, r2, m2, j), (t1, r1, m1, i)))
             extra = {"rating_a": rb, "rating_b": rw, **({"model_a": mb, "model_b": mw} if mb or mw else {}),
                      "group_a": ib, "group_b": iw}
+            _different(worse, better, list_key)
             pair = _preference(row, consumed, fields, self.seed, prompt, messages, better, worse, **extra)
             pair["group_id"] = gid
             if fields.id in row:

@@ -5,10 +5,8 @@ a human rating is ranked by the ratings (gold), else by its latest ranking from 
 import math
 from pathlib import Path
 
-from labeler.errors import LabelerError
 from labeler.judge.bradley_terry import Z95
-from labeler.paths import atomic_path
-from labeler.pipeline import check_targets, save_to_disk
+from labeler.exporting import write_rows
 from labeler.store import Store
 from schemas.rankings import Group, RankedResponse, RankingRow, ResponseScore
 
@@ -76,36 +74,16 @@ def _dpo(row: RankingRow, chosen: str, rejected: str, conversational: bool) -> d
             "rejected": [{"role": "assistant", "content": rejected}]}
 
 
-def write(rows: list[dict], out: Path | None, fmt: str, hf: Path | None) -> int:
-    """JSONL or Parquet at `out` and/or a `datasets` folder at `hf`, each written atomically."""
-    import pyarrow as pa
-
-    if not rows:
-        raise LabelerError("nothing to export: no group has a ranking yet (run `labeler rank`)")
-    table = pa.Table.from_pylist(rows)
-    if out is not None:
-        with atomic_path(out) as tmp:
-            if fmt == "parquet":
-                import pyarrow.parquet as pq
-
-                pq.write_table(table, tmp)
-            else:
-                import json
-
-                tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    if hf is not None:
-        save_to_disk(table, hf)
-    return len(rows)
-
-
 def export(db: Path, out: Path | None, fmt: str | None, pairs: str | None, min_margin: float | None,
            hf: Path | None) -> int:
     """`pairs` None: the rankings (groups whose best-worst margin is below `min_margin` left out); else DPO pairs."""
-    fmt = check_targets(out, fmt, hf)
-    with Store(db) as store:
-        rows = ranking_rows(store)
-    if pairs is not None:
-        found = dpo_pairs(rows, pairs, min_margin)
-    else:
-        found = [r.model_dump(mode="json") for r in rows if min_margin is None or (r.margin or 0.0) >= min_margin]
-    return write(found, out, fmt, hf)
+    if pairs is not None and pairs not in PAIRS:
+        raise ValueError(f"--pairs must be one of {', '.join(PAIRS)}, got {pairs!r}")
+
+    def rows(store: Store) -> list[dict]:
+        found = ranking_rows(store)
+        if pairs is not None:
+            return dpo_pairs(found, pairs, min_margin)
+        return [r.model_dump(mode="json") for r in found if min_margin is None or (r.margin or 0.0) >= min_margin]
+
+    return write_rows(db, out, fmt, hf, rows)
