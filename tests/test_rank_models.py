@@ -70,3 +70,21 @@ def test_rank_options_are_checked_and_a_missing_judge_is_named(tmp_path):
     assert run("rank", data, "--db", tmp_path / "a.duckdb", "--budget", "0").exit_code == 2
     missing = run("rank", data, "--db", tmp_path / "b.duckdb", "--judge", "v009-nope")
     assert missing.exit_code == 1 and "v009-nope" in missing.stderr
+
+
+def test_an_ensembles_spread_over_its_members_is_each_responses_uncertainty():
+    from labeler.judge.backends.probe import ProbeHead
+    from labeler.judge.backends.reward import RewardBackend
+
+    generator = torch.Generator().manual_seed(0)
+    backend = RewardBackend.__new__(RewardBackend)  # a probe ensemble of 3 heads, without a base model
+    backend._probe = True
+    backend._head = ProbeHead({"scale": torch.ones(4), "w_help": torch.randn(3, 4, generator=generator)})
+    h = torch.randn(2, 4, generator=generator)
+    backend._probe_features = lambda texts: h[[{"a": 0, "b": 1}[t] for t in texts]]
+    got = backend.reward_spreads(["a", "b", "a"])
+    member = backend._head.member_rewards(h)
+    for i, (reward, spread) in enumerate(got[:2]):
+        assert reward == pytest.approx(float(member[:, i].mean())) and spread == pytest.approx(float(member[:, i].std()))
+        assert spread > 0
+    assert got[2] == got[0]
