@@ -8,6 +8,11 @@ samples would be). Texts are cut to --max-chars so a CPU run stays short. Every 
 stores it; each pair judgment is two forward passes (both orders).
 
     nice -n 19 .venv/bin/python benchmarks/rank_cost.py --prompts 8 --prompts-16 3
+    .venv/bin/python benchmarks/rank_cost.py --simulate 300     # seconds: the design alone, on simulated judges
+
+`--simulate K` measures the design alone on K prompts per row against simulated judges of known quality: each
+response has a quality q ~ N(0, 1) and the judge prefers i over j in each order with P = sigmoid(beta (q_i - q_j));
+the round robin's best is the Bradley-Terry best over all pairs, on the same votes.
 """
 
 import argparse
@@ -49,8 +54,37 @@ def measure(db: Path, data: Path, judge: str, budget: int | None = None) -> tupl
     return {"calls": result.judge_calls / groups, "seconds": result.seconds / groups}, best
 
 
+def simulate(prompts: int) -> None:
+    import math
+
+    from labeler.judge import design
+    from labeler.judge.bradley_terry import fit
+
+    print("| N | judge beta | pairs / prompt (sparse) | pairs / prompt (round robin) | share | top-1 agreement |")
+    print("|---|---|---|---|---|---|")
+    rng = random.Random(0)
+    for n in (4, 8, 16):
+        for beta in (1.0, 2.0, 4.0):
+            agree = cost = 0
+            for t in range(prompts):
+                q = [rng.gauss(0, 1) for _ in range(n)]
+                votes = {}
+                for i in range(n):
+                    for j in range(i + 1, n):
+                        wins = sum(rng.random() < 1 / (1 + math.exp(-beta * (q[i] - q[j]))) for _ in range(2))
+                        votes[(i, j)] = (float(wins), 2.0 - wins)
+                progress = design.replay(n, f"sim{t}", lambda pair: votes[pair])
+                agree += fit(n, progress.results).order()[0] == fit(n, votes).order()[0]
+                cost += len(progress.results)
+            print(f"| {n} | {beta:g} | {cost / prompts:.1f} | {design.full_cost(n)} | "
+                  f"{cost / prompts / design.full_cost(n):.0%} | {agree / prompts:.1%} |", flush=True)
+
+
 def main(args) -> None:
     from labeler.judge.design import full_cost
+
+    if args.simulate:
+        return simulate(args.simulate)
 
     print("| N | prompts | reward: reads / prompt | reward: s / prompt | sparse: pairs / prompt | sparse: s / prompt "
           "| round robin: pairs / prompt | round robin: s / prompt | sparse / round robin calls | top-1 agreement |")
@@ -74,6 +108,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--prompts-16", type=int, default=3, help="Prompts for N = 16.")
     parser.add_argument("--max-chars", type=int, default=300, help="Cut prompts and responses to this length.")
     parser.add_argument("--pairs", type=Path, default=PAIRS, help="Dev pairs whose texts make the responses.")
+    parser.add_argument("--simulate", type=int, default=0, help="Prompts per row of the simulated-judge table.")
     return parser
 
 
