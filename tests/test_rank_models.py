@@ -78,7 +78,7 @@ def test_an_ensembles_spread_over_its_members_is_each_responses_uncertainty():
 
     generator = torch.Generator().manual_seed(0)
     backend = RewardBackend.__new__(RewardBackend)  # a probe ensemble of 3 heads, without a base model
-    backend._probe = True
+    backend._probe, backend._model = True, object()  # loaded
     backend._head = ProbeHead({"scale": torch.ones(4), "w_help": torch.randn(3, 4, generator=generator)})
     h = torch.randn(2, 4, generator=generator)
     backend._probe_features = lambda texts: h[[{"a": 0, "b": 1}[t] for t in texts]]
@@ -88,3 +88,15 @@ def test_an_ensembles_spread_over_its_members_is_each_responses_uncertainty():
         assert reward == pytest.approx(float(member[:, i].mean())) and spread == pytest.approx(float(member[:, i].std()))
         assert spread > 0
     assert got[2] == got[0]
+
+
+def test_the_shipped_probe_starter_ranks_by_default(tmp_path, tiny_llama, monkeypatch):
+    """`labeler rank` with no judge option: the starter (a bt-probe head, judged by the reward backend, loaded on
+    first read) scores each response once."""
+    from starter_fixture import ship_tiny_probe_starter
+
+    from labeler import api
+
+    ship_tiny_probe_starter(tmp_path, tiny_llama, monkeypatch)
+    result = api.rank(tmp_path / "r.duckdb", [samples(tmp_path / "s.jsonl", groups=2, n=5)])
+    assert result.method == "reward" and result.judge_calls == 10 and result.judge_id.startswith("labeler-starter")

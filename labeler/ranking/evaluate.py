@@ -6,7 +6,7 @@ from pathlib import Path
 
 from labeler.errors import LabelerError
 from labeler.formats.groups import group_id
-from labeler.ingestion import FileReport, ingest_part, open_inputs
+from labeler.ingestion import ingest_part, open_inputs
 from labeler.judge.bradley_terry import fit
 from labeler.judge.judge import Judge
 from labeler.ranking import metrics

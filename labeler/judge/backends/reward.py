@@ -121,6 +121,8 @@ class RewardBackend:
     def reward_spreads(self, texts: list[str]) -> list[tuple[float, float | None]]:
         """(reward, its standard deviation over an ensemble's members) per text, each text read once; the spread is
         None for a single head (`labeler rank` stores it as the response's uncertainty)."""
+        if self._probe:
+            self.model  # loads the trunk and the head (the ensemble's size is the head's)
         if not self._probe or self.members < 2:
             return [(r, None) for r in self.rewards(texts)]
         unique = list(dict.fromkeys(texts))
