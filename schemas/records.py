@@ -383,6 +383,9 @@ class TrainingRow(_Strict):
     rejected: str | None = Field(None, description="dpo: an incorrect chain; bt: the worse response.")
     origin: Literal["sample", "rationalization", "note", "gold"] = Field(
         ..., description="Where the chosen text came from.")
+    target: float = Field(1.0, ge=0.0, le=1.0, description="bt-probe: the probability that `chosen` is better (below "
+                                                          "1 for a suspect label smoothed by `retrain --suspects "
+                                                          "smooth`).")
     rejected_origin: Literal["sample", "gold"] | None = None
     source: str | None = Field(None, description="bt: the pair's source (bt-probe's safety expert reads it).")
 

@@ -103,6 +103,11 @@ def test_reviews_without_signal_leave_the_prior_where_it_was():
     old_b, old_w, _ = planted(300, 8)
     assert chosen["prior_l2"] >= 1.0  # cross-validation finds nothing to learn and picks a strong pull
     assert abs(agreement(corrected, old_b, old_w) - agreement(prior, old_b, old_w)) <= 0.03
+    # with reference pairs, no correction predicts the held-out reviews better than the judge as it is: kept
+    kept, chosen = fit_correction(prior, noise_b, noise_w, [f"p{i}" for i in range(40)], ProbeTrainConfig(members=5),
+                                  reference=(better[:200], worse[:200]))
+    assert kept is prior and chosen["kept_prior"] and chosen["cv_loglik"]["keep"] > max(
+        v for k, v in chosen["cv_loglik"].items() if k != "keep")
 
 
 def candidate(pair_id: str, confidence: float, label="A", consistent=True) -> RoutingCandidate:
@@ -191,7 +196,14 @@ def test_audit_flags_a_flipped_human_label_and_retrain_can_drop_or_flip_it(tmp_p
                              "1", "--suspects", "flip", "--force", "--json", "--quiet").stdout)
     kept = json.loads(run("retrain", "--db", db, "--model", tiny_llama, "--method", "bt-probe", "--probe-layers",
                           "1", "--force", "--json", "--quiet").stdout)
+    smoothed = json.loads(run("retrain", "--db", db, "--model", tiny_llama, "--method", "bt-probe", "--probe-layers",
+                              "1", "--suspects", "smooth", "--force", "--json", "--quiet").stdout)
     n_flagged_train = kept["train_pairs"] - dropped["train_pairs"]
-    assert n_flagged_train >= 1 and flipped["train_pairs"] == kept["train_pairs"]
+    assert n_flagged_train >= 1 and flipped["train_pairs"] == kept["train_pairs"] == smoothed["train_pairs"]
+    rows = [json.loads(line) for line in (Path(smoothed["path"]) / "train_data.jsonl").read_text().splitlines()]
+    soft = {r["pair_id"]: r["target"] for r in rows if r["target"] < 1}
+    assert len(soft) == n_flagged_train and set(soft) <= flagged and all(t < 0.4 for t in soft.values())
     bad = run_cli("retrain", "--db", db, "--method", "bt-probe", "--suspects", "burn")
-    assert bad.exit_code == 2 and "suspects must be keep, drop or flip" in bad.output
+    assert bad.exit_code == 2 and "suspects must be keep, drop, flip or smooth" in bad.output
+    star = run_cli("retrain", "--db", db, "--method", "star-dpo", "--suspects", "smooth")
+    assert star.exit_code == 1 and "--suspects smooth needs --method bt-probe" in star.output
