@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 
     from labeler.review.argilla import PullResult, PushResult
 
+if TYPE_CHECKING:
+    from labeler.ranking.run import RankResult
+    from schemas.rankings import RankEvalMetrics
+
 PathLike = str | Path
 Rows = list[dict]  # or a `datasets.Dataset`: datasets is imported only where one is given
 
@@ -159,7 +163,8 @@ def annotate(source: "PathLike | Dataset | Rows", inputs: Sequence[PathLike] = (
 def export(source: "PathLike | Dataset | Rows", out: PathLike | None = None, *, format: str | None = None,
            dpo: bool = False, hf: PathLike | None = None, columns: Sequence[str] | None = None,
            min_confidence: float | None = None, judge: str | None = None, mixed: bool = False,
-           fields: FieldMap = FieldMap(), on_warning: Callable[[str], None] | None = None
+           fields: FieldMap = FieldMap(), on_warning: Callable[[str], None] | None = None,
+           rankings: bool = False, pairs: str | None = None, min_margin: float | None = None
            ) -> "int | Dataset | Rows":
     """`export(rows, dpo=True)`: TRL's prompt/chosen/rejected rows (the same kind: a `datasets.Dataset` or a list
     of dicts) from rows as `annotate(rows)` returned them; A/B labels only, model labels under `min_confidence`
@@ -172,7 +177,11 @@ def export(source: "PathLike | Dataset | Rows", out: PathLike | None = None, *, 
     conversational when any prompt was given as messages. `columns`: the columns to write (with `dpo`: added
     ones). `judge` (a version name or a judge id): that judge's model labels only, with the human labels; model
     labels from several judges raise LabelerError unless `judge` or `mixed` is given. A judge measured below 60 %
-    agreement with people (the starter) gives one warning line (`on_warning`, else `warnings.warn`)."""
+    agreement with people (the starter) gives one warning line (`on_warning`, else `warnings.warn`).
+
+    `rankings`: one row per prompt of N responses (`labeler rank`) with score, rank and uncertainty instead; `pairs`
+    (with `dpo`): DPO pairs from those rankings, best-worst, best-rest, all or adjacent; `min_margin` leaves out the
+    pairs (or rankings) whose score difference (best minus worst) is smaller."""
     if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:  # also refuses nan
         raise UsageError(f"{option('min_confidence')} must be a number in [0, 1], got {min_confidence}")
     if rows.is_rows(source):
@@ -182,6 +191,8 @@ def export(source: "PathLike | Dataset | Rows", out: PathLike | None = None, *, 
         return rows.preference_rows(source, fields, min_confidence, list(columns or []))
     if not Path(source).exists():
         raise LabelerError(f"{source}: no such database")
+    if rankings or pairs is not None or min_margin is not None:
+        return _export_rankings(source, out, format, dpo, hf, columns, min_confidence, rankings, pairs, min_margin)
     with _options():
         if out is None and hf is None:
             return _export_dataset(Path(source), dpo, min_confidence, columns, judge, mixed, on_warning or _warn)
@@ -201,6 +212,69 @@ def _export_dataset(db: Path, dpo: bool, min_confidence: float | None, columns: 
 
 def _warn(message: str) -> None:
     warnings.warn(message.removeprefix("warning: "), UserWarning, stacklevel=3)
+
+
+def _export_rankings(db, out, format, dpo, hf, columns, min_confidence, rankings, pairs, min_margin) -> int:
+    from labeler.ranking import export as ranking_export
+
+    if rankings == (pairs is not None) or (pairs is not None and not dpo) or (rankings and dpo):
+        raise UsageError("export rankings with --rankings, or DPO pairs from them with --dpo --pairs MODE")
+    if columns is not None or min_confidence is not None:
+        raise UsageError("--columns and --min-confidence apply to pair exports, not to --rankings or --pairs")
+    if min_margin is not None and not 0.0 <= min_margin < float("inf"):
+        raise UsageError(f"min_margin must be a number >= 0, got {min_margin}")
+    with _options():
+        return ranking_export.export(Path(db), Path(out) if out is not None else None, format, pairs, min_margin,
+                                     Path(hf) if hf is not None else None)
+
+
+def rank(db: PathLike, inputs: Sequence[PathLike] = (), *, model: PathLike | None = None, judge: str | None = None,
+         backend: str = "transformers", mode: str | None = None, samples: int | None = None,
+         dtype: str | None = None, device: str | None = "auto", backend_options: dict | None = None,
+         batch_size: int = 8, budget: int | None = None, limit: int | None = None, seed: int = 0,
+         max_new_tokens: int = 256, temperature: float = 1.0, top_p: float = 0.95, template: PathLike | None = None,
+         criteria: str | None = None, fields: FieldMap = FieldMap(), strict: bool = False,
+         max_chars: int = DEFAULT_MAX_CHARS, progress: bool = False) -> "RankResult":
+    """Ingest `inputs` (rows with N responses per prompt: `prompt` + `responses`, UltraFeedback or TRL
+    `completions`), then rank every group the judge (chosen as in `annotate`) has not ranked: a reward judge scores
+    each response once; a pairwise judge compares the pairs of a sparse design (all pairs up to N = 4; `budget`
+    caps the pairs per prompt), both orders, and a Bradley-Terry fit turns them into scores with intervals. The
+    pairs are stored as ordinary pairs and judgments, and groups are committed in chunks, so a killed run resumes.
+    Returns a `labeler.ranking.run.RankResult`."""
+    from labeler.ranking.run import rank as rank_groups
+
+    if limit is not None and limit < 0:
+        raise UsageError(f"limit must be >= 0, got {limit}")
+    if budget is not None and budget < 1:
+        raise UsageError(f"budget must be >= 1, got {budget}")
+    decoding = dict(seed=seed, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                    **prompt_options(template, criteria))
+    with Store(db) as store:
+        judge_ = _judge(store, model, judge, backend, mode, samples, batch_size, False, dtype, device,
+                        backend_options, decoding)
+        return rank_groups(store, [Path(p) for p in inputs], judge_, fields, strict, max_chars, budget, limit,
+                           batch_size, progress=_bars(progress, "ranking"))
+
+
+def evaluate_rankings(db: PathLike, inputs: Sequence[PathLike], *, model: PathLike | None = None,
+                      judge: str | None = None, backend: str = "transformers", mode: str | None = None,
+                      samples: int | None = None, dtype: str | None = None, device: str | None = "auto",
+                      backend_options: dict | None = None, batch_size: int = 8, budget: int | None = None,
+                      limit: int | None = None, seed: int = 0,
+                      progress: bool = False) -> "tuple[RankEvalMetrics, RankResult]":
+    """Rank the prompts of `inputs` with the judge chosen as in `annotate` and compare with the humans: rows with
+    rated responses (ratings are the truth), or human-labelled pairs that share prompts (each prompt's distinct
+    responses are ranked; the labels are its votes). Returns (`schemas.rankings.RankEvalMetrics`, the RankResult):
+    pairwise agreement implied by the rankings, Kendall's tau per prompt and top-1 accuracy, with 95 % intervals."""
+    from labeler.ranking.evaluate import evaluate as evaluate_groups
+
+    if limit is not None and limit < 1:
+        raise UsageError(f"limit must be >= 1, got {limit}")
+    with Store(db) as store:
+        judge_ = _judge(store, model, judge, backend, mode, samples, batch_size, False, dtype, device,
+                        backend_options, {"seed": seed})
+        return evaluate_groups(store, [Path(p) for p in inputs], judge_, budget, limit, batch_size,
+                               progress=_bars(progress, "ranking"))
 
 
 def evaluate(db: PathLike, inputs: Sequence[PathLike], *, model: PathLike | None = None, judge: str | None = None,

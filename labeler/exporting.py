@@ -63,6 +63,38 @@ def export_table(db: Path, dpo: bool = False, min_confidence: float | None = Non
         return store.export_arrow(dpo, min_confidence, columns, judge_id)
 
 
+def write_rows(db: Path, out: Path | None, fmt: str | None, hf: Path | None, make_rows) -> int:
+    """Rows made by `make_rows(store)` (a list of dicts) to `out` and/or `hf`, with the targets checked as `export`
+    checks them (`labeler export --rankings` and `--pairs`). Returns the number of rows."""
+    import json
+
+    import pyarrow as pa
+
+    if out is None and hf is None:
+        raise LabelerError("nothing to write: pass --out FILE and/or --hf DIR")
+    fmt = fmt or (format_for(out) if out is not None else "jsonl")
+    if fmt not in FORMATS:
+        raise ValueError(f"--format must be jsonl or parquet, got {fmt!r}")
+    out = _file_target(out) if out is not None else None
+    hf = _folder_target(hf) if hf is not None else None
+    with Store(db, create=False, read_only=True) as store:
+        _refuse_store_paths(db, store, out, hf)
+        rows = make_rows(store)
+    if not rows:
+        raise LabelerError("nothing to export: no group has a ranking yet (run `labeler rank`)")
+    if out is not None:
+        with atomic_path(out) as tmp:
+            if fmt == "parquet":
+                import pyarrow.parquet as pq
+
+                pq.write_table(pa.Table.from_pylist(rows), tmp)
+            else:
+                tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    if hf is not None:
+        _save_to_disk(pa.Table.from_pylist(rows), hf)
+    return len(rows)
+
+
 def _mode(path: Path) -> int | None:
     try:
         return path.stat().st_mode

@@ -28,6 +28,8 @@ class FileReport:
     empty: bool = False
     layout: str = "pairs"
     skipped: int = 0  # rows that made no pair (ultrafeedback: every rating equal)
+    groups: int = 0  # new groups of N responses per prompt (group layouts)
+    group_ids: list[str] = field(default_factory=list)  # every group of the input, new or already stored
 
 
 def check_path(path: Path) -> str:
@@ -47,8 +49,9 @@ def ingest_part(store: Store, part: Part, fields: FieldMap = FieldMap(), strict:
     if part.empty:
         return FileReport(path=part.name, counts=IngestCounts(), empty=True)
     where = "line" if part.kind == "jsonl" else "row"
+    found: list = []  # (line, group) of a group layout's rows
     try:
-        layout, skipped = _stage(store, part, fields, max_chars, seed)
+        layout, skipped = _stage(store, part, fields, max_chars, seed, lambda line, group: found.append((line, group)))
     except duckdb.Error as exc:
         hint = " (raise LABELER_DUCKDB_MEMORY_LIMIT)" if isinstance(exc, duckdb.OutOfMemoryException) else ""
         raise LabelerError(f"{part.name}: cannot read {part.kind}: {str(exc).splitlines()[0]}{hint}") from None
@@ -59,11 +62,13 @@ def ingest_part(store: Store, part: Part, fields: FieldMap = FieldMap(), strict:
         raise LabelerError(f"{part.name}:{line}: {where} {line}, field {name or '-'}: {reason}{more}; "
                            "nothing stored (--strict)")
     counts = store.commit_staged(part.label, fields.id)
-    return FileReport(path=part.name, counts=counts, problems=problems, empty=counts.rows == 0 and not skipped,
-                      layout=layout, skipped=skipped)
+    groups = store.save_groups(part.label, found) if layout in layouts.GROUP_LAYOUTS else 0
+    return FileReport(path=part.name, counts=counts, problems=problems, empty=counts.rows == 0 and not skipped and not found,
+                      layout=layout, skipped=skipped, groups=groups,
+                      group_ids=list(dict.fromkeys(g.group_id for _, g in found)))
 
 
-def _stage(store: Store, part: Part, fields: FieldMap, max_chars: int, seed: int) -> tuple[str, int]:
+def _stage(store: Store, part: Part, fields: FieldMap, max_chars: int, seed: int, on_group) -> tuple[str, int]:
     """Stage and check a part: (its layout, rows that made no pair). Rows of another layout are converted to ours
     in Python; ours only when a prompt is a message list, which its first check finds at no extra cost."""
     store.stage(part.kind, part.table if part.kind == "arrow" else part.path)
@@ -78,7 +83,7 @@ def _stage(store: Store, part: Part, fields: FieldMap, max_chars: int, seed: int
         if binary:
             raise LabelerError(f"{part.name}: column {binary[0]} is binary (BLOB), not text; write it as a string "
                                "column")
-    convert = layouts.converter(layout, fields, max_chars, seed)
+    convert = layouts.converter(layout, fields, max_chars, seed, on_group)
     skipped = 0
     if layout != "pairs" or layouts.MESSAGES in columns:
         skipped = store.convert_staged(convert)

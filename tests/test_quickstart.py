@@ -58,9 +58,10 @@ def test_import_labeler_is_light_and_exposes_the_stages():
             "f = labeler.ingest; import labeler.ingestion; "
             "print(json.dumps([light, labeler.ingest is f, sorted(labeler.__all__), labeler.annotate.__module__]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
-    assert json.loads(out.stdout) == [[], True, ["annotate", "calibrate", "clear_calibration", "default_model",
-                                                 "evaluate", "export", "ingest", "judges", "retrain", "review_pull",
-                                                 "review_push", "status", "use_judge"], "labeler.api"]
+    assert json.loads(out.stdout) == [[], True, ["annotate", "audit", "calibrate", "clear_calibration",
+                                                 "default_model", "evaluate", "export", "ingest", "judges", "rank",
+                                                 "retrain", "review_pull", "review_push", "status", "use_judge"],
+                                      "labeler.api"]
 
 
 def test_the_api_functions_are_documented_and_typed():

@@ -1,6 +1,6 @@
 """The `labeler` command line: parse options, call a stage, render with rich. No SQL, no model code.
 
-One module per command group: `label` (ingest, annotate, status, export), `evaluate` (eval, calibrate),
+One module per command group: `label` (ingest, annotate, status, export), `rank`, `evaluate` (eval, calibrate),
 `review` (review ...), `judges` (retrain, judges ...); `options` holds what they share, `render` the tables.
 Importing this package loads no torch, transformers, argilla or vllm: commands import what they need.
 """
@@ -9,7 +9,7 @@ import os
 
 import typer
 
-from labeler.cli import evaluate, judges, label, review
+from labeler.cli import evaluate, judges, label, rank, review
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -18,7 +18,7 @@ app = typer.Typer(
     help="Label prompt/response pairs with a generative reward model judge.\n\n"
     "Example: labeler annotate examples/pairs.jsonl && labeler status",
 )
-for command in (label.ingest, label.annotate, label.status, label.quarantine, label.export):
+for command in (label.ingest, label.annotate, rank.rank, label.status, label.quarantine, label.export):
     app.command()(command)
 app.command("eval")(evaluate.eval_)
 app.command()(evaluate.calibrate)

@@ -52,6 +52,9 @@ def eval_(
     num_cpus: NumCpus = None,
     num_cpus_per_actor: NumCpusPerActor = 1.0,
     num_gpus_per_actor: NumGpusPerActor = 0.0,
+    rank: Annotated[bool, typer.Option("--rank", help="Rank each prompt's responses (as `labeler rank`) and compare "
+                                       "with the human ratings or votes: pairwise agreement, Kendall's tau per "
+                                       "prompt, top-1. Pairs sharing a prompt are ranked together.")] = False,
     json: Json = False,
     quiet: Quiet = False,
 ):
@@ -66,6 +69,10 @@ def eval_(
     if limit is not None:  # --limit is "at most N pairs in all" elsewhere; eval's counts per file
         print("note: eval's --limit is now --per-file (the first N pairs of each file)", file=sys.stderr)
         per_file = limit if per_file is None else per_file
+    if rank:
+        _eval_rankings(files, db, mode, samples, model, judge, backend, dtype, device,
+                       server_options(base_url, tokenizer, concurrency), batch_size, per_file, seed, out, quiet)
+        return
     runner = ray_runner(ray, actors, num_cpus, num_cpus_per_actor, num_gpus_per_actor)
     with api_errors():
         result = api.evaluate(db, files, model=model, judge=judge, backend=backend, mode=mode, samples=samples,
@@ -79,6 +86,23 @@ def eval_(
         render.print_json(render.eval_json(result))
     elif not quiet:
         render.evaluated(result, out)
+
+
+def _eval_rankings(files, db, mode, samples, model, judge, backend, dtype, device, backend_options, batch_size, limit,
+                   seed, out, quiet) -> None:
+    from labeler import api
+    from labeler.cli import render
+    from labeler.paths import atomic_write
+
+    with api_errors():
+        found, _ = api.evaluate_rankings(db, files, model=model, judge=judge, backend=backend, mode=mode,
+                                         samples=samples, dtype=dtype, device=device, backend_options=backend_options,
+                                         batch_size=batch_size, limit=limit, seed=seed, progress=not quiet)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write(out / "rank_metrics.json", found.model_dump_json(indent=2))
+    if not quiet:
+        render.console.print(render.rank_eval_table(found))
 
 
 @user_errors

@@ -180,6 +180,12 @@ def export(
     judge: Annotated[str | None, typer.Option("--judge", help="Only this judge's model labels (a version from "
                                               "`labeler judges list`, or a judge_id), with the human labels.")] = None,
     mixed: Annotated[bool, typer.Option("--mixed", help="Export model labels of several judges together.")] = False,
+    rankings: Annotated[bool, typer.Option("--rankings", help="Write one row per prompt of `labeler rank`: its "
+                                           "responses with score, rank and uncertainty, best first.")] = False,
+    pairs: Annotated[str | None, typer.Option("--pairs", help="With --dpo: DPO pairs from the rankings of `labeler "
+                                              "rank`: best-worst, best-rest, all or adjacent.")] = None,
+    min_margin: Annotated[float | None, typer.Option("--min-margin", help="With --pairs or --rankings: leave out "
+                                                     "pairs (rankings) whose score difference is smaller.")] = None,
     quiet: Quiet = False,
 ):
     """Write labels (human labels outrank model labels) with rationale, confidence, votes, provenance and the
@@ -198,6 +204,7 @@ def export(
         raise typer.BadParameter("--columns needs at least one column name")
     with api_errors():
         n = api.export(db, out, format=format, dpo=dpo, hf=hf, columns=names, min_confidence=min_confidence,
-                       judge=judge, mixed=mixed, on_warning=lambda line: print(line, file=sys.stderr))
+                       judge=judge, mixed=mixed, on_warning=lambda line: print(line, file=sys.stderr),
+                       rankings=rankings, pairs=pairs, min_margin=min_margin)
     if not quiet:
         print(f"wrote {n} rows to {visible(' and '.join(str(t) for t in (out, hf) if t is not None))}")

@@ -43,8 +43,9 @@ def layouts_found(reports: list[FileReport]) -> list[str]:
     lines = []
     for r in reports:
         if not r.empty or r.skipped:
-            skipped = f"; {r.skipped} row(s) made no pair (ratings all equal)" if r.skipped else ""
-            lines.append(f"{safe(short_path(r.path))}: layout {r.layout} ({LAYOUTS[r.layout]}){skipped}")
+            skipped = f"; {r.skipped} row(s) made no gold pair (no two different ratings)" if r.skipped else ""
+            groups = f"; {r.groups} new group(s) to rank (labeler rank)" if r.groups else ""
+            lines.append(f"{safe(short_path(r.path))}: layout {r.layout} ({LAYOUTS[r.layout]}){skipped}{groups}")
     return lines
 
 
@@ -372,3 +373,29 @@ def audit_tables(report, show: int) -> list[Table | str]:
     hint = "review push --suspects sends them to Argilla for a second look" if report.overall.flagged else \
         "no human label is confidently contradicted"
     return [table, listed, hint] if suspects else [table, hint]
+
+
+def rank_summary(result) -> str:
+    """One line on a `labeler rank` run (`labeler.ranking.run.RankResult`)."""
+    if not result.ranked:
+        return f"Nothing to rank: every group has a ranking from {result.judge_id}."
+    calls = (f"{result.judge_calls} responses scored" if result.method == "reward"
+             else f"{result.judge_calls} pairs judged in both orders")
+    return (f"Ranked {len(result.ranked)} group(s) with {result.judge_id} ({result.method}): {calls} in "
+            f"{result.seconds:.1f} s. Export: labeler export --rankings --out ranked.jsonl")
+
+
+def rank_eval_table(m) -> Table:
+    """`labeler eval --rank` (`schemas.rankings.RankEvalMetrics`)."""
+    def ci(pair) -> str:
+        return f"[{pair[0]:.3f}, {pair[1]:.3f}]" if pair else "-"
+
+    table = Table(title=f"Rankings of {m.judge_id} ({m.method}) against the humans, {m.groups} prompts")
+    for col in ("metric", "value", "95 % CI", "n"):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    table.add_row("pairwise agreement", f"{m.pairwise_agreement:.3f}", ci(m.pairwise_ci95), str(m.pairs))
+    table.add_row("Kendall's tau (mean per prompt)", "-" if m.kendall_tau is None else f"{m.kendall_tau:.3f}",
+                  ci(m.kendall_tau_ci95), str(m.tau_groups))
+    chance = "" if m.top1_chance is None else f" (chance {m.top1_chance:.3f})"
+    table.add_row("top-1" + chance, "-" if m.top1 is None else f"{m.top1:.3f}", ci(m.top1_ci95), str(m.top1_groups))
+    return table

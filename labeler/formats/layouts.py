@@ -4,8 +4,10 @@
 - `trl`: TRL's explicit prompt, `prompt` / `chosen` / `rejected`, strings or message lists.
 - `trl-implicit`: TRL's implicit prompt, `chosen` / `rejected` only: the shared beginning is the prompt (HH-style
   `\\n\\nHuman: ... \\n\\nAssistant: ...` transcripts are cut at the last shared assistant turn).
-- `ultrafeedback`: a prompt (`prompt` or `instruction`) and `completions` with ratings: one pair per two completions
-  whose ratings differ, the higher rated one being the human label.
+- `ultrafeedback`: a prompt (`prompt` or `instruction`) and `completions` (UltraFeedback, TRL prompt/completions),
+  rated or not; `responses`: `prompt` and `responses: [...]`. Each row is a group of N responses (`groups.py`, ranked
+  by `labeler rank`) and makes one pair per two responses whose human ratings differ, the higher rated one being the
+  human label.
 
 Whatever the layout, a known preference (`chosen` over `rejected`, the higher rating) is stored as a gold label and
 the two responses are put in an order drawn from a hash of the pair and a seed, so position carries no signal.
@@ -13,28 +15,30 @@ the two responses are put in an order drawn from a hash of the pair and a seed, 
 
 import hashlib
 import json
-import math
 import re
 from collections.abc import Callable
 from functools import partial
 from itertools import combinations
 
 from labeler.errors import RowError
+from labeler.formats import groups
 from labeler.formats.messages import (as_messages, check_prompt, hh_messages, is_hh, json_type, single_turn,
                                       transcript)
 from labeler.store.pairs import FieldMap
+from schemas.rankings import Group, Response
 
 LAYOUTS = {
     "pairs": "prompt / response_a / response_b",
     "trl": "TRL explicit prompt: prompt / chosen / rejected",
     "trl-implicit": "TRL implicit prompt: chosen / rejected (shared beginning = prompt)",
-    "ultrafeedback": "prompt + rated completions (one pair per two different ratings)",
+    "ultrafeedback": "prompt + completions, a group (one gold pair per two different ratings)",
+    "responses": "prompt + responses, a group (one gold pair per two different ratings)",
 }
-EXPECTED = "prompt/response_a/response_b, prompt/chosen/rejected, chosen/rejected or prompt/completions"
+GROUP_LAYOUTS = ("ultrafeedback", "responses")
+EXPECTED = ("prompt/response_a/response_b, prompt/chosen/rejected, chosen/rejected, prompt/completions or "
+            "prompt/responses")
 MESSAGES = "prompt_messages"  # the pair's prompt as messages, when it is a conversation
 HH_ASSISTANT = "\n\nAssistant:"
-TEXT_KEYS = ("response", "text", "content", "completion")
-RATING_KEYS = ("overall_score", "rating", "score", "fine-grained_score")
 Convert = Callable[[dict], list[dict]]
 # whitespace and the characters that show as nothing (zero-width space/joiners, word joiner, BOM, soft hyphen)
 BLANK = re.compile(r"[\s\u200b-\u200d\u2060\ufeff\u00ad\u180e]*")
@@ -49,12 +53,18 @@ def detect(columns, fields: FieldMap = FieldMap()) -> str:
         return "trl" if fields.prompt in cols else "trl-implicit"
     if "completions" in cols and (fields.prompt in cols or "instruction" in cols):
         return "ultrafeedback"
+    if "responses" in cols and fields.prompt in cols:
+        return "responses"
     return "pairs"
 
 
-def converter(layout: str, fields: FieldMap, max_chars: int, seed: int = 0) -> Convert:
-    """row (a decoded JSON object) -> the pairs it makes, as rows of our layout; a bad row raises RowError."""
-    convert = {"pairs": _pairs, "trl": _trl, "trl-implicit": _trl_implicit, "ultrafeedback": _ultrafeedback}[layout]
+def converter(layout: str, fields: FieldMap, max_chars: int, seed: int = 0,
+              on_group: Callable[[int, Group], None] | None = None) -> Convert:
+    """row (a decoded JSON object) -> the pairs it makes, as rows of our layout; a bad row raises RowError. The rows
+    of a group layout take their line too (`convert(row, line)`) and hand their group to `on_group(line, group)`."""
+    if layout in GROUP_LAYOUTS:
+        return GroupConverter(layout, fields, max_chars, seed, on_group or (lambda line, group: None))
+    convert = {"pairs": _pairs, "trl": _trl, "trl-implicit": _trl_implicit}[layout]
     return partial(convert, fields=fields, max_chars=max_chars, seed=seed)
 
 
@@ -201,63 +211,47 @@ def _split_messages(chosen: list[dict], rejected: list[dict]) -> tuple[str, list
     return transcript(chosen[:n]), check_prompt(chosen[:n], "chosen"), better, worse
 
 
-def _rating(value, field: str) -> float | None:
-    """A numeric rating; None for a missing one ("N/A", null, NaN: the completion is left out). A boolean or an
-    infinite rating is a RowError: it is not a score, and JSON cannot write it back."""
-    if isinstance(value, bool):
-        raise RowError(field, f"must be a number, got {json.dumps(value)}")
-    try:
-        rating = float(value)
-    except (TypeError, ValueError):  # UltraFeedback has "N/A" ratings
-        return None
-    if math.isinf(rating):
-        raise RowError(field, f"must be a finite number, got {value!r}")
-    return rating if rating == rating else None
+class GroupConverter:
+    """A row of a group layout -> its group (to `on_group`) and its gold pairs (responses with different ratings),
+    which carry `group_id` and the responses' places `group_a`/`group_b` as extra fields."""
 
+    takes_line = True
 
-def _completions(row: dict) -> list[tuple[str, float, str | None]]:
-    """(text, rating, model) of each completion that has a text and a numeric rating."""
-    completions = _required(row, "completions")
-    ratings_key = "ratings" if "ratings" in row else "scores"
-    ratings = row.get(ratings_key)
-    items = completions if isinstance(completions, list) else []
-    if isinstance(ratings, list) and any(not isinstance(item, dict) for item in items) and len(ratings) != len(items):
-        raise RowError(ratings_key, f"has {len(ratings)} ratings for {len(items)} completions")
-    out = []
-    for i, item in enumerate(items):
-        if isinstance(item, dict):
-            text = next((item[k] for k in TEXT_KEYS if isinstance(item.get(k), str)), None)
-            rating = next((r for r in (_rating(item.get(k), f"completions[{i}].{k}") for k in RATING_KEYS)
-                           if r is not None), None)
-            model = item.get("model") if isinstance(item.get("model"), str) else None
-        else:
-            text, model = item if isinstance(item, str) else None, None
-            rating = _rating(ratings[i], f"{ratings_key}[{i}]") if isinstance(ratings, list) and i < len(ratings) \
-                else None
-        if text is not None and not BLANK.fullmatch(text) and rating is not None:
-            out.append((text, rating, model))
-    if len(out) < 2:
-        raise RowError("completions", "needs at least two completions with a text and a numeric rating "
-                                      f"({', '.join(RATING_KEYS)}, or a parallel `ratings` list)")
-    return out
+    def __init__(self, layout: str, fields: FieldMap, max_chars: int, seed: int, on_group):
+        self.layout, self.fields, self.max_chars, self.seed, self.on_group = layout, fields, max_chars, seed, on_group
 
-
-def _ultrafeedback(row: dict, fields: FieldMap, max_chars: int, seed: int) -> list[dict]:
-    """Every two completions with different ratings make a pair (equal ratings make none)."""
-    key = fields.prompt if fields.prompt in row else "instruction"
-    prompt, messages = _prompt(_required(row, key), key)
-    _text(prompt, key, max_chars)
-    consumed = {key, "completions", "ratings", "scores", fields.id}
-    pairs = []
-    for (t1, r1, m1), (t2, r2, m2) in combinations(_completions(row), 2):
-        if r1 == r2:
-            continue
-        (better, rb, mb), (worse, rw, mw) = ((t1, r1, m1), (t2, r2, m2)) if r1 > r2 else ((t2, r2, m2), (t1, r1, m1))
-        _different(worse, better, "completions")
-        extra = {"rating_a": rb, "rating_b": rw, **({"model_a": mb, "model_b": mw} if mb or mw else {})}
-        pair = _preference(row, consumed, fields, seed, prompt, messages, _text(better, "completions", max_chars),
-                           _text(worse, "completions", max_chars), **extra)
-        if fields.id in row:
-            pair["input_id"] = row[fields.id]
-        pairs.append(pair)
-    return pairs
+    def __call__(self, row: dict, line: int = 0) -> list[dict]:
+        fields = self.fields
+        key = fields.prompt if fields.prompt in row or self.layout == "responses" else "instruction"
+        prompt, messages = _prompt(_required(row, key), key)
+        _text(prompt, key, self.max_chars)
+        list_key = "responses" if self.layout == "responses" else "completions"
+        found = groups.responses(row, list_key, messages, BLANK)
+        if len(found) < 2:
+            raise RowError(list_key, f"needs at least two responses with a text, got {len(found)}")
+        texts = [_text(text, list_key, self.max_chars) for text, _, _ in found]
+        if len(set(texts)) < len(texts):
+            raise RowError(list_key, "holds the same response twice")
+        gid = groups.group_id(prompt, texts)
+        self.on_group(line, Group(
+            group_id=gid, prompt=prompt, prompt_messages=messages,
+            responses=[Response(text=t, rating=r, model=m) for t, r, m in found],
+            given_id=str(row[fields.id]) if row.get(fields.id) is not None else None,
+            source=row.get("source") if isinstance(row.get("source"), str) else None,
+            category=row.get("category") if isinstance(row.get("category"), str) else None))
+        consumed = {key, list_key, "ratings", "scores", fields.id}
+        pairs = []
+        for (i, (t1, r1, m1)), (j, (t2, r2, m2)) in combinations(enumerate(found), 2):
+            if r1 is None or r2 is None or r1 == r2:
+                continue
+            (better, rb, mb, ib), (worse, rw, mw, iw) = (((t1, r1, m1, i), (t2, r2, m2, j)) if r1 > r2
+                                                         else ((t2, r2, m2, j), (t1, r1, m1, i)))
+            extra = {"rating_a": rb, "rating_b": rw, **({"model_a": mb, "model_b": mw} if mb or mw else {}),
+                     "group_a": ib, "group_b": iw}
+            _different(worse, better, list_key)
+            pair = _preference(row, consumed, fields, self.seed, prompt, messages, better, worse, **extra)
+            pair["group_id"] = gid
+            if fields.id in row:
+                pair["input_id"] = row[fields.id]
+            pairs.append(pair)
+        return pairs

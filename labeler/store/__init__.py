@@ -10,6 +10,7 @@ from labeler.store import judges as _judges
 from labeler.store import judgments as _judgments
 from labeler.store import leases as _leases
 from labeler.store import pairs as _pairs
+from labeler.store import rankings as _rankings
 from labeler.store import reports as _reports
 from labeler.store import staging as _staging
 from labeler.store import review as _review
@@ -94,6 +95,49 @@ class Store:
     def quarantine_for_file(self, file_label: str) -> list[tuple]:
         return _pairs.quarantine_for_file(self.con, file_label)
 
+    # N responses per prompt (labeler rank): groups, the pairs compared, the responses' scores
+    def save_groups(self, file_label: str, found) -> int:
+        """`found`: (line, schemas.rankings.Group) of the input just committed; links its gold pairs too."""
+        with transaction(self.con):
+            new = _rankings.save_groups(self.con, file_label, found)
+            _rankings.link_staged_pairs(self.con)
+            return new
+
+    def groups(self, group_ids: list[str] | None = None):
+        return _rankings.groups(self.con, group_ids)
+
+    def unranked_groups(self, judge_key: str, limit: int | None = None) -> list[str]:
+        return _rankings.unranked(self.con, judge_key, limit)
+
+    def group_pairs(self, group_ids: list[str]) -> dict[str, dict[tuple[int, int], str]]:
+        return _rankings.group_pairs(self.con, group_ids)
+
+    def add_group_pairs(self, wanted: list[tuple[str, int, int]]) -> None:
+        with transaction(self.con):
+            _rankings.add_pairs(self.con, wanted)
+
+    def link_group_pairs(self, links: list[tuple[str, int, int, str]]) -> None:
+        with transaction(self.con):
+            _rankings.link_pairs(self.con, links)
+
+    def pairs_by_id(self, pair_ids: list[str]) -> list[tuple]:
+        return _rankings.pairs_by_id(self.con, pair_ids)
+
+    def pair_outcomes(self, judge_key: str, pair_ids: list[str]) -> dict[str, tuple]:
+        return _rankings.outcomes(self.con, judge_key, pair_ids)
+
+    def save_scores(self, run_id: str, scores, groups: int) -> None:
+        with transaction(self.con):
+            _rankings.save_scores(self.con, scores)
+            _judgments.advance_run(self.con, run_id, groups)
+
+    def rank_scores(self, judge_key: str | None = None):
+        """group id -> its latest ranking's scores (list of schemas.rankings.ResponseScore)."""
+        return _rankings.scores(self.con, judge_key)
+
+    def human_group_pairs(self, group_ids: list[str]) -> list[tuple[str, int, int, str]]:
+        return _rankings.human_pairs(self.con, group_ids)
+
     # judging
     def pending_pairs(self, judge_key: str, limit: int | None = None, skip_human: bool = False,
                       pair_ids: list[str] | None = None) -> list[Pair]:
@@ -110,6 +154,11 @@ class Store:
         with transaction(self.con):
             _judgments.save_judgments(self.con, judgments, samples)
             _judgments.advance_run(self.con, run_id, len(judgments))
+
+    def save_judged(self, judgments: list[Judgment], samples: list[Sample]) -> None:
+        """A batch of judgments outside a pair run's count (`labeler rank` counts its groups)."""
+        with transaction(self.con):
+            _judgments.save_judgments(self.con, judgments, samples)
 
     def samples_for(self, pair_id: str, judge_key: str) -> list[Sample]:
         return _judgments.samples_for(self.con, pair_id, judge_key)
@@ -140,7 +189,8 @@ class Store:
         )
 
     def count(self, table: str) -> int:
-        if table not in {"pairs", "gold_labels", "judgments", "samples", "runs", "quarantine"}:
+        if table not in {"pairs", "gold_labels", "judgments", "samples", "runs", "quarantine", "rank_groups",
+                         "rank_pairs", "rank_scores"}:
             raise ValueError(table)
         return _reports.scalar(self.con, f"SELECT count(*) FROM {table}")
 

@@ -226,4 +226,50 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "create_rankings",
+        # N responses per prompt (labeler rank): the group, its responses, the pairs compared, the responses' scores
+        """
+        CREATE TABLE rank_groups (
+            group_id VARCHAR PRIMARY KEY,
+            prompt VARCHAR NOT NULL,
+            prompt_messages JSON,
+            n INTEGER NOT NULL,
+            given_id VARCHAR,
+            source VARCHAR,
+            category VARCHAR,
+            source_file VARCHAR NOT NULL,
+            source_line BIGINT NOT NULL,
+            created_at TIMESTAMP NOT NULL DEFAULT now()
+        );
+        CREATE TABLE rank_responses (
+            group_id VARCHAR NOT NULL,
+            idx INTEGER NOT NULL,
+            response VARCHAR NOT NULL,
+            rating DOUBLE,
+            model VARCHAR,
+            PRIMARY KEY (group_id, idx)
+        );
+        CREATE TABLE rank_pairs (
+            group_id VARCHAR NOT NULL,
+            idx_a INTEGER NOT NULL,
+            idx_b INTEGER NOT NULL,
+            pair_id VARCHAR NOT NULL,
+            PRIMARY KEY (group_id, idx_a, idx_b)
+        );
+        CREATE TABLE rank_scores (
+            group_id VARCHAR NOT NULL,
+            judge_key VARCHAR NOT NULL,
+            idx INTEGER NOT NULL,
+            judge_id VARCHAR NOT NULL,
+            method VARCHAR NOT NULL CHECK (method IN ('reward', 'bt')),
+            score DOUBLE NOT NULL,
+            uncertainty DOUBLE,
+            comparisons INTEGER NOT NULL,
+            run_id VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL DEFAULT now(),
+            PRIMARY KEY (group_id, judge_key, idx)
+        );
+        """,
+    ),
 ]

@@ -210,7 +210,7 @@ def convert_staged(con: duckdb.DuckDBPyConnection, convert, chunk: int = 20_000)
                 out.append((line, raw, error, field))
                 continue
             try:
-                made = convert(row)
+                made = convert(row, line) if getattr(convert, "takes_line", False) else convert(row)
             except RowError as exc:
                 out.append((line, raw, exc.reason, exc.field))
                 continue

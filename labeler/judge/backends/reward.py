@@ -118,6 +118,18 @@ class RewardBackend:
             by_text = dict(zip(unique, self._head_rewards(unique)))
         return [by_text[t] for t in texts]
 
+    def reward_spreads(self, texts: list[str]) -> list[tuple[float, float | None]]:
+        """(reward, its standard deviation over an ensemble's members) per text, each text read once; the spread is
+        None for a single head (`labeler rank` stores it as the response's uncertainty)."""
+        if self._probe:
+            self.model  # loads the trunk and the head (the ensemble's size is the head's)
+        if not self._probe or self.members < 2:
+            return [(r, None) for r in self.rewards(texts)]
+        unique = list(dict.fromkeys(texts))
+        member = self._head.member_rewards(self._probe_features(unique))
+        by_text = {t: (float(member[:, i].mean()), float(member[:, i].std())) for i, t in enumerate(unique)}
+        return [by_text[t] for t in texts]
+
     def _head_rewards(self, texts: list[str]) -> list[float]:
         import torch
 
