@@ -28,7 +28,7 @@ from labeler.judge.prompts import check_source
 from labeler.pipeline import AnnotateResult
 from labeler.progress import progress_bar, silent
 from labeler.store import FieldMap, Store
-from schemas import CalibrationRecord, JudgeVersion, RetrainResult, StatusReport
+from schemas import AuditReport, CalibrationRecord, JudgeVersion, RetrainResult, StatusReport
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -324,7 +324,7 @@ def retrain(db: PathLike, *, gold: Sequence[PathLike] = (), method: str | None =
 
 def audit(db: PathLike, files: Sequence[PathLike] = (), *, judge: str | None = None, scratch: bool = False,
           folds: int = 5, confidence: float = 0.7, members: int = 10, judges_dir: PathLike | None = None,
-          progress: bool = False, layers: int = 8):
+          progress: bool = False, layers: int = 8) -> "AuditReport":
     """Cross-fit the probe judge's heads (or, with `scratch`, new ones) on the store's human labels (after ingesting
     `files`) and flag the labels the heads confidently contradict (`schemas.AuditReport`); `review push --suspects`
     sends the flagged ones for a second look."""

@@ -159,7 +159,7 @@ def test_limit_means_at_most_n_pairs_this_run_everywhere():
     limits = {" ".join(path): p.help for path, command in commands() for p in command.params
               if "--limit" in p.opts and not p.hidden}
     assert set(limits) >= {"annotate", "retrain", "review push"}
-    assert all(h.startswith("At most N pairs this run") for h in limits.values()), limits
+    assert all(h.startswith(("At most N pairs this run", "At most N groups this run")) for h in limits.values()), limits
     assert "eval" not in limits and "--per-file" in run("eval", "--help").output
 
 

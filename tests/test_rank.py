@@ -51,9 +51,10 @@ class OracleBackend:
 
 @pytest.fixture
 def oracle(monkeypatch):
+    """The oracle judge in the place of the `fake` backend: --backend takes only the names the CLI was built with."""
     from labeler.judge import backends
 
-    monkeypatch.setitem(backends.BACKENDS, "oracle", "test_rank:OracleBackend")
+    monkeypatch.setitem(backends.BACKENDS, "fake", "test_rank:OracleBackend")
 
 
 def test_the_layouts_with_several_responses_become_groups(tmp_path):
@@ -147,7 +148,7 @@ def test_a_killed_rank_run_resumes_to_the_rankings_of_an_uninterrupted_run(tmp_p
 
 def test_exports_rankings_and_dpo_pairs_of_each_kind(tmp_path, oracle):
     db = tmp_path / "r.duckdb"
-    run("rank", samples(tmp_path / "s.jsonl", groups=3, n=4), "--db", db, "--backend", "oracle", "-q", ok=True)
+    run("rank", samples(tmp_path / "s.jsonl", groups=3, n=4), "--db", db, "--backend", "fake", "-q", ok=True)
     run("export", "--db", db, "--rankings", "--out", tmp_path / "ranked.jsonl", ok=True)
     rows = [json.loads(x) for x in (tmp_path / "ranked.jsonl").read_text().splitlines()]
     assert len(rows) == 3
@@ -191,7 +192,7 @@ def test_eval_rank_against_a_known_truth_from_ratings_and_from_pair_votes(tmp_pa
     rated = write_jsonl(tmp_path / "rated.jsonl", [
         {"prompt": f"Q{g}?", "responses": [{"text": f"r{k} quality={(k + g) % 6}", "rating": (k + g) % 6}
                                            for k in range(6)]} for g in range(4)])
-    result = run("eval", rated, "--rank", "--db", tmp_path / "e.duckdb", "--backend", "oracle", "--out",
+    result = run("eval", rated, "--rank", "--db", tmp_path / "e.duckdb", "--backend", "fake", "--out",
                  tmp_path / "ev", ok=True)
     metrics = json.loads((tmp_path / "ev" / "rank_metrics.json").read_text())
     assert metrics["groups"] == 4 and metrics["pairs"] == 4 * 15 and metrics["method"] == "bt"
@@ -204,7 +205,7 @@ def test_eval_rank_against_a_known_truth_from_ratings_and_from_pair_votes(tmp_pa
         {"prompt": "Shared?", "response_a": "z quality=2", "response_b": "x quality=3", "label": "B"},
         {"prompt": "Shared?", "response_a": "y quality=1", "response_b": "z quality=2", "label": "B"},
         {"prompt": "Other?", "response_a": "u quality=0", "response_b": "v quality=4", "label": "B"}])
-    run("eval", votes, "--rank", "--db", tmp_path / "v.duckdb", "--backend", "oracle", "--out", tmp_path / "ev2",
+    run("eval", votes, "--rank", "--db", tmp_path / "v.duckdb", "--backend", "fake", "--out", tmp_path / "ev2",
         ok=True)
     metrics = json.loads((tmp_path / "ev2" / "rank_metrics.json").read_text())
     assert (metrics["groups"], metrics["pairs"], metrics["pairwise_agreement"], metrics["top1"]) == (2, 4, 1.0, 1.0)

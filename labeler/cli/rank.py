@@ -33,7 +33,7 @@ def rank(
     seed: Annotated[int, typer.Option(help="Sampling seed.", rich_help_panel=JUDGE)] = 0,
     template: JudgeTemplate = None,
     criteria: JudgeCriteria = None,
-    limit: Annotated[int | None, typer.Option(help="Rank at most N groups.")] = None,
+    limit: Annotated[int | None, typer.Option(help="At most N groups this run (a group: one prompt's responses).")] = None,
     batch_size: BatchSize = 8,
     prompt_field: PromptField = "prompt",
     strict: Strict = False,
