@@ -8,7 +8,7 @@ import typer
 from labeler.cli.options import (DEFAULT_DB, JUDGE, Actors, BaseUrl, BatchSize, Concurrency, Db, JudgeBackend,
                                  JudgeCriteria, JudgeDevice, JudgeDtype, JudgeMode, JudgeModel, JudgeSamples,
                                  JudgeTemplate, JudgeVersion, NumCpus, NumCpusPerActor, NumGpusPerActor, Quiet,
-                                 RayAddress, ServerTokenizer, api_errors, open_store, ray_runner, server_options,
+                                 MaxRequests, RayAddress, ServerApi, ServerTokenizer, Yes, api_errors, open_store, ray_runner, server_options,
                                  usage_errors, user_errors)
 
 
@@ -28,6 +28,9 @@ def eval_(
     base_url: BaseUrl = None,
     tokenizer: ServerTokenizer = None,
     concurrency: Concurrency = 8,
+    server_api: ServerApi = None,
+    max_requests: MaxRequests = None,
+    yes: Yes = False,
     seed: Annotated[int, typer.Option(help="Sampling seed.", rich_help_panel=JUDGE)] = 0,
     max_new_tokens: Annotated[int, typer.Option(help="Rationale length limit (cot).", rich_help_panel=JUDGE)] = 256,
     temperature: Annotated[float, typer.Option(help="Sampling temperature (cot).", rich_help_panel=JUDGE)] = 1.0,
@@ -63,7 +66,8 @@ def eval_(
     with api_errors():
         result = api.evaluate(db, files, model=model, judge=judge, backend=backend, mode=mode, samples=samples,
                               dtype=dtype, device=device,
-                              backend_options=server_options(base_url, tokenizer, concurrency), batch_size=batch_size,
+                              backend_options=server_options(base_url, tokenizer, concurrency, server_api, max_requests, yes),
+                              batch_size=batch_size,
                               limit=limit, seed=seed, max_new_tokens=max_new_tokens,
                               temperature=temperature, top_p=top_p, adaptive=adaptive, force_verdict=force_verdict,
                               template=template, criteria=criteria, out=out, coverage=coverage, bins=bins,
@@ -82,6 +86,7 @@ def calibrate(
     backend: JudgeBackend = "transformers",
     base_url: BaseUrl = None,
     tokenizer: ServerTokenizer = None,
+    server_api: ServerApi = None,
     min_pairs: Annotated[int, typer.Option(help="Refuse to fit on fewer human-labelled pairs.")] = 20,
     clear: Annotated[bool, typer.Option("--clear", help="Remove the judge's calibration instead.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Store a fit that hit the bound of its search.")] = False,
@@ -100,7 +105,7 @@ def calibrate(
     with open_store(db) as store:
         with usage_errors():
             judge_ = pipeline.judge_for(store, backend, model, judge, mode, samples, 1,
-                                        backend_options=server_options(base_url, tokenizer, 1))
+                                        backend_options=server_options(base_url, tokenizer, 1, server_api))
         key = (judge_.judge_id, judge_.config.mode, judge_.config.samples)
         if clear:
             print(f"removed {store.delete_calibration(*key)} calibration(s) of {key[0]} ({key[1]}, K={key[2]})")
