@@ -67,7 +67,7 @@ def features(args) -> None:
         texts = [bt_text(tok, shorten(r["prompt"], 6000), shorten(r[k], 6000)) for r in part
                  for k in ("response_a", "response_b")]
         start = time.perf_counter()
-        feats = read_features(trunk, tok, texts, args.max_tokens, args.batch_size, layers=layers)
+        feats = read_features(trunk, tok, texts, args.max_tokens, args.batch_size, bf16=args.bf16, layers=layers)
         seconds = time.perf_counter() - start
         tokens = sum(min(len(tok(t, add_special_tokens=False).input_ids), args.max_tokens) for t in texts)
         for k, (layer, target) in enumerate(targets.items()):
@@ -229,6 +229,8 @@ def main(argv=None) -> None:
     f.add_argument("--batch-size", type=int, default=8)
     f.add_argument("--max-tokens", type=int, default=320, help="Keep the last N tokens of each text.")
     f.add_argument("--threads", type=int, default=2)
+    f.add_argument("--no-bf16", dest="bf16", action="store_false",
+                   help="float32 features (on a CPU without bf16 units, e.g. AVX2 only, bf16 autocast is the slower)")
     g = sub.add_parser("fit")
     g.add_argument("--l2s", type=float, nargs="+", default=[0.1, 0.3, 1.0, 3.0])
     g.add_argument("--safety-sources", nargs="*", default=["hh_harmless"],

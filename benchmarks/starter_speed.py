@@ -13,6 +13,12 @@ The starter reads its features in bf16 autocast (as it was trained; `bf16` in it
 the first 300 / 6 pairs of each dev file with the starter as shipped and with its features read in float32 (the
 same head), alternating, and prints the share of identical labels, each one's agreement and pairs/s, and the ratio.
 
+    .venv/bin/python benchmarks/starter_speed.py --against DIR --pairs-dev 300
+
+The shipped starter against another probe judge dir (e.g. the previous starter, laid out as a judge dir) on the
+first 300 / 6 pairs of each dev file, alternating `--rounds` times: pairs/s of each, the ratio and each one's
+agreement. Each reads its features as its probe_config.json says (bf16 or float32).
+
     .venv/bin/python benchmarks/starter_speed.py --batching 300
 
 The starter on the same dev pairs in fixed feature batches of `--batch-size` texts (as it runs) and with its batches
@@ -42,7 +48,11 @@ def main(argv=None) -> dict:
                    help="Instead: the starter's labels with bf16 against float32 features on N dev pairs.")
     p.add_argument("--batching", type=int, default=None, metavar="N",
                    help="Instead: the starter in token-budget against fixed feature batches on N dev pairs.")
+    p.add_argument("--against", type=Path, default=None, help="Instead: the starter against this probe judge dir.")
+    p.add_argument("--pairs-dev", type=int, default=300, help="--against: dev pairs (first N/6 of each file).")
     args = p.parse_args(argv)
+    if args.against:
+        return against(args.against, args.pairs_dev, args.batch_size, args.rounds)
     if args.dtype_match:
         return dtype_match(args.dtype_match, args.batch_size, args.rounds)
     if args.batching:
@@ -101,6 +111,32 @@ def dtype_match(n: int, batch_size: int, rounds: int) -> dict:
               **{f"{d}_pairs_per_s": rounds * len(pairs) / s for d, s in seconds.items()},
               **{f"{d}_agreement": agreement(labels[d], gold) for d in labels},
               "bf16_speedup": seconds["float32"] / seconds["bfloat16"]}
+    print(json.dumps(result))
+    return result
+
+
+def against(other: Path, n: int, batch_size: int, rounds: int) -> dict:
+    from labeler.judge.judge import JudgeConfig
+    from labeler.pipeline import build_judge
+    from trainer.versions import builtin
+
+    pairs, gold = dev_pairs(n)
+    spec = builtin("starter")
+    judges = {"starter": build_judge(spec.backend, spec.model, JudgeConfig(mode="direct"), batch_size),
+              "other": build_judge("reward", str(other), JudgeConfig(mode="direct"), batch_size)}
+    for judge in judges.values():
+        judge.judge(pairs[:batch_size], "warm-up")
+    seconds, labels = {name: 0.0 for name in judges}, {}
+    for _ in range(rounds):
+        for name, judge in judges.items():
+            judgments, _, s = judge_all(judge, pairs, batch_size)
+            seconds[name] += s
+            labels[name] = [j.label for j in judgments]
+            print(f"{name}: {len(pairs) / s:.2f} pairs/s", flush=True)
+    result = {"pairs": len(pairs), "rounds": rounds, "other": str(other),
+              **{f"{name}_pairs_per_s": rounds * len(pairs) / s for name, s in seconds.items()},
+              **{f"{name}_agreement": agreement(labels[name], gold) for name in labels},
+              "starter_over_other": seconds["other"] / seconds["starter"]}
     print(json.dumps(result))
     return result
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from labeler import pipeline
+from labeler import exporting, pipeline
 from labeler.errors import LabelerError, UsageError
 from labeler.evaluation import EvalOptions, EvalResult
 from labeler.evaluation import evaluate as evaluate_judge
@@ -142,7 +142,7 @@ def export(db: PathLike, out: PathLike | None = None, *, format: str | None = No
     if not Path(db).exists():
         raise LabelerError(f"{db}: no such database")
     with _options():
-        return pipeline.export(Path(db), Path(out) if out is not None else None, format, dpo, min_confidence,
+        return exporting.export(Path(db), Path(out) if out is not None else None, format, dpo, min_confidence,
                                list(columns) if columns is not None else None, Path(hf) if hf is not None else None)
 
 
@@ -168,18 +168,20 @@ def evaluate(db: PathLike, inputs: Sequence[PathLike], *, model: PathLike | None
                               progress=_bars(progress, f"judging ({judge_.config.mode})"), runner=runner)
 
 
-def retrain(db: PathLike, *, gold: Sequence[PathLike] = (), method: str = "star-dpo", config: PathLike | None = None,
+def retrain(db: PathLike, *, gold: Sequence[PathLike] = (), method: str | None = None, config: PathLike | None = None,
             model: PathLike | None = None, judge: str | None = None, judges_dir: PathLike | None = None,
             options: dict[str, dict] | None = None, progress: bool = False,
             log: Callable[[str], None] | None = None) -> RetrainResult:
     """Train a new judge version on the store's human A/B labels (after ingesting `gold` files) with `method`
-    (star-dpo, star-sft, genrm-sft, bt), starting from `judge`/`model`/the active judge, and promote it if it is at
-    least as good on the held-out split. `options`: overrides by section, as the YAML `config` holds them, e.g.
+    (star-dpo, star-sft, genrm-sft, bt, bt-probe; default: bt-probe continuing the heads of a probe judge such as
+    the starter, star-dpo after a generative judge), starting from `judge`/`model`/the active judge, and promote it
+    if it is at least as good on the held-out split. `options`: overrides by section, as the YAML `config` holds them, e.g.
     `{"train": {"max_steps": 10}, "star": {"samples": 2}}`."""
     from labeler import retraining
 
     flags = {name: dict(section) for name, section in (options or {}).items()}
-    flags.setdefault("retrain", {})["method"] = method
+    if method is not None:
+        flags.setdefault("retrain", {})["method"] = method
     with _options(OSError):  # a config file that cannot be read is a bad option too
         plan = retraining.make_plan(Path(db), flags, Path(config) if config else None,
                                     Path(judges_dir) if judges_dir else None, Path(model) if model else None,
@@ -189,7 +191,21 @@ def retrain(db: PathLike, *, gold: Sequence[PathLike] = (), method: str = "star-
         return retraining.retrain(store, plan, bars, log or (lambda message: None))
 
 
+def audit(db: PathLike, files: Sequence[PathLike] = (), *, judge: str | None = None, scratch: bool = False,
+          folds: int = 5, confidence: float = 0.7, members: int = 10, judges_dir: PathLike | None = None,
+          progress: bool = False, layers: int = 8):
+    """Cross-fit the probe judge's heads (or, with `scratch`, new ones) on the store's human labels (after ingesting
+    `files`) and flag the labels the heads confidently contradict (`schemas.AuditReport`); `review push --suspects`
+    sends the flagged ones for a second look."""
+    from labeler.evaluation.audit import audit as run_audit
+
+    bars = (lambda total, what: progress_bar(total, what)) if progress else silent
+    with Store(db) as store:
+        return run_audit(store, [Path(f) for f in files], judge, scratch, folds, confidence, members,
+                         Path(judges_dir) if judges_dir else None, bars, layers)
+
+
 def status(db: PathLike) -> StatusReport:
     """Pairs by state, model and human label balance, confidence histogram, quarantine count, recent runs."""
-    with Store(db) as store:
+    with Store(db, create=False, read_only=True) as store:
         return store.status()

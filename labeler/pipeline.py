@@ -1,8 +1,8 @@
 """The stages a user runs, as library calls: the CLI only parses options and renders these results.
 
-Here: which judge to use (`judge_for`, the one place that resolves `--judge/--model/--backend/--mode/-k`),
-annotate (ingest, then judge what is pending) and export. Ingest is `labeler.ingestion`, eval/calibrate
-`labeler.evaluation`, review `labeler.review`, retrain `labeler.retraining`."""
+Here: which judge to use (`judge_for`, the one place that resolves `--judge/--model/--backend/--mode/-k`) and
+annotate (ingest, then judge what is pending). Ingest is `labeler.ingestion`, export `labeler.exporting`,
+eval/calibrate `labeler.evaluation`, review `labeler.review`, retrain `labeler.retraining`."""
 
 import sys
 import time
@@ -15,7 +15,6 @@ from labeler.errors import LabelerError, RequestLimitReached, StoreBusy
 from labeler.ingestion import DEFAULT_MAX_CHARS, FileReport, ingest_files
 from labeler.judge.backends import make_backend
 from labeler.judge.judge import Judge, JudgeConfig
-from labeler.paths import atomic_path
 from labeler.progress import silent
 from labeler.store import FieldMap, Store
 from schemas import Judgment, Pair, Sample
@@ -262,68 +261,3 @@ def _save_keeping_the_batch(store: Store, run_id: str, judgments, samples, attem
                 raise
             print(f"labeler: {store.path} is busy; keeping the {len(judgments)} judged pairs and waiting again",
                   file=sys.stderr)
-
-
-FORMATS = ("jsonl", "parquet")
-
-
-def format_for(out: Path) -> str:
-    """The format a file name asks for: `.parquet`/`.pq` is Parquet, anything else JSONL."""
-    return "parquet" if out.suffix.lower() in (".parquet", ".pq") else "jsonl"
-
-
-def export(db: Path, out: Path | None = None, fmt: str | None = None, dpo: bool = False,
-           min_confidence: float | None = None, columns: list[str] | None = None, hf: Path | None = None) -> int:
-    """Write the labels to `out` (JSONL or Parquet; `fmt` defaults to what the file name says) and/or to `hf`, a
-    `datasets` folder (save_to_disk). Atomic: a killed export never leaves a half file or folder. Returns rows."""
-    if out is None and hf is None:
-        raise LabelerError("nothing to write: pass --out FILE and/or --hf DIR")
-    fmt = fmt or (format_for(out) if out is not None else "jsonl")
-    if fmt not in FORMATS:
-        raise ValueError(f"--format must be jsonl or parquet, got {fmt!r}")
-    for target in (t for t in (out, hf) if t is not None):
-        if not target.parent.exists():
-            raise LabelerError(f"{target}: folder {target.parent} does not exist")
-    if out is not None and out.is_dir():
-        raise LabelerError(f"{out}: is a directory; --out takes a file name")
-    if hf is not None and hf.exists() and not _replaceable(hf):
-        raise LabelerError(f"{hf}: exists and is not a `datasets` folder; --hf takes a new or an exported folder")
-    with Store(db) as store:
-        n = 0
-        if out is not None:
-            with atomic_path(out) as tmp:
-                n = store.copy_export(tmp, fmt, dpo, min_confidence, columns)
-        if hf is not None:
-            table = store.export_arrow(dpo, min_confidence, columns)
-            _save_to_disk(table, hf)
-            n = table.num_rows
-    return n
-
-
-def _replaceable(folder: Path) -> bool:
-    return folder.is_dir() and ((folder / "dataset_info.json").exists() or not any(folder.iterdir()))
-
-
-def _save_to_disk(table, folder: Path) -> None:
-    """`datasets.Dataset(table).save_to_disk` into a sibling, then swapped in: a reader sees the old or the new."""
-    import shutil
-
-    import datasets
-
-    tmp, old = folder.with_name(f".{folder.name}.tmp"), folder.with_name(f".{folder.name}.old")
-    for stale in (tmp, old):
-        shutil.rmtree(stale, ignore_errors=True)
-    bars = datasets.is_progress_bar_enabled()
-    datasets.disable_progress_bars()
-    try:
-        datasets.Dataset(table).save_to_disk(str(tmp))
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    finally:
-        if bars:
-            datasets.enable_progress_bars()
-    if folder.exists():
-        folder.rename(old)
-    tmp.rename(folder)
-    shutil.rmtree(old, ignore_errors=True)

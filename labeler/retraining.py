@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -35,7 +35,8 @@ from schemas import GoldPair, JudgeVersion, RetrainResult, TrainingRow
 from trainer import star as star_data
 from trainer.common import StartPoint, train_and_save
 from trainer.config import REWARD_METHODS, RetrainConfig, StarConfig, _TrainConfig, as_dict, build_configs, load_yaml
-from trainer.versions import CONFIG_FILE, JudgeSpec, builtin, next_version_name, publish, register, start_point
+from trainer.versions import (CONFIG_FILE, JudgeSpec, builtin, default_method, next_version_name, probe_prior, publish,
+                              register, start_point)
 from trainer.versions import judges_dir as default_judges_dir
 
 Progress = Callable[[int, str], object]  # (total, description) -> context manager yielding advance(n)
@@ -51,6 +52,9 @@ class RetrainPlan:
     gold_files: list[Path] = field(default_factory=list)
     quiet: bool = False
     start_judge: str | None = None  # start from this version (or `base`/`starter`) instead of the active judge
+    method_given: bool = True  # False: `retrain` picks the method by the start judge's kind (versions.default_method)
+    sections: dict = field(default_factory=dict)  # the merged options, to build the configs again for that method
+    prior: Path | None = None  # a bt-probe judge whose heads the run keeps and corrects (set by `retrain`)
 
 
 def make_plan(db: Path, flags: dict[str, dict], config_file: Path | None = None, judges_dir: Path | None = None,
@@ -63,7 +67,8 @@ def make_plan(db: Path, flags: dict[str, dict], config_file: Path | None = None,
     merged = {name: {**sections.get(name, {}), **{k: v for k, v in flags.get(name, {}).items() if v is not None}}
               for name in ("retrain", "star", "train")}
     retrain_cfg, star_cfg, train_cfg = build_configs(merged)
-    if retrain_cfg.method != "bt-probe":  # the only method that trains without TRL and peft
+    method_given = merged["retrain"].get("method") is not None
+    if method_given and retrain_cfg.method != "bt-probe":  # the only method that trains without TRL and peft
         require("train", f"retrain --method {retrain_cfg.method}")
     for path in gold_files:
         if not path.exists():
@@ -72,7 +77,37 @@ def make_plan(db: Path, flags: dict[str, dict], config_file: Path | None = None,
         raise LabelerError("--judge and --model both choose where training starts; pass one of them")
     resolve_device(train_cfg.device)  # `--device cuda` without CUDA fails here, before any work
     return RetrainPlan(retrain_cfg, star_cfg, train_cfg, default_judges_dir(db, judges_dir), model, list(gold_files),
-                       quiet, start_judge)
+                       quiet, start_judge, method_given, merged)
+
+
+def settle_method(store: Store, plan: RetrainPlan) -> RetrainPlan:
+    """The plan with its method settled (by the start judge's kind when none was given) and, for bt-probe from a
+    probe judge, the judge whose heads it continues."""
+    if not plan.method_given:
+        sections = {**plan.sections, "retrain": {**plan.sections.get("retrain", {}),
+                                                 "method": default_method(store, plan.model, plan.start_judge)}}
+        retrain_cfg, star_cfg, train_cfg = build_configs(sections)
+        if retrain_cfg.method != "bt-probe":
+            require("train", f"retrain --method {retrain_cfg.method}")
+        plan = replace(plan, retrain=retrain_cfg, star=star_cfg, train=train_cfg, method_given=True)
+    if plan.retrain.method == "bt-probe":
+        plan = replace(plan, prior=probe_prior(store, plan.model, plan.start_judge))
+    return plan
+
+
+def apply_suspects(train: list[GoldPair], suspects: set[str], how: str, log: Callable[[str], None]) -> list[GoldPair]:
+    """Keep, drop or flip the training pairs whose human label `labeler audit` flagged (held-out pairs stay as
+    they are: the promotion gate judges by the labels people gave)."""
+    hit = [g for g in train if g.pair.pair_id in suspects]
+    if not hit or how == "keep":
+        if hit:
+            log(f"{len(hit)} training pairs have a suspect human label (labeler audit); kept (--suspects keep)")
+        return train
+    log(f"{len(hit)} training pairs with a suspect human label: {'dropped' if how == 'drop' else 'flipped'}")
+    if how == "drop":
+        return [g for g in train if g.pair.pair_id not in suspects]
+    flip = {"A": "B", "B": "A"}
+    return [g.model_copy(update={"label": flip[g.label]}) if g.pair.pair_id in suspects else g for g in train]
 
 
 def assign_split(gold: list[GoldPair], fraction: float, seed: int) -> list[tuple[str, str, str]]:
@@ -99,7 +134,7 @@ def _run_key(start: StartPoint, plan: RetrainPlan, train: list[GoldPair], heldou
     for volatile in ("force", "batch_size"):
         configs["RetrainConfig"].pop(volatile)
     configs[type(plan.train).__name__].pop("device")  # a run killed on one device resumes on another
-    payload = {"start": str(start.judge_dir), "fingerprint": model_fingerprint(start.judge_dir), "configs": configs,
+    payload = {"start": str(start.judge_dir), "prior": str(plan.prior), "fingerprint": model_fingerprint(start.judge_dir), "configs": configs,
                "train": [(g.pair.pair_id, g.label) for g in train], "heldout": [g.pair.pair_id for g in heldout]}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
@@ -174,7 +209,7 @@ def _train(current: StartPoint, rows: list[TrainingRow], plan: RetrainPlan, itdi
     from trainer import bt, dpo, probe, sft, verdict
 
     if plan.retrain.method == "bt-probe":  # no TRL: features of the frozen base, then a logistic head
-        return probe.train(current, rows, plan.train, itdir, None if plan.quiet else progress)
+        return probe.train(current, rows, plan.train, itdir, None if plan.quiet else progress, plan.prior)
     module = {"star-dpo": dpo, "star-sft": sft, "genrm-sft": verdict, "bt": bt}[plan.retrain.method]
     trainer = module.make_trainer(current, rows, plan.train, itdir / "checkpoints", plan.quiet)
     base = current.base_model if not plan.train.full else itdir / "model"
@@ -234,20 +269,22 @@ def _run(store: Store, plan: RetrainPlan, n: int):
 def retrain(store: Store, plan: RetrainPlan, progress: Progress, log: Callable[[str], None] = lambda m: None
             ) -> RetrainResult:
     started = time.perf_counter()
+    plan = settle_method(store, plan)
     if plan.gold_files:
         ingest_files(store, plan.gold_files)
     r = plan.retrain
     store.save_split(assign_split(store.gold_pairs(), r.heldout_fraction, r.split_seed), r.split_seed)
     gold = store.gold_pairs()
-    train = [g for g in gold if g.split == "train"][: r.limit]
+    train = apply_suspects([g for g in gold if g.split == "train"][: r.limit], store.suspect_ids(), r.suspects, log)
     heldout = [g for g in gold if g.split == "heldout"]
     if not train or not heldout:
         raise LabelerError(f"retrain needs gold labels on at least two different prompts (one to train on, one "
                            f"held out); the store has {len(gold)} gold pair(s): {len(train)} train, "
                            f"{len(heldout)} held out (ingest a file with a `label` field, or use --gold FILE)")
     start, parent = start_point(store, plan.model, plan.start_judge)
-    log(f"{len(train)} gold pairs to train on, {len(heldout)} held out; starting from "
-        f"{parent.version if parent else start.judge_dir}")
+    log(f"{len(train)} gold pairs to train on, {len(heldout)} held out; {r.method} "
+        + (f"continuing the heads of {plan.prior}" if plan.prior else
+           f"starting from {parent.version if parent else start.judge_dir}"))
     root = plan.judges_root
     root.mkdir(parents=True, exist_ok=True)
     work = root / f".tmp-{_run_key(start, plan, train, heldout)}"
@@ -287,7 +324,9 @@ def retrain(store: Store, plan: RetrainPlan, progress: Progress, log: Callable[[
                          start_judge_id=record.start_judge_id, promoted=promoted, forced=promoted and new < old,
                          active=promoted, heldout_n=len(heldout), heldout_agreement=new, parent_agreement=old,
                          train_pairs=len(train), train_rows=len(rows), resumed=resumed,
-                         seconds=time.perf_counter() - started)
+                         seconds=time.perf_counter() - started,
+                         reference_agreement=history[-1]["train"].get("reference_agreement"),
+                         reference_agreement_before=history[-1]["train"].get("reference_agreement_before"))
 
 
 def _incumbent(store: Store, start: StartPoint, mode: str) -> tuple[JudgeSpec, str]:

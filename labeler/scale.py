@@ -27,6 +27,7 @@ LOCAL = "local"  # --ray local: start Ray on this machine for the run
 # Fault injection for the tests: when this names a file that exists, the first actor to claim it dies mid-batch.
 CRASH_ONCE_ENV = "LABELER_RAY_CRASH_ONCE"
 
+ADDRESS = re.compile(r"(ray://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}")
 ACTOR_ERROR = re.compile(r"^labeler\.errors\.\w+: (.+)$", re.MULTILINE)
 PAIRS = TypeAdapter(list[Pair])
 JUDGMENTS = TypeAdapter(list[Judgment])
@@ -42,8 +43,11 @@ class RayOptions:
     num_gpus_per_actor: float = 0.0
 
     def __post_init__(self):
-        if not self.address:
-            raise ValueError("--ray needs an address: local, auto or HOST:PORT")
+        if not self.address or self.address.startswith("-"):  # `--ray --actors 2` takes `--actors` as the address
+            got = f", got {self.address!r} (an option: --ray takes a value)" if self.address else ""
+            raise ValueError(f"--ray needs an address: local, auto or HOST:PORT{got}")
+        if self.address not in (LOCAL, "auto") and not ADDRESS.fullmatch(self.address):
+            raise ValueError(f"--ray {self.address!r}: not local, auto, HOST:PORT or ray://HOST:PORT")
         if self.actors < 1 or self.num_cpus_per_actor <= 0 or self.num_gpus_per_actor < 0:
             raise ValueError(f"need --actors >= 1, --num-cpus-per-actor > 0 and --num-gpus-per-actor >= 0; got "
                              f"{self.actors}, {self.num_cpus_per_actor}, {self.num_gpus_per_actor}")
@@ -74,6 +78,7 @@ class RayRunner:
         ray = _import_ray()
         started_here = _connect(ray, self.options)
         try:
+            check_resources(ray.nodes(), self.options)
             yield from self._judge(ray, judge, pairs, batch_size, run_id)
         except ray.exceptions.RayError as exc:  # an actor's own error (a model missing on a node) as one line
             message = _labeler_error(exc)
@@ -135,6 +140,17 @@ class JudgeActor:
             judgments.append(JUDGMENTS.dump_json(made).decode())
             samples.append(SAMPLES.dump_json(sampled).decode())
         return {"judgments": judgments, "samples": samples}
+
+
+def check_resources(nodes: list[dict], options: RayOptions) -> None:
+    """Refuse an actor no node can hold: Ray would wait for such a node forever (printing autoscaler notes)."""
+    alive = [node.get("Resources", {}) for node in nodes if node.get("Alive", True)]
+    for option, key, wanted in (("--num-cpus-per-actor", "CPU", options.num_cpus_per_actor),
+                                ("--num-gpus-per-actor", "GPU", options.num_gpus_per_actor)):
+        largest = max((node.get(key, 0.0) for node in alive), default=0.0)
+        if wanted > largest:
+            raise LabelerError(f"{option} {wanted:g}: no node of the Ray cluster has that many {key}s (the largest "
+                               f"has {largest:g}); ask for at most {largest:g}")
 
 
 def _crash_once() -> None:

@@ -1,6 +1,8 @@
 """Pydantic models of every record that crosses a boundary of labeler (files in, rows out)."""
 
 from schemas.records import (
+    AuditReport,
+    AuditRow,
     CalibrationRecord,
     DpoRow,
     EvalMetrics,
@@ -46,6 +48,8 @@ ALL_MODELS = {
     "training_row": TrainingRow,
     "judge_version": JudgeVersion,
     "retrain_result": RetrainResult,
+    "audit_row": AuditRow,
+    "audit_report": AuditReport,
 }
 
 __all__ = [*(m.__name__ for m in ALL_MODELS.values()), "ALL_MODELS"]

@@ -90,6 +90,8 @@ class Judgment(_Strict):
     rationale: str
     run_id: str
     created_at: datetime
+    margin: float | None = Field(None, description="A reward judge's reward(A) - reward(B) (its heads' mean).")
+    margin_sd: float | None = Field(None, description="The spread of that difference over an ensemble's heads.")
 
 
 class QuarantineRow(_Strict):
@@ -185,7 +187,7 @@ class StatusReport(_Strict):
     review: ReviewQueue = Field(default_factory=ReviewQueue)
 
 
-RouteReason = Literal["undecided", "order_inconsistent", "split_votes", "low_confidence", "audit"]
+RouteReason = Literal["undecided", "order_inconsistent", "split_votes", "low_confidence", "audit", "suspect"]
 
 
 class RoutingCandidate(_Strict):
@@ -214,6 +216,8 @@ class ReviewRecord(_Strict):
     judge_id: str
     judge_key: str
     route_reason: RouteReason
+    margin: float | None = Field(None, description="A reward judge's reward(A) - reward(B), shown as its strength.")
+    margin_sd: float | None = Field(None, description="Its spread over an ensemble's heads.")
 
 
 class ReviewAnswer(_Strict):
@@ -247,6 +251,8 @@ class EvalRow(_Strict):
     category: str | None
     subcategory: str | None = Field(None, description="The pair's `subcategory` input field, if it had one.")
     prompt_hash: str = Field(..., description="md5 of the prompt: cross-validation folds never split a prompt.")
+    chars_a: int | None = Field(None, description="Length of response_a in characters (the longer-wins baseline).")
+    chars_b: int | None = None
 
 
 class CalibrationRecord(_Strict):
@@ -309,6 +315,12 @@ class GroupMetrics(_Strict):
                          "judge saw it). Human labels are balanced, so an unbiased judge is near 0.5 in both.")
     ece: float | None = Field(None, description="Expected calibration error of the raw confidence.")
     ece_calibrated: float | None = Field(None, description="ECE after temperature scaling, cross-validated.")
+    longer_wins: float | None = Field(None, description="Agreement of the baseline judge \"the longer response "
+                                                        "wins\" on the same pairs (equal lengths count as wrong).")
+    human_shorter_n: int | None = Field(None, description="Pairs where the human chose the shorter response.")
+    human_shorter_accuracy: float | None = Field(None, description="The judge's agreement on those pairs.")
+    gain_at_70: float | None = Field(None, description="Agreement of the 70 % most confident labels minus agreement "
+                                                       "of all: how well the confidence ranks the judge's mistakes.")
 
 
 class CalibrationSummary(_Strict):
@@ -417,3 +429,39 @@ class RetrainResult(_Strict):
     train_rows: int
     resumed: bool = Field(False, description="Picked up a killed run's data or checkpoint.")
     seconds: float
+    reference_agreement: float | None = Field(None, description="bt-probe continuing a judge that ships reference "
+                                              "pairs (the starter's held-out training pairs): the new judge's "
+                                              "agreement on them, so a gain on the reviewed domain that costs the "
+                                              "rest shows.")
+    reference_agreement_before: float | None = Field(None, description="The continued judge's agreement on them.")
+
+
+# ---- labeler audit ----------------------------------------------------------------------------------------------
+class AuditRow(_Strict):
+    """One human-labelled pair as `labeler audit` scored it with heads that never trained on it."""
+
+    pair_id: str
+    source: str | None
+    human: Verdict
+    strength: float = Field(..., description="The heads' mean reward difference, the human's choice minus the other "
+                                             "(negative: the heads prefer the response the human rejected).")
+    spread: float = Field(..., description="Its spread over the heads.")
+    p_human: float = Field(..., description="The ensemble's calibrated probability of the human's choice.")
+    flagged: bool = Field(..., description="1 - p_human >= the audit's confidence: a suspect human label.")
+
+
+class AuditGroup(_Strict):
+    n: int
+    flagged: int
+    flagged_share: float
+    negative_share: float = Field(..., description="Share of pairs with a negative mean strength.")
+
+
+class AuditReport(_Strict):
+    judge_id: str = Field(..., description="The judge whose heads were cross-fitted (or `scratch`).")
+    folds: int
+    confidence: float = Field(..., description="A label is flagged when the heads give the other response this much.")
+    temperature: float = Field(..., description="Fitted on the cross-fitted evidence (all pairs).")
+    overall: AuditGroup
+    by_source: dict[str, AuditGroup]
+    rows: list[AuditRow]

@@ -164,3 +164,15 @@ def test_the_human_verdict_of_several_people(db, tmp_path):
         "p004": ("B", "human")}
     report = StatusReport.model_validate_json(run("status", "--db", db, "--json").stdout)
     assert report.human_labels == {"A": 3, "B": 1, "split": 1, "tie": 2}  # with the two gold file labels (A)
+
+
+def test_a_closed_pipe_is_a_quiet_exit(db):
+    """`labeler status --json | head`: the reader left; no `Error: [Errno 32] Broken pipe`, no traceback."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-m", "labeler", "status", "--json", "--db", str(db)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child.stdout.close()  # before the child writes a byte
+    err = child.stderr.read().decode()
+    assert child.wait(timeout=120) == 141 and err == ""

@@ -130,3 +130,20 @@ def test_summarize_keys_and_maj_at_k_equals_accuracy():
     dumped = m.model_dump()
     for key in ("n", "accuracy", "ci95", "position_consistency", "a_rate_by_order", "ece", "ece_calibrated", "by_source"):
         assert key in dumped
+
+
+def test_plots_draw_an_interval_whose_bound_is_a_rounding_error_past_its_estimate(tmp_path):
+    """200 PandaLM pairs: a group at 100 % whose Wilson upper bound came out 1e-16 below it crashed groups_plot
+    (matplotlib: 'xerr' must not contain negative values) and no metrics were written."""
+    from labeler.evaluation.plots import groups_plot, majority_plot
+
+    rows = [row(pair_id=p, human=h, label=l, mode="cot", samples=3, votes=v, p_a=v[0] / sum(v),
+                confidence=max(v) / sum(v), source="s") for p, h, l, v in
+            (("p1", "A", "B", (2, 3)), ("p2", "B", "B", (3, 3)), ("p3", "A", None, (1, 1)))]
+    m = em.summarize(rows, MAJ_SAMPLES, files=["f"], judge_id="j", judge_key="k", mode="cot", k=3, bins=5, folds=2)
+    group = m.by_source["s"]
+    past = group.model_copy(update={"accuracy": 1.0, "ci95": (0.9, 1.0 - 1e-16)})
+    m = m.model_copy(update={"by_source": {"s": past},
+                             "maj_at_k": [p.model_copy(update={"ci95": (p.accuracy + 1e-16, 1.0)}) for p in m.maj_at_k]})
+    assert groups_plot(m, tmp_path / "g.png").stat().st_size > 0
+    assert majority_plot(m, tmp_path / "m.png").stat().st_size > 0

@@ -92,9 +92,15 @@ def test_retrain_bt_probe_end_to_end_then_annotate_by_reward_difference(tmp_path
     backend = RewardBackend(vdir)
     backend.load()
     assert len(rows) == 4 and all(consistent for _, consistent, *_ in rows)
+    backend.model  # loads the trunk and the head
+    head = backend._head
     for p_a, _, prompt, a, b in rows:
+        h = backend._probe_features([bt_text(backend.tokenizer, prompt, a), bt_text(backend.tokenizer, prompt, b)])
+        mean, spread = head.strength(h[:1], h[1:])
         r_a, r_b = backend.rewards([bt_text(backend.tokenizer, prompt, a), bt_text(backend.tokenizer, prompt, b)])
-        assert p_a == pytest.approx(1 / (1 + math.exp(r_b - r_a)), abs=1e-5)
+        assert float(mean) == pytest.approx(r_a - r_b, abs=1e-5)  # the members' mean difference
+        evidence = float(mean) / math.sqrt(1 + head.spread_weight * float(spread) ** 2)
+        assert p_a == pytest.approx(1 / (1 + math.exp(-evidence)), abs=1e-5)
 
 
 class Killed(Exception):

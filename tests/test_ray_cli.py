@@ -43,3 +43,27 @@ def test_a_judge_is_rebuilt_elsewhere_from_its_pickled_recipe_under_the_same_key
     copy = pickle.loads(pickle.dumps(judge.recipe)).build()  # what a Ray actor does with it
     assert copy is not judge and copy.recipe == judge.recipe
     assert (copy.judge_key, copy.judge_id, copy.config) == (judge.judge_key, judge.judge_id, judge.config)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--ray", "not:an:address"], "--ray 'not:an:address': not local, auto, HOST:PORT or ray://HOST:PORT"),
+    (["--ray", "--quiet"], "--ray needs an address: local, auto or HOST:PORT, got '--quiet' (an option"),
+    (["--ray", "--actors", "2"], "--ray needs an address: local, auto or HOST:PORT, got '--actors' (an option"),
+])
+def test_a_bad_ray_address_is_a_usage_error_not_a_traceback(tmp_path, args, message):
+    result = run("annotate", "--db", tmp_path / "l.duckdb", "--backend", "fake", *args)
+    assert result.exit_code == 2 and message in " ".join(result.output.split()).replace("│ ", "").replace(" │", "")
+    assert "Traceback" not in result.output and not (tmp_path / "l.duckdb").exists()
+
+
+def test_an_actor_larger_than_any_ray_node_is_refused_instead_of_waited_for():
+    from labeler.errors import LabelerError
+    from labeler.scale import RayOptions, check_resources
+
+    nodes = [{"Alive": True, "Resources": {"CPU": 2.0}}, {"Alive": False, "Resources": {"CPU": 128.0}}]
+    check_resources(nodes, RayOptions("local", num_cpus_per_actor=2))
+    with pytest.raises(LabelerError, match=r"--num-cpus-per-actor 64: no node of the Ray cluster has that many CPUs "
+                                           r"\(the largest has 2\)"):
+        check_resources(nodes, RayOptions("local", num_cpus_per_actor=64))
+    with pytest.raises(LabelerError, match="--num-gpus-per-actor 1: no node .* GPUs"):
+        check_resources(nodes, RayOptions("local", num_gpus_per_actor=1))

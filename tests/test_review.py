@@ -224,3 +224,41 @@ def _listening_addresses(ports: set[int]) -> set[str]:
                 found.add(".".join(str(int(address[i:i + 2], 16)) for i in (6, 4, 2, 0)) if len(address) == 8
                           else f"ipv6:{address}")
     return found
+
+
+def test_push_most_doubtful_sends_the_budget_lowest_confidence_first(server, tmp_path):
+    db = annotated_db(tmp_path, n=12)
+    ds = ["--dataset", "budget", *server.cli_args()]
+    pushed = run("review", "push", "--db", db, "--most-doubtful", "4", "--audit-rate", "0", *ds)
+    assert pushed.exit_code == 0, pushed.output
+    routed = {p for (p,) in query(db, "SELECT pair_id FROM review_items WHERE dataset = 'budget'")}
+    confidence = dict(query(db, "SELECT pair_id, confidence FROM judgments"))
+    assert len(routed) == 4 and "pushed 4 records" in pushed.stdout
+    assert max(confidence[p] for p in routed) <= min(c for p, c in confidence.items() if p not in routed)
+    share = run("review", "push", "--db", db, "--most-doubtful", "50%", "--audit-rate", "0", "--dataset", "half",
+                *server.cli_args())
+    assert share.exit_code == 0 and "pushed 6 records" in share.stdout
+    bad = run("review", "push", "--db", db, "--most-doubtful", "many", *ds)
+    assert bad.exit_code == 2 and "--most-doubtful takes a number" in bad.output
+
+
+def test_push_suspects_sends_flagged_human_labels_with_the_audits_strength(server, tmp_path):
+    from labeler.store import Store
+    from schemas import AuditRow
+
+    db = tmp_path / "l.duckdb"
+    assert run("ingest", write_pairs(tmp_path / "gold.jsonl", 6, labeled=True), "--db", db).exit_code == 0
+    with Store(db) as store:  # what `labeler audit` stores (tests/test_probe_ensemble.py runs the audit itself)
+        store.save_audit("starter@x", [
+            AuditRow(pair_id="p000", source="arith", human="A", strength=-1.25, spread=0.2, p_human=0.1, flagged=True),
+            AuditRow(pair_id="p001", source="arith", human="A", strength=0.5, spread=0.1, p_human=0.7, flagged=False)])
+    ds = ["--dataset", "second-look", *server.cli_args()]
+    pushed = run("review", "push", "--db", db, "--suspects", *ds)
+    assert pushed.exit_code == 0, pushed.output
+    assert "1 suspect" in pushed.stdout and "pushed 1 records" in pushed.stdout
+    (record,) = server.records("second-look")
+    assert record["external_id"] == "p000" and record["metadata"]["route_reason"] == "suspect"
+    assert record["metadata"]["strength"] == pytest.approx(1.25) and record["metadata"]["spread"] == pytest.approx(0.2)
+    assert record["suggestions"][0]["value"] == "B"
+    assert "prefer response B" in record["fields"]["judge_rationale"] and "human label says A" in \
+        record["fields"]["judge_rationale"]

@@ -15,11 +15,12 @@ from __future__ import annotations
 import json
 import time
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 
 from labeler.errors import LabelerError
 from labeler.judge.backends.probe import CONFIG, ProbeHead, features, load_trunk
-from labeler.judge.backends.starter import TOKENIZER_FILES
+from labeler.judge.backends.starter import REFERENCE, TOKENIZER_FILES
 from labeler.paths import atomic_path
 from schemas import TrainingRow
 from trainer.bt import response_text
@@ -27,16 +28,17 @@ from trainer.common import StartPoint, quiet_transformers, tokenizer_for
 from trainer.config import ProbeTrainConfig
 
 
-def fit_logistic(x, y, l2: float, intercept: bool = False, weights=None):
-    """argmin weighted mean BCE(x @ w [+ b], y) + l2 * |w|^2 (the intercept is not penalised); returns w (and b
-    last). `weights` (per row) sum to anything; they are normalised."""
+def fit_logistic(x, y, l2: float, intercept: bool = False, weights=None, offset=None):
+    """argmin weighted mean BCE(x @ w [+ b] [+ offset], y) + l2 * |w|^2 (the intercept is not penalised); returns w
+    (and b last). `weights` (per row) sum to anything; they are normalised. `offset` (per row): a fixed logit the
+    fit corrects (a prior judge's margin)."""
     import torch
 
     w = torch.zeros(x.shape[1] + int(intercept), requires_grad=True)
     opt = torch.optim.LBFGS([w], max_iter=500, line_search_fn="strong_wolfe")
 
     def logits():
-        return x @ w[: x.shape[1]] + (w[-1] if intercept else 0.0)
+        return x @ w[: x.shape[1]] + (w[-1] if intercept else 0.0) + (0.0 if offset is None else offset)
 
     def closure():
         opt.zero_grad()
@@ -67,6 +69,22 @@ def fit_head(better, worse, safety, cfg: ProbeTrainConfig) -> ProbeHead:
     return ProbeHead({"scale": scale, "w_help": fit_logistic(x[~safety], y[~safety], cfg.l2),
                       "w_safety": fit_logistic(x[safety], y[safety], cfg.l2), "mu": mu, "sd": sd,
                       "u": gate[:-1].contiguous(), "c": gate[-1:].contiguous()})
+
+
+def fit_ensemble(better, worse, safety, cfg: ProbeTrainConfig) -> ProbeHead:
+    """`cfg.members` heads, each on a bootstrap resample of the rows (seeded), stacked (ProbeHead.stack)."""
+    import torch
+
+    if cfg.members == 1:
+        return fit_head(better, worse, safety, cfg)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    heads = []
+    for _ in range(cfg.members):
+        idx = torch.randint(len(better), (len(better),), generator=generator)
+        heads.append(fit_head(better[idx], worse[idx], safety[idx], cfg))
+    if len({h.gated for h in heads}) > 1:  # a resample without one kind of pair: every member one reward
+        return fit_ensemble(better, worse, torch.zeros_like(safety), cfg)
+    return ProbeHead.stack(heads, cfg.spread_weight)
 
 
 def row_features(start: StartPoint, rows: list[TrainingRow], cfg: ProbeTrainConfig, work: Path, progress=None):
@@ -100,14 +118,24 @@ def row_features(start: StartPoint, rows: list[TrainingRow], cfg: ProbeTrainConf
     return torch.cat([p["better"] for p in parts]), torch.cat([p["worse"] for p in parts])
 
 
-def train(start: StartPoint, rows: list[TrainingRow], cfg: ProbeTrainConfig, itdir: Path, progress=None) -> dict:
-    """Features, head, and the judge dir `<itdir>/model` (probe_config.json, the head, the tokenizer)."""
+def train(start: StartPoint, rows: list[TrainingRow], cfg: ProbeTrainConfig, itdir: Path, progress=None,
+          prior: Path | None = None) -> dict:
+    """Features, head, and the judge dir `<itdir>/model` (probe_config.json, the head, the tokenizer). With `prior`
+    (a probe judge dir) its heads are kept and corrected (trainer/probe_adapt.py), on features read as it reads
+    them (its layers, token limit and dtype)."""
     import torch
 
+    from labeler.judge.backends.probe import read_config
+    from trainer.probe_adapt import fit_correction
+
     quiet_transformers()
+    if prior is not None:
+        kept = read_config(prior)
+        cfg = replace(cfg, layers=int(kept["layers"]), max_tokens=int(kept["max_tokens"]),
+                      bf16=bool(kept.get("bf16", True)), safety_sources=",".join(kept.get("safety_sources", [])))
     wanted = cfg.safety_set()
     safety = torch.tensor([r.source in wanted for r in rows])
-    if wanted and not bool(safety.any()):
+    if wanted and not bool(safety.any()) and prior is None:
         known = sorted({r.source for r in rows if r.source})
         raise LabelerError(f"--safety-sources {','.join(sorted(wanted))}: no training pair has that source "
                            f"(sources: {', '.join(known) or 'none'})")
@@ -115,21 +143,54 @@ def train(start: StartPoint, rows: list[TrainingRow], cfg: ProbeTrainConfig, itd
     resumed = (itdir / "features").is_dir() and any((itdir / "features").iterdir())
     better, worse = row_features(start, rows, cfg, itdir / "features", progress)
     feature_s = time.perf_counter() - started
-    head = fit_head(better, worse, safety, cfg)
-    margin = head.rewards(better) - head.rewards(worse)
+    extra = {}
+    if prior is not None:
+        old = ProbeHead.load(prior)
+        reference = read_reference(prior)
+        rehearse = None if reference is None else (reference["better"][~reference["heldout"]],
+                                                    reference["worse"][~reference["heldout"]])
+        head, extra = fit_correction(old, better, worse, [r.prompt for r in rows], cfg, rehearse)
+        if reference is not None and bool(reference["heldout"].any()):
+            held = (reference["better"][reference["heldout"]], reference["worse"][reference["heldout"]])
+            extra["reference_agreement"] = agreement(head, *held)
+            extra["reference_agreement_before"] = agreement(old, *held)
+    else:
+        head = fit_ensemble(better, worse, safety, cfg)
+    mean, _ = head.strength(better, worse)
     model_dir = itdir / "model"
     with atomic_path(model_dir) as tmp:
         tmp.mkdir()
         head.save(tmp)
         config = {"base_model_name_or_path": str(start.base_model), "layers": cfg.layers, "max_tokens": cfg.max_tokens,
-                  "bf16": cfg.bf16, "safety_sources": sorted(wanted), "hidden_size": int(better.shape[1])}
+                  "bf16": cfg.bf16, "safety_sources": sorted(wanted), "hidden_size": int(better.shape[1]),
+                  "members": head.members, "continues": str(prior) if prior else None}
         (tmp / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True), encoding="utf-8")
+        if prior is not None and (prior / REFERENCE).is_file():  # so a later retrain rehearses them too
+            (tmp / REFERENCE).write_bytes((prior / REFERENCE).read_bytes())
         for name in TOKENIZER_FILES:  # so the dir reads as a judge (its tokenizer is the base's)
             if (start.base_model / name).is_file():
                 (tmp / name).write_bytes((start.base_model / name).read_bytes())
-    return {"train_agreement": float((margin > 0).float().mean()), "rows": len(rows),
-            "safety_rows": int(safety.sum()), "gated": head.gated, "feature_seconds": feature_s,
-            "seconds": time.perf_counter() - started, "resumed_from": "features" if resumed else None}
+    return {"train_agreement": float((mean > 0).float().mean()), "rows": len(rows),
+            "safety_rows": int(safety.sum()), "gated": head.gated, "members": head.members,
+            "feature_seconds": feature_s, "seconds": time.perf_counter() - started,
+            "resumed_from": "features" if resumed else None, **extra}
+
+
+def read_reference(judge_dir: Path) -> dict | None:
+    """A probe judge's reference features (float32): better, worse and heldout per pair; None when it has none."""
+    file = Path(judge_dir) / REFERENCE
+    if not file.is_file():
+        return None
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(file))
+    return {"better": tensors["better"].float(), "worse": tensors["worse"].float(), "heldout": tensors["heldout"].bool()}
+
+
+def agreement(head: ProbeHead, better, worse) -> float:
+    """Share of pairs whose better response the head scores higher."""
+    mean, _ = head.strength(better, worse)
+    return float((mean > 0).float().mean())
 
 
 def _ignore(n: float) -> None:

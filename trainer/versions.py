@@ -96,6 +96,25 @@ def start_point(store: Store, model: Path | None = None, version: str | None = N
     return StartPoint.of(Path(record.path), record.version), record
 
 
+def probe_prior(store: Store, model: Path | None = None, version: str | None = None) -> Path | None:
+    """The bt-probe judge dir a retrain from here continues (the heads it keeps): the named or active version, or
+    the starter when it is the default judge; None when training starts from a model or a generative judge."""
+    from labeler.judge.backends.probe import is_probe_dir
+
+    if model is not None or version == "base":
+        return None
+    named = builtin(version) if version else None
+    record = None if named else (get(store, version) if version else store.active_judge())
+    path = Path(record.path) if record else Path((named or builtin(None)).model or ".")
+    return path if (record is None or record.backend == "reward") and is_probe_dir(path) else None
+
+
+def default_method(store: Store, model: Path | None = None, version: str | None = None) -> str:
+    """`retrain` without --method continues the start judge's kind: bt-probe after a probe judge (the starter),
+    STaR-DPO after a generative one."""
+    return "bt-probe" if probe_prior(store, model, version) is not None else "star-dpo"
+
+
 def builtin(name: str | None) -> JudgeSpec | None:
     """The judges every install has: `starter` (the shipped trained judge; `None` asks for the default judge,
     which is the starter where this install ships one) and `base` (the untrained default model)."""

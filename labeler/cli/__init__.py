@@ -21,6 +21,7 @@ for command in (label.ingest, label.annotate, label.status, label.quarantine, la
     app.command()(command)
 app.command("eval")(evaluate.eval_)
 app.command()(evaluate.calibrate)
+app.command()(evaluate.audit)
 app.add_typer(review.review_app, name="review")
 app.command()(judges.retrain)
 app.add_typer(judges.judges_app, name="judges")

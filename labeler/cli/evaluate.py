@@ -112,3 +112,40 @@ def calibrate(
             return
         record = fit(store, *key, min_pairs=min_pairs, force=force)
     render.console.print(render.calibration_summary(record))
+
+
+@user_errors
+def audit(
+    files: Annotated[list[Path] | None, typer.Argument(
+        help="Human-labelled files to ingest first (the audit covers every human label in the store).",
+        show_default=False)] = None,
+    db: Db = DEFAULT_DB,
+    judge: Annotated[str | None, typer.Option("--judge", help="The probe judge whose heads are cross-fitted: a "
+                                              "version or `starter` (default: the active judge).",
+                                              show_default=False)] = None,
+    from_scratch: Annotated[bool, typer.Option("--from-scratch", help="Fit new heads instead (for pairs the judge "
+                                               "was trained on).")] = False,
+    probe_layers: Annotated[int, typer.Option(help="--from-scratch: read features after N blocks.")] = 8,
+    folds: Annotated[int, typer.Option(help="Folds by prompt: no head scores a pair it was trained on.")] = 5,
+    confidence: Annotated[float, typer.Option(help="Flag a label when the heads give the other response this "
+                                              "much (calibrated).")] = 0.7,
+    show: Annotated[int, typer.Option(help="List this many suspects, most confident first.")] = 20,
+    json: Annotated[bool, typer.Option("--json", help="Print the whole report (every pair) as JSON.")] = False,
+    quiet: Quiet = False,
+):
+    """Find human labels the judge confidently contradicts: each pair is scored by heads fitted without its fold;
+    `review push --suspects` sends the flagged ones for a second look, `retrain --suspects` drops or flips them.
+
+    Example: labeler audit reviewed.jsonl --confidence 0.8
+    """
+    from labeler import api
+    from labeler.cli import render
+
+    with usage_errors(), api_errors():
+        report = api.audit(db, files or [], judge=judge, scratch=from_scratch, folds=folds, confidence=confidence,
+                           progress=not quiet and not json, layers=probe_layers)
+    if json:
+        print(report.model_dump_json(indent=2))
+    elif not quiet:
+        for part in render.audit_tables(report, show):
+            render.console.print(part)

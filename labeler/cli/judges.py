@@ -32,9 +32,10 @@ def retrain(
     gold: Annotated[list[Path] | None, typer.Option("--gold", help="Labelled file(s) to ingest first (repeatable).",
                                                     show_default=False)] = None,
     db: Db = DEFAULT_DB,
-    method: Annotated[str, typer.Option(help="star-dpo, star-sft, genrm-sft, bt (Bradley-Terry baseline) or bt-probe "
-                                        "(Bradley-Terry heads on the frozen base's features; minutes on a CPU).")]
-    = "star-dpo",
+    method: Annotated[str | None, typer.Option(
+        help="star-dpo, star-sft, genrm-sft, bt (Bradley-Terry baseline) or bt-probe (Bradley-Terry heads on the "
+        "frozen base's features; minutes on a CPU). Default: bt-probe after a probe judge (the starter: its heads "
+        "are kept and corrected), star-dpo after a generative one.", show_default=False)] = None,
     iterations: Annotated[int | None, _opt("STaR outer loop: sample, train, repeat with the new judge (default 1).")]
     = None,
     config: Annotated[Path | None, _opt("YAML with retrain:/star:/train: sections; flags override it.")] = None,
@@ -58,6 +59,8 @@ def retrain(
     force: Annotated[bool, typer.Option("--force", help="Promote even if worse on the held-out split.",
                                         rich_help_panel=GATE)] = False,
     limit: Annotated[int | None, _opt("Train on at most N gold pairs.", GATE)] = None,
+    suspects: Annotated[str | None, _opt("Human labels `labeler audit` flagged: keep (default), drop or flip them.",
+                                         GATE)] = None,
     full: Annotated[bool, typer.Option("--full", help="Full fine-tuning instead of LoRA.", rich_help_panel=TRAIN)]
     = False,
     learning_rate: Annotated[float | None, _opt("Peak learning rate (default: by method, LoRA vs full).", TRAIN)]
@@ -79,7 +82,8 @@ def retrain(
     quiet: Quiet = False,
 ):
     """Train a new judge version on the human (gold) labels and promote it if it is at least as good on the
-    held-out split: STaR-DPO by default (sample rationales, prefer the ones that reach the gold verdict).
+    held-out split. With the starter (or a probe version) active it keeps its heads and fits a correction on the
+    reviewed pairs (bt-probe); after a generative judge, STaR-DPO.
 
     Example: labeler retrain --gold reviewed.jsonl --method star-dpo --samples 4 --iterations 1
     """
@@ -89,7 +93,8 @@ def retrain(
     options = {
         "retrain": {"iterations": iterations, "heldout_fraction": heldout_fraction,
                     "split_seed": split_seed, "eval_samples": eval_samples, "force": force or None,
-                    "limit": limit, "batch_size": batch_size, "eval_max_new_tokens": max_new_tokens},
+                    "limit": limit, "batch_size": batch_size, "eval_max_new_tokens": max_new_tokens,
+                    "suspects": suspects},
         "star": {"samples": samples, "temperature": temperature, "top_p": top_p,
                  "max_new_tokens": max_new_tokens, "max_pairs_per_order": max_pairs_per_order,
                  "rationalize": rationalize},
@@ -122,7 +127,7 @@ def list_(db: Db = DEFAULT_DB, json: Json = False):
     from labeler.cli import render
     from trainer.versions import list_versions
 
-    with open_store(db, must_exist=True) as store:
+    with open_store(db, must_exist=True, read_only=True) as store:
         versions = list_versions(store)
     if json:
         print(jsonlib.dumps([v.model_dump(mode="json", exclude={"metrics"}) for v in versions], indent=2))

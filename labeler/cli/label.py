@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from labeler.cli.text import safe, visible
 from labeler.cli.options import (DEFAULT_DB, Actors, AField, BaseUrl, BatchSize, BField, Concurrency, Db, Files,
                                  JudgeBackend, JudgeModel,
                                  IdField, Json, JudgeCriteria, JudgeDevice, JudgeDtype, JudgeTemplate, LabelField,
@@ -100,7 +101,7 @@ def annotate(
 
     def resuming(note: str) -> None:
         if not quiet:
-            render.console.print(note)
+            render.console.print(safe(note))
 
     runner = ray_runner(ray, actors, num_cpus, num_cpus_per_actor, num_gpus_per_actor)
     with api_errors():
@@ -131,7 +132,8 @@ def status(db: Db = DEFAULT_DB, json: Json = False):
     """
     from labeler.cli import render
 
-    with open_store(db, must_exist=True, hint="run `labeler ingest` or `labeler annotate` first") as store:
+    with open_store(db, must_exist=True, hint="run `labeler ingest` or `labeler annotate` first",
+                    read_only=True) as store:
         render.status(store.status(), json)
 
 
@@ -147,7 +149,7 @@ def quarantine(
     """
     from labeler.cli import render
 
-    with open_store(db, must_exist=True, hint="run `labeler ingest` first") as store:
+    with open_store(db, must_exist=True, hint="run `labeler ingest` first", read_only=True) as store:
         rows = store.quarantine_rows(str(file.resolve()) if file else None)
     if json:
         print("[" + ",".join(r.model_dump_json() for r in rows) + "]")
@@ -185,4 +187,4 @@ def export(
     with api_errors():
         n = api.export(db, out, format=format, dpo=dpo, hf=hf, columns=names, min_confidence=min_confidence)
     if not quiet:
-        print(f"wrote {n} rows to {' and '.join(str(t) for t in (out, hf) if t is not None)}")
+        print(f"wrote {n} rows to {visible(' and '.join(str(t) for t in (out, hf) if t is not None))}")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from labeler.cli.text import visible
 from labeler.errors import LabelerError
 
 if TYPE_CHECKING:
@@ -128,7 +129,12 @@ def user_errors(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
+            sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+            return result
+        except BrokenPipeError:  # `labeler status --json | head`: the reader has all it wants
+            _silence_stdout()
+            raise typer.Exit(141) from None  # 128 + SIGPIPE, what a shell reports for such a writer
         except LabelerError as exc:
             message = str(exc)
         except OSError as exc:  # a full disk, a permission: what and where, not a traceback
@@ -138,10 +144,21 @@ def user_errors(fn):
             if duckdb is None or not isinstance(exc, duckdb.Error):
                 raise  # typer.Exit, and bugs, go on
             message = f"database error: {' '.join(str(exc).split())}"
-        print(f"Error: {message}", file=sys.stderr)
+        print(f"Error: {visible(message)}", file=sys.stderr)
         raise typer.Exit(1) from None
 
     return wrapper
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush of the closed pipe stays quiet."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real stdout (a test runner's buffer)
+        pass
 
 
 def require_db(db: Path, hint: str = "") -> None:
@@ -151,13 +168,14 @@ def require_db(db: Path, hint: str = "") -> None:
 
 
 @contextmanager
-def open_store(db: Path, must_exist: bool = False, hint: str = "") -> Iterator["Store"]:
-    """The store a command works on (created on first use unless `must_exist`), closed when the command ends."""
+def open_store(db: Path, must_exist: bool = False, hint: str = "", read_only: bool = False) -> Iterator["Store"]:
+    """The store a command works on (created on first use unless `must_exist`), closed when the command ends;
+    `read_only` for commands that only read it."""
     from labeler.store import Store
 
     if must_exist:
         require_db(db, hint)
-    with Store(db) as store:
+    with Store(db, create=not must_exist, read_only=read_only) as store:
         yield store
 
 

@@ -119,6 +119,12 @@ def push(
     threshold: Annotated[float, typer.Option(help="Route model labels with confidence below this.")] = 0.7,
     audit_rate: Annotated[float, typer.Option(help="Share of confident labels sent as a random audit.")] = 0.05,
     seed: Annotated[int, typer.Option(help="Seed of the audit draw (fixed per pair).")] = 0,
+    most_doubtful: Annotated[str | None, typer.Option(
+        help="A review budget: route the N (e.g. 200) or the share (e.g. 10%) most doubtful labels, whatever "
+        "their confidence, instead of those under --threshold.", show_default=False)] = None,
+    suspects: Annotated[bool, typer.Option(
+        "--suspects", help="Send the human labels `labeler audit` flagged for a second look (instead of model "
+        "labels).")] = False,
     limit: Annotated[int | None, typer.Option(help="Send at most N records this time.")] = None,
     batch_size: Annotated[int, typer.Option(help="Records per request; each is recorded as sent.")] = 100,
     min_submitted: Annotated[int, typer.Option(help="Reviewers per record (new datasets only).")] = 1,
@@ -129,7 +135,7 @@ def push(
 ):
     """Send pairs that need a person (low confidence, order-inconsistent, split votes, audit sample) to Argilla.
 
-    Example: labeler review push --threshold 0.8 --audit-rate 0.1 --limit 200
+    Example: labeler review push --most-doubtful 200 --audit-rate 0.05
     """
     from labeler.progress import progress_bar
     from labeler.review import argilla
@@ -138,12 +144,13 @@ def push(
     if batch_size < 1 or min_submitted < 1 or (limit is not None and limit < 0):
         raise typer.BadParameter("--batch-size and --min-submitted must be >= 1, --limit >= 0")
     with usage_errors():
-        rules = RoutingRules(threshold=threshold, audit_rate=audit_rate, seed=seed)
+        rules = RoutingRules(threshold=threshold, audit_rate=audit_rate, seed=seed, **_budget(most_doubtful))
     require_db(db, "run `labeler annotate` first")
     client = _client(url, api_key)
     with open_store(db) as store:
         result = argilla.push(store, client, dataset, workspace, rules, limit, batch_size, min_submitted,
-                             progress=lambda total: progress_bar(total, "pushing", "records", quiet=quiet))
+                             progress=lambda total: progress_bar(total, "pushing", "records", quiet=quiet),
+                             suspects=suspects)
     if not quiet:
         routed = ", ".join(f"{n} {reason}" for reason, n in sorted(result.newly_routed.items())) or "none"
         print(f"newly routed: {routed}")
@@ -151,6 +158,18 @@ def push(
             print(f"dataset {dataset!r} was missing on the server: {result.requeued} unanswered records sent again")
         print(f"pushed {result.pushed} records to {dataset!r} ({result.left} routed records not sent yet)")
         print(f"review them at {result.ui_url}")
+
+
+def _budget(text: str | None) -> dict:
+    """--most-doubtful: `N` pairs or `P%` of them."""
+    if text is None:
+        return {}
+    try:
+        if text.strip().endswith("%"):
+            return {"most_share": float(text.strip()[:-1]) / 100}
+        return {"most": int(text)}
+    except ValueError:
+        raise typer.BadParameter(f"--most-doubtful takes a number of pairs (200) or a share (10%), not {text!r}")
 
 
 @review_app.command()

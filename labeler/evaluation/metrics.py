@@ -15,6 +15,10 @@ Definitions (README `labeler eval` repeats them):
   over decided pairs only.
 - coverage curve: keeping the labels with confidence >= t, for every distinct confidence t from the highest
   down: coverage = kept / n, accuracy of the kept. Undecided pairs have confidence 0 and come last.
+  gain at 70 %: accuracy of the 70 % most confident labels minus accuracy of all.
+- longer wins: the baseline judge that names the longer response (in characters; equal lengths count as wrong);
+  human chose the shorter: the judge's accuracy on the pairs where the longer response lost, so a judge that
+  leans on length cannot hide behind the baseline.
 """
 
 import math
@@ -148,6 +152,30 @@ def cross_validated(rows: Sequence[EvalRow], folds: int = 5) -> tuple[list[float
     return [apply_temperature([r], temps[fold_of(r, folds)])[0] for r in rows], temps
 
 
+def longer_label(row: EvalRow) -> str | None:
+    """The baseline judge "the longer response wins" (None: equal lengths, or lengths unknown)."""
+    if row.chars_a is None or row.chars_b is None or row.chars_a == row.chars_b:
+        return None
+    return "A" if row.chars_a > row.chars_b else "B"
+
+
+def gain_at(rows: Sequence[EvalRow], share: float = 0.7) -> float | None:
+    """Agreement of the `share` most confident labels minus agreement of all (ties in confidence broken by order)."""
+    if not rows:
+        return None
+    ranked = sorted(rows, key=lambda r: -r.confidence)[: max(1, round(share * len(rows)))]
+    return sum(map(correct, ranked)) / len(ranked) - sum(map(correct, rows)) / len(rows)
+
+
+def length_baseline(rows: Sequence[EvalRow]) -> dict:
+    """The longer-wins baseline's agreement, and the judge's agreement where the human chose the shorter response."""
+    known = [r for r in rows if longer_label(r) is not None]
+    shorter = [r for r in known if longer_label(r) != r.human]
+    return {"longer_wins": sum(longer_label(r) == r.human for r in rows) / len(rows) if known else None,
+            "human_shorter_n": len(shorter) if known else None,
+            "human_shorter_accuracy": sum(map(correct, shorter)) / len(shorter) if shorter else None}
+
+
 def group_metrics(rows: Sequence[EvalRow], calibrated: Sequence[float], bins: int = 10) -> GroupMetrics:
     hits = [correct(r) for r in rows]
     decided = [i for i, r in enumerate(rows) if r.label is not None]
@@ -158,6 +186,7 @@ def group_metrics(rows: Sequence[EvalRow], calibrated: Sequence[float], bins: in
         position_consistency=consistency, a_rate_by_order=a_rate_by_order(rows),
         ece=expected_calibration_error([rows[i].confidence for i in decided], [hits[i] for i in decided], bins),
         ece_calibrated=expected_calibration_error([calibrated[i] for i in decided], [hits[i] for i in decided], bins),
+        gain_at_70=gain_at(rows, 0.7), **length_baseline(rows),
     )
 
 

@@ -67,14 +67,20 @@ def majority_plot(m: EvalMetrics, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(5.5, 4))
     votes = [p.votes for p in m.maj_at_k]
     acc = [p.accuracy for p in m.maj_at_k]
-    low = [p.accuracy - p.ci95[0] for p in m.maj_at_k]
-    high = [p.ci95[1] - p.accuracy for p in m.maj_at_k]
+    low = [_width(p.accuracy - p.ci95[0]) for p in m.maj_at_k]
+    high = [_width(p.ci95[1] - p.accuracy) for p in m.maj_at_k]
     ax.errorbar(votes, acc, yerr=[low, high], marker="o", capsize=3)
     ax.axhline(0.5, color="grey", linestyle=":", linewidth=1, label="chance")
     ax.set(xticks=votes, ylim=(0, 1.02), xlabel="votes (k samples per order x 2 orders)",
            ylabel="agreement with humans", title=f"maj@k: {_title(m)}")
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def _width(x: float | None) -> float:
+    """An error bar's length: a Wilson bound can sit a rounding error on the wrong side of its estimate (at 0 % or
+    100 %), and matplotlib refuses a negative length."""
+    return max(0.0, x or 0.0)
 
 
 def groups_plot(m: EvalMetrics, path: Path) -> Path:
@@ -89,7 +95,8 @@ def groups_plot(m: EvalMetrics, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 1.2 + 0.32 * len(groups)))
     names = [f"{name} (n={g.n})" for name, g in groups][::-1]
     acc = [g.accuracy for _, g in groups][::-1]
-    err = [[g.accuracy - g.ci95[0] for _, g in groups][::-1], [g.ci95[1] - g.accuracy for _, g in groups][::-1]]
+    err = [[_width(g.accuracy - g.ci95[0]) for _, g in groups][::-1],
+           [_width(g.ci95[1] - g.accuracy) for _, g in groups][::-1]]
     ax.barh(names, acc, xerr=err, capsize=2, color="tab:blue", alpha=0.8)
     ax.axvline(0.5, color="grey", linestyle=":", linewidth=1)
     ax.set(xlim=(0, 1), xlabel="agreement with humans (95 % Wilson interval)", title=f"By group: {_title(m)}{shown}")

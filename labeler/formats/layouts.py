@@ -13,12 +13,15 @@ the two responses are put in an order drawn from a hash of the pair and a seed, 
 
 import hashlib
 import json
+import math
+import re
 from collections.abc import Callable
 from functools import partial
 from itertools import combinations
 
 from labeler.errors import RowError
-from labeler.formats.messages import as_messages, hh_messages, is_hh, json_type, single_turn, transcript
+from labeler.formats.messages import (as_messages, check_prompt, hh_messages, is_hh, json_type, single_turn,
+                                      transcript)
 from labeler.store.pairs import FieldMap
 
 LAYOUTS = {
@@ -33,6 +36,8 @@ HH_ASSISTANT = "\n\nAssistant:"
 TEXT_KEYS = ("response", "text", "content", "completion")
 RATING_KEYS = ("overall_score", "rating", "score", "fine-grained_score")
 Convert = Callable[[dict], list[dict]]
+# whitespace and the characters that show as nothing (zero-width space/joiners, word joiner, BOM, soft hyphen)
+BLANK = re.compile(r"[\s\u200b-\u200d\u2060\ufeff\u00ad\u180e]*")
 
 
 def detect(columns, fields: FieldMap = FieldMap()) -> str:
@@ -55,12 +60,19 @@ def converter(layout: str, fields: FieldMap, max_chars: int, seed: int = 0) -> C
 
 def _text(value: str, field: str, max_chars: int) -> str:
     """The checks ingest runs on every text field (`store.pairs.validate_staged`), naming the input's own field."""
-    if not value.strip():
+    if BLANK.fullmatch(value):
         raise RowError(field, "is empty")
     if "\x00" in value:
         raise RowError(field, "contains a NUL byte")
     if len(value) > max_chars:
         raise RowError(field, f"too long: {len(value)} characters (limit {max_chars})")
+    return value
+
+
+def _different(value: str, other: str, field: str) -> str:
+    """The check SQL runs on our layout, here so that the quarantine names the input's field and keeps its row."""
+    if value == other:
+        raise RowError(field, "identical to the other response")
     return value
 
 
@@ -85,7 +97,7 @@ def _prompt(value, field: str) -> tuple[str, list[dict] | None]:
         return value, None
     if not messages:
         raise RowError(field, "has no turns")
-    return transcript(messages), messages
+    return transcript(messages), check_prompt(messages, field)
 
 
 def _order(seed: int, prompt: str, better: str, worse: str) -> bool:
@@ -127,6 +139,8 @@ def _pairs(row: dict, fields: FieldMap, max_chars: int, seed: int) -> list[dict]
     for field in (fields.response_a, fields.response_b):
         if isinstance(row.get(field), list):
             out[field] = single_turn(row[field], field, messages)
+    if isinstance(out.get(fields.response_a), str) and out.get(fields.response_a) == out.get(fields.response_b):
+        raise RowError(fields.response_b, "identical to the other response")
     return [out]
 
 
@@ -135,7 +149,8 @@ def _trl(row: dict, fields: FieldMap, max_chars: int, seed: int) -> list[dict]:
     chosen = single_turn(_required(row, "chosen"), "chosen", messages)
     rejected = single_turn(_required(row, "rejected"), "rejected", messages)
     prompt = _text(prompt, fields.prompt, max_chars)
-    better, worse = _text(chosen, "chosen", max_chars), _text(rejected, "rejected", max_chars)
+    better, worse = _text(chosen, "chosen", max_chars), _different(_text(rejected, "rejected", max_chars), chosen,
+                                                                     "rejected")
     return [_preference(row, {fields.prompt, "chosen", "rejected"}, fields, seed, prompt, messages, better, worse)]
 
 
@@ -149,7 +164,8 @@ def _trl_implicit(row: dict, fields: FieldMap, max_chars: int, seed: int) -> lis
         raise RowError("rejected", f"must be the same kind as chosen (both strings or both message lists), got "
                                    f"{json_type(chosen)} and {json_type(rejected)}")
     prompt = _text(prompt, "chosen", max_chars)
-    better, worse = _text(better, "chosen", max_chars), _text(worse, "rejected", max_chars)
+    better, worse = _text(better, "chosen", max_chars), _different(_text(worse, "rejected", max_chars), better,
+                                                                   "rejected")
     return [_preference(row, {"chosen", "rejected"}, fields, seed, prompt, messages, better, worse)]
 
 
@@ -182,31 +198,43 @@ def _split_messages(chosen: list[dict], rejected: list[dict]) -> tuple[str, list
         if len(rest) != 1:
             raise RowError(field, f"differs from the other response before its last turn ({len(rest)} turns differ)")
     better, worse = single_turn(chosen[n:], "chosen"), single_turn(rejected[n:], "rejected")
-    return transcript(chosen[:n]), chosen[:n], better, worse
+    return transcript(chosen[:n]), check_prompt(chosen[:n], "chosen"), better, worse
 
 
-def _rating(value) -> float | None:
+def _rating(value, field: str) -> float | None:
+    """A numeric rating; None for a missing one ("N/A", null, NaN: the completion is left out). A boolean or an
+    infinite rating is a RowError: it is not a score, and JSON cannot write it back."""
+    if isinstance(value, bool):
+        raise RowError(field, f"must be a number, got {json.dumps(value)}")
     try:
         rating = float(value)
     except (TypeError, ValueError):  # UltraFeedback has "N/A" ratings
         return None
+    if math.isinf(rating):
+        raise RowError(field, f"must be a finite number, got {value!r}")
     return rating if rating == rating else None
 
 
 def _completions(row: dict) -> list[tuple[str, float, str | None]]:
     """(text, rating, model) of each completion that has a text and a numeric rating."""
     completions = _required(row, "completions")
-    ratings = row.get("ratings", row.get("scores"))
+    ratings_key = "ratings" if "ratings" in row else "scores"
+    ratings = row.get(ratings_key)
+    items = completions if isinstance(completions, list) else []
+    if isinstance(ratings, list) and any(not isinstance(item, dict) for item in items) and len(ratings) != len(items):
+        raise RowError(ratings_key, f"has {len(ratings)} ratings for {len(items)} completions")
     out = []
-    for i, item in enumerate(completions if isinstance(completions, list) else []):
+    for i, item in enumerate(items):
         if isinstance(item, dict):
             text = next((item[k] for k in TEXT_KEYS if isinstance(item.get(k), str)), None)
-            rating = next((r for r in (_rating(item.get(k)) for k in RATING_KEYS) if r is not None), None)
+            rating = next((r for r in (_rating(item.get(k), f"completions[{i}].{k}") for k in RATING_KEYS)
+                           if r is not None), None)
             model = item.get("model") if isinstance(item.get("model"), str) else None
         else:
             text, model = item if isinstance(item, str) else None, None
-            rating = _rating(ratings[i]) if isinstance(ratings, list) and i < len(ratings) else None
-        if text is not None and text.strip() and rating is not None:
+            rating = _rating(ratings[i], f"{ratings_key}[{i}]") if isinstance(ratings, list) and i < len(ratings) \
+                else None
+        if text is not None and not BLANK.fullmatch(text) and rating is not None:
             out.append((text, rating, model))
     if len(out) < 2:
         raise RowError("completions", "needs at least two completions with a text and a numeric rating "
@@ -225,6 +253,7 @@ def _ultrafeedback(row: dict, fields: FieldMap, max_chars: int, seed: int) -> li
         if r1 == r2:
             continue
         (better, rb, mb), (worse, rw, mw) = ((t1, r1, m1), (t2, r2, m2)) if r1 > r2 else ((t2, r2, m2), (t1, r1, m1))
+        _different(worse, better, "completions")
         extra = {"rating_a": rb, "rating_b": rw, **({"model_a": mb, "model_b": mw} if mb or mw else {})}
         pair = _preference(row, consumed, fields, seed, prompt, messages, _text(better, "completions", max_chars),
                            _text(worse, "completions", max_chars), **extra)

@@ -1,12 +1,14 @@
 """Chat messages in input rows: check a `[{role, content}, ...]` list, and write the readable transcript kept in
 the `prompt` column (what Argilla shows and the judge template receives as `prompt`)."""
 
+import json
 import re
 
 from labeler.errors import RowError
 
 HH_TURN = re.compile(r"\n\n(Human|Assistant):[ \t]?")
 HH_ROLES = {"Human": "user", "Assistant": "assistant"}
+ROLES = ("system", "user", "assistant")  # what a judge prompt can show; `tool`, `wizard`, ... are refused
 
 
 def json_type(value) -> str:
@@ -38,8 +40,21 @@ def as_messages(value, field: str) -> list[dict]:
             raise RowError(f"{where}.role", "missing" if role is None else f"must be a non-empty string, got {json_type(role)}")
         if not isinstance(content, str):
             raise RowError(f"{where}.content", f"must be a string, got {json_type(content)}")
+        if role.strip().lower() not in ROLES:  # also a role that fakes a transcript header ("user]\n[Assistant")
+            raise RowError(f"{where}.role", f"must be one of {', '.join(ROLES)}, got {json.dumps(role)[:60]}")
         out.append({"role": role.strip().lower(), "content": content})
     return out
+
+
+def check_prompt(messages: list[dict], field: str) -> list[dict]:
+    """A prompt conversation: an optional system message first, then turns that end with the user's."""
+    roles = [m["role"] for m in messages]
+    if "system" in roles[1:]:
+        raise RowError(f"{field}[{roles.index('system', 1)}].role", "a system message may only come first")
+    if not roles or roles[-1] != "user":
+        got = roles[-1] if roles else "none"
+        raise RowError(field, f"must end with a user message (the turn the responses answer), got {got}")
+    return messages
 
 
 def transcript(messages: list[dict]) -> str:

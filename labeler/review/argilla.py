@@ -80,25 +80,30 @@ def connect(url: str, api_key: str):
 
 def push(store: Store, client, dataset: str, workspace: str, rules: routing.RoutingRules, limit: int | None = None,
          batch_size: int = 100, min_submitted: int = 1,
-         progress: Callable[[int], object] | None = None) -> PushResult:
-    """Route the doubtful pairs (plus the audit sample) into the queue, then send unsent ones to `dataset`."""
+         progress: Callable[[int], object] | None = None, suspects: bool = False) -> PushResult:
+    """Route the doubtful pairs (plus the audit sample) into the queue, then send unsent ones to `dataset`.
+    `suspects`: queue the human labels `labeler audit` flagged instead (a second look at them)."""
     from argilla._exceptions import ArgillaError
 
     result = PushResult(dataset)
     with _argilla_errors("push failed, nothing sent"):
         remote, created = _dataset(client, dataset, workspace, create=True, min_submitted=min_submitted)
+        declared = {m.name for m in remote.settings.metadata}  # a dataset made by an older labeler lacks some
     result.ui_url = f"{client.api_url.rstrip('/')}/dataset/{remote.id}/annotation-mode"
     if created:
         result.requeued = store.forget_review_pushes(dataset)
-    routes = routing.route(store.review_candidates(dataset), rules)
-    store.queue_for_review(dataset, routes)
-    result.newly_routed = Counter(r.reason for r in routes)
+    if suspects:
+        result.newly_routed = Counter({"suspect": store.queue_suspects(dataset)})
+    else:
+        routes = routing.route(store.review_candidates(dataset), rules)
+        store.queue_for_review(dataset, routes)
+        result.newly_routed = Counter(r.reason for r in routes)
     records = store.review_records_to_push(dataset, limit)
     store.release()
     with (progress or silent)(len(records)) as advance:
         for start in range(0, len(records), batch_size):
             batch = records[start:start + batch_size]
-            records_out = [_to_argilla(r) for r in batch]
+            records_out = [_to_argilla(r, declared) for r in batch]
             try:
                 with _quiet():
                     remote.records.log(records_out, batch_size=len(batch))
@@ -156,14 +161,17 @@ def _dataset(client, name: str, workspace: str, create: bool, min_submitted: int
         # Float metadata only: integer range filters do not work on every search backend (noida-db).
         metadata=[rg.FloatMetadataProperty("confidence", title="Judge confidence"),
                   rg.TermsMetadataProperty("route_reason", title="Why it is here"),
-                  rg.TermsMetadataProperty("judge", title="Judge version")],
+                  rg.TermsMetadataProperty("judge", title="Judge version"),
+                  # a reward judge's preference strength: |mean reward difference| and its spread over the heads
+                  rg.FloatMetadataProperty("strength", title="Judge's reward difference"),
+                  rg.FloatMetadataProperty("spread", title="Spread over the judge's heads")],
         distribution=rg.TaskDistribution(min_submitted=min_submitted),
     )
     with _quiet():
         return rg.Dataset(name=name, workspace=workspace, settings=settings, client=client).create(), True
 
 
-def _to_argilla(r: ReviewRecord):
+def _to_argilla(r: ReviewRecord, declared: set[str]):
     import argilla as rg
 
     agent = re.sub(r"[^a-zA-Z0-9\-_:./ ]", "_", f"{r.judge_id}/{r.judge_key}")  # Argilla's agent pattern
@@ -171,8 +179,11 @@ def _to_argilla(r: ReviewRecord):
     if r.judge_rationale.strip():
         fields["judge_rationale"] = r.judge_rationale
     suggestions = [rg.Suggestion(PREFERENCE, r.judge_label, score=r.confidence, agent=agent)] if r.judge_label else []
+    metadata = {"confidence": float(r.confidence), "route_reason": r.route_reason, "judge": agent}
+    if r.margin is not None:
+        metadata |= {"strength": abs(float(r.margin)), "spread": float(r.margin_sd or 0.0)}
     return rg.Record(id=r.pair_id, fields=fields, suggestions=suggestions,
-                     metadata={"confidence": float(r.confidence), "route_reason": r.route_reason, "judge": agent})
+                     metadata={k: v for k, v in metadata.items() if k in declared})
 
 
 def _raw_records(client, dataset_id) -> Iterator[dict]:

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from labeler.store import audits as _audits
 from labeler.store import calibrations as _calibrations
 from labeler.store import evaluation as _evaluation
 from labeler.store import exports as _exports
@@ -23,17 +24,21 @@ __all__ = ["Store", "FieldMap", "IngestCounts", "Agreement", "AnswerCounts"]
 class Store:
     """A thin object over one DuckDB connection; every method is one unit of work."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, create: bool = True, read_only: bool = False):
+        """`create`: a new (or empty) file becomes a store; else only a labeler store is opened. `read_only`: for
+        the commands that only read (a store on a read-only filesystem, a file another reader holds)."""
         self.path = Path(path)
+        self.create, self.read_only = create, read_only
         self._con = None
-        _reports.mark_stale_runs(self.con)
+        if not read_only:
+            _reports.mark_stale_runs(self.con)
         self.release()
 
     @property
     def con(self):
         """Opened on demand: long jobs `release()` it between batches so other processes can read the file."""
         if self._con is None:
-            self._con = connect(self.path)
+            self._con = connect(self.path, create=self.create, read_only=self.read_only)
         return self._con
 
     def release(self) -> None:
@@ -156,6 +161,19 @@ class Store:
         """`routes`: (candidate, reason) pairs; returns how many were newly queued."""
         with transaction(self.con):
             return _review.add_routes(self.con, dataset, routes)
+
+    def queue_suspects(self, dataset: str) -> int:
+        """Queue the pairs whose human label the latest audit flagged; returns how many were newly queued."""
+        with transaction(self.con):
+            return _audits.queue_suspects(self.con, dataset)
+
+    def save_audit(self, judge_id: str, rows) -> None:
+        with transaction(self.con):
+            _audits.save(self.con, judge_id, rows)
+
+    def suspect_ids(self) -> set[str]:
+        """Pairs whose human label the latest audit flagged (and that label still stands)."""
+        return _audits.flagged_ids(self.con)
 
     def review_records_to_push(self, dataset: str, limit: int | None = None) -> list[ReviewRecord]:
         return _review.records_to_push(self.con, dataset, limit)

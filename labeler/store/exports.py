@@ -53,8 +53,10 @@ def _quote(name: str) -> str:
 def _extra_columns(con: duckdb.DuckDBPyConnection, labelled: str) -> tuple[str, list[str]]:
     """(the JSON structure of the exported pairs' `extra`, their keys), `source`/`category` left out."""
     ((structure,),) = con.execute(f"SELECT json_group_structure(extra) FROM ({labelled})").fetchall()
-    keys = [k for k in json.loads(structure or "{}") if k not in KEPT_AS_COLUMNS] if structure else []
-    return structure, keys
+    fields = json.loads(structure) if structure else {}
+    if not isinstance(fields, dict):  # only empty objects: the structure is the string "JSON", not an object
+        return structure, []
+    return structure, [k for k in fields if k not in KEPT_AS_COLUMNS]
 
 
 def _plain_query(con: duckdb.DuckDBPyConnection, min_confidence: float | None) -> tuple[str, list[str]]:

@@ -204,4 +204,26 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE judges_v7 RENAME TO judges;
         """,
     ),
+    (
+        "judgment_margin",
+        # a reward judge's mean reward difference and its spread over an ensemble's heads (preference strength)
+        "ALTER TABLE judgments ADD COLUMN margin DOUBLE; ALTER TABLE judgments ADD COLUMN margin_sd DOUBLE;",
+    ),
+    (
+        "create_audits",
+        # `labeler audit`: each human-labelled pair's cross-fitted preference strength (oriented to the human's
+        # choice) and whether the judge's heads confidently contradict the human label
+        """
+        CREATE TABLE audits (
+            pair_id VARCHAR PRIMARY KEY,
+            judge_id VARCHAR NOT NULL,
+            human VARCHAR NOT NULL CHECK (human IN ('A', 'B')),
+            strength DOUBLE NOT NULL,
+            spread DOUBLE NOT NULL,
+            p_human DOUBLE NOT NULL,
+            flagged BOOLEAN NOT NULL,
+            audited_at TIMESTAMP NOT NULL
+        );
+        """,
+    ),
 ]

@@ -1,5 +1,6 @@
 """SQL for ingest: stage a file, validate every row in SQL, upsert pairs and gold labels, quarantine the rest."""
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,9 @@ READER_OPTIONS = (
     " rejects_table='labeler_reject_errors', rejects_scan='labeler_reject_scans'"
 )
 TEXT_FIELDS = ("prompt", "response_a", "response_b")
+CSV_LENIENT = "ignore_errors=true, null_padding=false, strict_mode=true"
+DUPLICATE_KEY_REASON = ("duplicate key (JSON readers disagree on which value counts: Python keeps the last, DuckDB "
+                        "the first)")
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,7 @@ class IngestCounts:
     quarantined: int = 0
     gold_labels: int = 0
     blank_lines: int = 0
+    model_labels: int = 0  # rows whose label_source says `model` (an export read back): stored unlabeled
 
 
 def json_path(key: str) -> str:
@@ -73,34 +78,91 @@ def stage_jsonl(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     )
 
 
+def _fresh(base: str, taken: list[str]) -> str:
+    """A name none of `taken` has (DuckDB compares names case-insensitively): the staging SQL's own names never
+    collide with an input's column, whatever the input calls its columns."""
+    lower = {c.lower() for c in taken}
+    name, i = base, 0
+    while name.lower() in lower:
+        i += 1
+        name = f"{base}_{i}"
+    return name
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _stage_rows(con: duckdb.DuckDBPyConnection, source: str, params: list, columns: list[str], row: str,
+                error: str | None = None, field: str | None = None) -> None:
+    """`staged` from a query whose rows carry their 1-based number in column `row` (a name no input column has);
+    `error`/`field`: a problem of every row (a duplicate header)."""
+    alias = _quote(_fresh("labeler_rows", [*columns, row]))
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE staged AS SELECT {alias}.{_quote(row)} AS line, "
+        f"json_merge_patch(to_json({alias}), '{{\"{row}\": null}}')::VARCHAR AS raw, ?::VARCHAR AS reader_error, "
+        f"?::VARCHAR AS reader_field FROM ({source}) {alias}",
+        [error, field, *params],
+    )
+
+
+def _numbered(reader: str, columns: list[str], row: str) -> str:
+    """`reader` (a table function of one `?` path) with each row's 1-based number in column `row`. Every column is
+    named by position, so an input column called `ordinality` or `file_row_number` stays the input's."""
+    if reader.startswith("read_parquet") and "file_row_number" not in {c.lower() for c in columns}:
+        return (f"SELECT * EXCLUDE (file_row_number), file_row_number + 1 AS {_quote(row)} "
+                f"FROM {reader[:-1]}, file_row_number=true)")
+    alias = _quote(_fresh("labeler_numbered", [*columns, row]))
+    names = ", ".join(_quote(c) for c in [*columns, row])
+    return f"SELECT * FROM {reader} WITH ORDINALITY AS {alias}({names})"
+
+
 def stage_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """Each Parquet row becomes one JSON object, numbered from 1, in temp table `staged`. The row number comes
-    from the reader's `file_row_number` column, or from WITH ORDINALITY when the file has a column of that name."""
-    column = "ordinality" if "file_row_number" in file_columns(con, "parquet", path) else "file_row_number"
-    source = ("(SELECT * FROM read_parquet(?) WITH ORDINALITY)" if column == "ordinality"
-              else "read_parquet(?, file_row_number=true)")
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE staged AS SELECT p.{column} + {int(column == 'file_row_number')} AS line, "
-        f"json_merge_patch(to_json(p), '{{\"{column}\": null}}')::VARCHAR AS raw, NULL::VARCHAR AS reader_error, "
-        f"NULL::VARCHAR AS reader_field FROM {source} p",
-        [str(path)],
-    )
-
-
-def _stage_rows(con: duckdb.DuckDBPyConnection, source: str, params: list) -> None:
-    """`staged` from a table function or view whose rows carry their 1-based number in `__labeler_row`."""
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE staged AS SELECT s.__labeler_row AS line, "
-        "json_merge_patch(to_json(s), '{\"__labeler_row\": null}')::VARCHAR AS raw, NULL::VARCHAR AS reader_error, "
-        f"NULL::VARCHAR AS reader_field FROM ({source}) s",
-        params,
-    )
+    """Each Parquet row becomes one JSON object, numbered from 1, in temp table `staged`."""
+    columns = file_columns(con, "parquet", path)
+    row = _fresh("__labeler_row", columns)
+    _stage_rows(con, _numbered("read_parquet(?)", columns, row), [str(path)], columns, row)
 
 
 def stage_csv(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """Each CSV data row (header required; every value read as text) becomes one JSON object."""
-    _stage_rows(con, "SELECT ordinality AS __labeler_row, * EXCLUDE (ordinality) "
-                     "FROM read_csv(?, header=true, all_varchar=true) WITH ORDINALITY", [str(path)])
+    """Each CSV data row (header required; every value read as text) becomes one JSON object. A row with too few
+    or too many values is staged as its line with the reader's error, so it is quarantined and the rest kept; a
+    header that names a column twice makes every row a duplicate-key row, as in JSON."""
+    columns = file_columns(con, "csv", path)
+    row = _fresh("__labeler_row", columns)
+    header = con.execute(f"SELECT * FROM read_csv(?, header=false, all_varchar=true, {CSV_LENIENT}) LIMIT 1",
+                         [str(path)]).fetchone() or ()
+    names = [str(h).lower() for h in header]
+    repeated = next((str(h) for i, h in enumerate(header) if str(h).lower() in names[:i]), None)
+    error = DUPLICATE_KEY_REASON if repeated else None
+    con.execute("DROP TABLE IF EXISTS labeler_reject_errors; DROP TABLE IF EXISTS labeler_reject_scans")
+    reader = (f"read_csv(?, header=true, all_varchar=true, {CSV_LENIENT}, store_rejects=true, "
+              "rejects_table='labeler_reject_errors', rejects_scan='labeler_reject_scans')")
+    _stage_rows(con, _numbered(reader, columns, row), [str(path)], columns, row, error, repeated)
+    _add_rejected_rows(con)
+
+
+def _add_rejected_rows(con: duckdb.DuckDBPyConnection) -> None:
+    """Rows the CSV reader rejected (too few or too many values) join `staged` at their place: the good rows after
+    each are renumbered, so every row keeps its data-row number (the header is not a row)."""
+    con.execute("CREATE OR REPLACE TEMP TABLE staged_rejects AS SELECT DISTINCT (line - 1)::BIGINT AS line, "
+                "error_type::VARCHAR AS error_type, csv_line::VARCHAR AS csv_line FROM labeler_reject_errors")
+    if not con.execute("SELECT count(*) FROM staged_rejects").fetchone()[0]:
+        return
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE staged AS
+        WITH rej AS (SELECT line, row_number() OVER (ORDER BY line) AS k FROM staged_rejects)
+        SELECT s.line::BIGINT + coalesce((SELECT max(k) FROM rej WHERE rej.line - rej.k < s.line), 0) AS line,
+               s.raw, s.reader_error, s.reader_field
+        FROM staged s
+        UNION ALL
+        SELECT line, csv_line, CASE error_type WHEN 'MISSING COLUMNS' THEN 'too few columns for the header'
+                                               WHEN 'TOO MANY COLUMNS' THEN 'too many columns for the header'
+                                               ELSE lower(replace(error_type, '_', ' ')) END, NULL
+        FROM staged_rejects
+        """
+    )
 
 
 def stage_json_array(con: duckdb.DuckDBPyConnection, path: Path) -> None:
@@ -117,10 +179,12 @@ def stage_arrow(con: duckdb.DuckDBPyConnection, table) -> None:
     """A pyarrow Table (a `datasets` split, memory-mapped) scanned in place: each row one JSON object."""
     import pyarrow as pa
 
-    numbered = table.append_column("__labeler_row", pa.array(range(1, table.num_rows + 1), pa.int64()))
+    columns = table.column_names
+    row = _fresh("__labeler_row", columns)
+    numbered = table.append_column(row, pa.array(range(1, table.num_rows + 1), pa.int64()))
     con.register("labeler_arrow", numbered)
     try:
-        _stage_rows(con, "SELECT * FROM labeler_arrow", [])
+        _stage_rows(con, "SELECT * FROM labeler_arrow", [], columns, row)
     finally:
         con.unregister("labeler_arrow")
 
@@ -156,8 +220,6 @@ def convert_staged(con: duckdb.DuckDBPyConnection, convert, chunk: int = 20_000)
     """Replace each staged JSON object by the rows `convert(dict)` makes of it (same line number; a RowError puts
     the original line in quarantine with the error's field). Lines that are not JSON objects stay as they are, for
     validation to report. Returns the number of objects that made no row."""
-    import json
-
     import pyarrow as pa
 
     from labeler.errors import RowError
@@ -182,8 +244,14 @@ def convert_staged(con: duckdb.DuckDBPyConnection, convert, chunk: int = 20_000)
             except RowError as exc:
                 out.append((line, raw, exc.reason, exc.field))
                 continue
+            try:  # Python reads `Infinity`/`NaN`, which no JSON reader (nor an export) may see again
+                made = [json.dumps(r, ensure_ascii=False, allow_nan=False) for r in made]
+            except ValueError:
+                out.append((line, raw, "holds a number that is not finite (Infinity or NaN), which JSON cannot "
+                                       "hold", None))
+                continue
             skipped += not made
-            out.extend((line, json.dumps(r, ensure_ascii=False), None, None) for r in made)
+            out.extend((line, r, None, None) for r in made)
         batch = pa.table(dict(zip(names, map(list, zip(*out))))) if out else None
         if batch is not None:
             con.register("labeler_converted", batch)
@@ -200,11 +268,14 @@ def file_columns(con: duckdb.DuckDBPyConnection, kind: str, path: Path) -> list[
 
 
 def file_column_types(con: duckdb.DuckDBPyConnection, kind: str, path: Path) -> dict[str, str]:
-    reader = "read_parquet(?)" if kind == "parquet" else "read_csv(?, header=true, all_varchar=true)"
+    reader = "read_parquet(?)" if kind == "parquet" else f"read_csv(?, header=true, all_varchar=true, {CSV_LENIENT})"
     return {row[0]: row[1] for row in con.execute(f"DESCRIBE SELECT * FROM {reader}", [str(path)]).fetchall()}
 
 
 MAX_DEPTH = 64
+JSON_STRING = r'"(?:[^"\\]|\\.)*"'  # a string literal, to look for bare number tokens outside of strings
+# whitespace and the characters that show as nothing (zero-width space/joiners, word joiner, BOM, soft hyphen)
+BLANK = "[\\s\u200b-\u200d\u2060\ufeff\u00ad\u180e]*"
 # MAX_DEPTH + 1 containers opened in a row (an object's key may come between): deeper is quarantined, not parsed
 DEEP_NESTING = r'(\{\s*"[^"]*"\s*:\s*|\[\s*){' + str(MAX_DEPTH + 1) + '}'
 DUPLICATE_KEY = "list_filter(json_keys(raw), lambda k, i: list_position(json_keys(raw), k) < i)[1]"
@@ -219,7 +290,7 @@ def _text_check(field: str) -> str:
         WHEN json_type(raw, {p}) IS NULL THEN 'missing field'
         WHEN json_type(raw, {p}) = 'NULL' THEN 'is null'
         WHEN json_type(raw, {p}) <> 'VARCHAR' THEN 'must be a string, got ' || lower(json_type(raw, {p}))
-        WHEN regexp_full_match(json_extract_string(raw, {p}), '\\s*') THEN 'is empty'
+        WHEN regexp_full_match(json_extract_string(raw, {p}), '{BLANK}') THEN 'is empty'
         WHEN strpos(json_extract_string(raw, {p}), chr(0)) > 0 THEN 'contains a NUL byte'
         WHEN length(json_extract_string(raw, {p})) > $max_chars
             THEN 'too long: ' || length(json_extract_string(raw, {p})) || ' characters (limit ' || $max_chars || ')'
@@ -232,8 +303,11 @@ def _second_pass(con: duckdb.DuckDBPyConnection, names: dict, params: dict) -> N
     checks = [
         ("NULL", f"""CASE WHEN length(raw) - length(replace(replace(raw, '[', ''), '{{', '')) > {MAX_DEPTH}
                           AND regexp_matches(raw, '{DEEP_NESTING}') THEN 'nested deeper than {MAX_DEPTH} levels' END"""),
-        (DUPLICATE_KEY, "CASE WHEN len(list_distinct(json_keys(raw))) < len(json_keys(raw)) THEN 'duplicate key (JSON "
-                        "readers disagree on which value counts: Python keeps the last, DuckDB the first)' END"),
+        (DUPLICATE_KEY, "CASE WHEN len(list_distinct(json_keys(raw))) < len(json_keys(raw)) THEN "
+                        f"'{DUPLICATE_KEY_REASON}' END"),
+        ("NULL", f"""CASE WHEN regexp_matches(raw, '(Infinity|NaN)')
+                          AND regexp_matches(regexp_replace(raw, '{JSON_STRING}', '', 'g'), '(Infinity|NaN)')
+                          THEN 'holds a number that is not finite (Infinity or NaN), which JSON cannot hold' END"""),
         (f"'{names['response_b']}'", "CASE WHEN json_extract_string(raw, $response_a) = "
                                      "json_extract_string(raw, $response_b) THEN 'identical to the other response' END"),
         ("NULL", f"""CASE WHEN length(raw) > $max_chars AND ({EXTRA_CHARS}) > $max_chars
@@ -292,8 +366,12 @@ def validate_staged(con: duckdb.DuckDBPyConnection, fields: FieldMap, max_chars:
             json_extract_string(raw, $prompt) AS prompt,
             json_extract_string(raw, $response_a) AS response_a,
             json_extract_string(raw, $response_b) AS response_b,
-            CASE upper(trim(json_extract_string(raw, $label))) WHEN '' THEN NULL WHEN 'TIE' THEN 'tie'
-                 ELSE upper(trim(json_extract_string(raw, $label))) END AS label,
+            -- a labeler export read back: its model labels are a judge's, never human gold
+            CASE WHEN json_extract_string(raw, '$.label_source') = 'model' THEN NULL
+                 ELSE CASE upper(trim(json_extract_string(raw, $label))) WHEN '' THEN NULL WHEN 'TIE' THEN 'tie'
+                      ELSE upper(trim(json_extract_string(raw, $label))) END END AS label,
+            json_extract_string(raw, '$.label_source') = 'model'
+                AND nullif(trim(json_extract_string(raw, $label)), '') IS NOT NULL AS model_label,
             CASE WHEN json_type(raw, '$.prompt_messages') = 'ARRAY' THEN json_extract(raw, '$.prompt_messages')
                  END AS prompt_messages,
             sha256(json_array(json_extract_string(raw, $prompt), json_extract_string(raw, $response_a),
@@ -367,6 +445,9 @@ def commit_staged(con: duckdb.DuckDBPyConnection, file_label: str, id_field: str
         WHERE conflict IS NULL AND label IS NOT NULL ORDER BY pair_id, line
         """,
         {"file": file_label},
+    ).fetchone()[0]
+    counts.model_labels = con.execute(
+        "SELECT count(*) FROM resolved WHERE conflict IS NULL AND model_label"
     ).fetchone()[0]
     counts.quarantined = con.execute(
         "SELECT (SELECT count(*) FROM checked_ids WHERE reason IS NOT NULL)"

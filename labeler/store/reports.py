@@ -57,17 +57,25 @@ def scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
 
 def recent_runs(con: duckdb.DuckDBPyConnection, limit: int = 10) -> list[RunRecord]:
     fields = list(RunRecord.model_fields)
-    rows = con.execute(f"SELECT {', '.join(fields)} FROM runs ORDER BY started_at DESC LIMIT ?", [limit]).fetchall()
-    return [RunRecord(**dict(zip(fields, row))) for row in rows]
+    rows = con.execute(f"SELECT {', '.join(fields)}, pid, host FROM runs ORDER BY started_at DESC LIMIT ?",
+                       [limit]).fetchall()
+    records = [RunRecord(**dict(zip(fields, row))) for row in rows]
+    # a store opened read-only was not marked by `mark_stale_runs`: show a killed run as it would be marked
+    return [r.model_copy(update={"status": "interrupted"}) if r.status == "running" and _dead(*row[-2:]) else r
+            for r, row in zip(records, rows)]
 
 
 def mark_stale_runs(con: duckdb.DuckDBPyConnection) -> int:
     """A run still 'running' whose process is gone was killed: mark it 'interrupted'."""
     running = con.execute("SELECT run_id, pid, host FROM runs WHERE status = 'running'").fetchall()
-    dead = [run_id for run_id, pid, host in running if host != socket.gethostname() or not _alive(pid)]
+    dead = [run_id for run_id, pid, host in running if _dead(pid, host)]
     for run_id in dead:
         con.execute("UPDATE runs SET status = 'interrupted' WHERE run_id = ?", [run_id])
     return len(dead)
+
+
+def _dead(pid: int | None, host: str | None) -> bool:
+    return host != socket.gethostname() or not _alive(pid)
 
 
 def _alive(pid: int | None) -> bool:

@@ -73,14 +73,23 @@ def add_routes(con: duckdb.DuckDBPyConnection, dataset: str, routes: Sequence[tu
 
 
 def records_to_push(con: duckdb.DuckDBPyConnection, dataset: str, limit: int | None) -> list[ReviewRecord]:
+    """Routed records not sent yet; a suspect human label (`labeler audit`) has no judgment: its rationale says
+    what the audit's heads found."""
     fields = list(ReviewRecord.model_fields)
     rows = con.execute(
         f"""
-        SELECT r.pair_id, p.prompt, p.response_a, p.response_b, j.rationale, r.judge_label, r.judge_confidence,
-               r.judge_id, r.judge_key, r.route_reason
+        SELECT r.pair_id, p.prompt, p.response_a, p.response_b,
+               CASE WHEN r.route_reason = 'suspect' THEN printf('Audit: heads trained without this pair prefer '
+                    || 'response %s (reward difference %.3f, spread %.3f over the heads); the human label says %s.',
+                    r.judge_label, -a.strength, a.spread, a.human) ELSE j.rationale END,
+               r.judge_label, r.judge_confidence, r.judge_id, r.judge_key, r.route_reason,
+               CASE WHEN r.route_reason = 'suspect' THEN CASE a.human WHEN 'A' THEN a.strength ELSE -a.strength END
+                    ELSE j.margin END,
+               CASE WHEN r.route_reason = 'suspect' THEN a.spread ELSE j.margin_sd END
         FROM review_items r JOIN pairs p USING (pair_id)
-        JOIN judgments j ON j.pair_id = r.pair_id AND j.judge_key = r.judge_key
-        WHERE r.dataset = ? AND r.pushed_at IS NULL
+        LEFT JOIN judgments j ON j.pair_id = r.pair_id AND j.judge_key = r.judge_key
+        LEFT JOIN audits a ON a.pair_id = r.pair_id
+        WHERE r.dataset = ? AND r.pushed_at IS NULL AND (j.pair_id IS NOT NULL OR r.route_reason = 'suspect')
         ORDER BY r.routed_at, {INGEST_ORDER}
         LIMIT ?
         """,

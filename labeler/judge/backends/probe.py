@@ -89,7 +89,14 @@ def features(trunk, tokenizer, texts: list[str], max_tokens: int, batch_size: in
 
 
 class ProbeHead:
-    """The reward on features (module docstring); `tensors` as saved in probe_head.safetensors."""
+    """The reward on features (module docstring); `tensors` as saved in probe_head.safetensors.
+
+    An ensemble stacks M heads (each tensor gets a leading member axis; `c` is M x 1): heads trained on bootstrap
+    resamples of the pairs, as "Secrets of RLHF II" (arXiv 2401.06080) measures a pair's preference strength with
+    reward models that differ only in their data. The reward is the members' mean; `strength` gives a pair's mean
+    reward difference and its spread over the members. Corrections fitted on reviewed pairs on top of the heads
+    (trainer/probe_adapt.py), `adapt<k>.*`: each adds g_k(h) * delta_k . z to every member's reward, where the
+    domain gate g_k = sigmoid(u . (h - mu) / sd + c) recognises the responses of the reviewed domain (absent: 1)."""
 
     def __init__(self, tensors: dict):
         self.t = tensors
@@ -98,15 +105,69 @@ class ProbeHead:
     def gated(self) -> bool:
         return "w_safety" in self.t
 
-    def rewards(self, h):
+    @property
+    def members(self) -> int:
+        return 1 if self.t["w_help"].dim() == 1 else int(self.t["w_help"].shape[0])
+
+    @property
+    def spread_weight(self) -> float:
+        """k in the evidence m / sqrt(1 + k * sd^2) that sets P(A) (0: the mean difference alone)."""
+        return float(self.t["spread_weight"]) if "spread_weight" in self.t else 0.0
+
+    def _stacked(self, name: str):
+        x = self.t[name]
+        return x if x.dim() == 2 else x[None]
+
+    def member_rewards(self, h):
+        """Members x texts rewards."""
         import torch
 
-        z = h / self.t["scale"]
-        help_ = z @ self.t["w_help"]
-        if not self.gated:
-            return help_
-        g = torch.sigmoid(((h - self.t["mu"]) / self.t["sd"]) @ self.t["u"] + self.t["c"])
-        return g * (z @ self.t["w_safety"]) + (1 - g) * help_
+        z = h[None] / self._stacked("scale")[:, None, :]
+        help_ = (z * self._stacked("w_help")[:, None, :]).sum(-1)
+        if self.gated:
+            std = (h[None] - self._stacked("mu")[:, None, :]) / self._stacked("sd")[:, None, :]
+            g = torch.sigmoid((std * self._stacked("u")[:, None, :]).sum(-1) + self._stacked("c"))
+            help_ = g * (z * self._stacked("w_safety")[:, None, :]).sum(-1) + (1 - g) * help_
+        for k in range(self.corrections):
+            delta = (z * self._stacked(f"adapt{k}.w")[:, None, :]).sum(-1)
+            help_ = help_ + self.domain_gate(h, k)[None] * delta
+        return help_
+
+    @property
+    def corrections(self) -> int:
+        return sum(1 for name in self.t if name.endswith(".w") and name.startswith("adapt"))
+
+    def domain_gate(self, h, k: int):
+        """g_k(h) per text: 1 where correction k has no gate."""
+        import torch
+
+        if f"adapt{k}.u" not in self.t:
+            return torch.ones(len(h))
+        t = {name: self.t[f"adapt{k}.{name}"] for name in ("u", "c", "mu", "sd")}
+        return torch.sigmoid(((h - t["mu"]) / t["sd"]) @ t["u"] + t["c"])
+
+    def rewards(self, h):
+        return self.member_rewards(h).mean(0)
+
+    def strength(self, h_first, h_second):
+        """(mean, spread) over the members of r(first) - r(second), per pair; the spread is 0 for one head."""
+        diff = self.member_rewards(h_first) - self.member_rewards(h_second)
+        spread = diff.std(0) if diff.shape[0] > 1 else diff[0] * 0
+        return diff.mean(0), spread
+
+    def evidence(self, mean, spread):
+        """The logit of P(first is better): the mean difference, shrunk where the members disagree."""
+        return mean / (1 + self.spread_weight * spread**2).sqrt()
+
+    @classmethod
+    def stack(cls, heads: list["ProbeHead"], spread_weight: float = 0.0) -> "ProbeHead":
+        import torch
+
+        if len(heads) == 1 and not spread_weight:
+            return heads[0]
+        tensors = {k: torch.stack([h.t[k] for h in heads]) for k in heads[0].t}
+        tensors["spread_weight"] = torch.tensor(float(spread_weight))
+        return cls(tensors)
 
     def save(self, path: Path) -> None:
         from safetensors.torch import save_file

@@ -8,11 +8,23 @@ sequence-classification model (or its LoRA adapter); a `bt-probe` version a head
 
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 from labeler.errors import LabelerError
 from labeler.judge.backends.base import defuse_special_tokens
 from labeler.judge.prompts import shorten
 from schemas import Pair
+
+
+class Strength(NamedTuple):
+    """A pair as one order of a reward judge read it: each response's reward (the members' mean), the mean reward
+    difference first - second, and its spread (standard deviation) over the ensemble's members."""
+
+    reward_first: float
+    reward_second: float
+    mean: float
+    spread: float
+    members: int
 
 
 def bt_text(tokenizer, prompt: str, response: str) -> str:
@@ -44,6 +56,7 @@ class RewardBackend:
         self._model = None
         self._probe = False  # a bt-probe version (load() decides)
         self.tokenizer = None
+        self.strengths: dict[str, Strength] = {}  # what verdict_logprobs last read per prompt (RewardJudge pops)
 
     def load(self) -> None:
         if self.tokenizer is not None:
@@ -99,7 +112,10 @@ class RewardBackend:
     def rewards(self, texts: list[str]) -> list[float]:
         """One score per text; a text given twice (each response appears in both orders) is scored once."""
         unique = list(dict.fromkeys(texts))
-        by_text = dict(zip(unique, self._probe_rewards(unique) if self._probe else self._head_rewards(unique)))
+        if self._probe:
+            by_text = dict(zip(unique, self._head.rewards(self._probe_features(unique)).tolist()))
+        else:
+            by_text = dict(zip(unique, self._head_rewards(unique)))
         return [by_text[t] for t in texts]
 
     def _head_rewards(self, texts: list[str]) -> list[float]:
@@ -112,25 +128,43 @@ class RewardBackend:
                 scores += self.model(**enc.to(self.device)).logits[:, 0].float().tolist()
         return scores
 
-    def _probe_rewards(self, texts: list[str]) -> list[float]:
+    def _probe_features(self, texts: list[str]):
         from labeler.judge.backends.probe import features
 
         trunk, config = self.model, self._probe_config
-        h = features(trunk, self.tokenizer, texts, int(config["max_tokens"]), self.batch_size,
-                     bf16=bool(config.get("bf16", True)), cpu_rows=self.cpu_rows)
-        return self._head.rewards(h).tolist()
+        return features(trunk, self.tokenizer, texts, int(config["max_tokens"]), self.batch_size,
+                        bf16=bool(config.get("bf16", True)), cpu_rows=self.cpu_rows)
 
     def verdict_logprobs(self, prompts: list[str], choices: tuple[str, str]) -> list[tuple[float, float]]:
-        import torch.nn.functional as F
+        """log P(first better), log P(second better) per prompt. A probe ensemble's P is sigmoid of its evidence
+        (`ProbeHead.evidence`); `strengths[prompt]` keeps (r_first, r_second, mean difference, spread)."""
         import torch
+        import torch.nn.functional as F
 
         pairs = [json.loads(p) for p in prompts]
-        scores = self.rewards([t for pair in pairs for t in pair])
-        out = []
-        for i in range(len(pairs)):
-            diff = torch.tensor(scores[2 * i] - scores[2 * i + 1])
-            out.append((float(F.logsigmoid(diff)), float(F.logsigmoid(-diff))))
-        return out
+        texts = [t for pair in pairs for t in pair]
+        if self._probe:
+            unique = list(dict.fromkeys(texts))
+            row = {t: i for i, t in enumerate(unique)}
+            h = self._probe_features(unique)
+            first = h[[row[pair[0]] for pair in pairs]]
+            second = h[[row[pair[1]] for pair in pairs]]
+            mean, spread = self._head.strength(first, second)
+            logit = self._head.evidence(mean, spread)
+            r_first, r_second = self._head.rewards(first), self._head.rewards(second)
+        else:
+            scores = torch.tensor(self.rewards(texts)).reshape(-1, 2)
+            r_first, r_second = scores[:, 0], scores[:, 1]
+            mean = logit = r_first - r_second
+            spread = torch.zeros_like(mean)
+        for i, prompt in enumerate(prompts):
+            self.strengths[prompt] = Strength(float(r_first[i]), float(r_second[i]), float(mean[i]),
+                                              float(spread[i]), self.members)
+        return [(float(F.logsigmoid(x)), float(F.logsigmoid(-x))) for x in logit]
+
+    @property
+    def members(self) -> int:
+        return self._head.members if self._probe else 1
 
     def generate(self, prompts, n, params, choices, marker, seeds=None):
         raise LabelerError("a Bradley-Terry judge has no rationales: use --mode direct")

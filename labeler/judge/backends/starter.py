@@ -29,6 +29,9 @@ KINDS = {  # kind: (weights, config naming the base model, backend)
     "probe": ("probe_head.safetensors", "probe_config.json", "reward"),
     "lora": ("adapter_model.safetensors", "adapter_config.json", "transformers"),
 }
+# Features of pairs the starter was trained on (and of its held-out pairs): `retrain` rehearses them so a correction
+# keeps what the starter knows, and reports the old and new judge's agreement on the held-out ones.
+REFERENCE = "reference_features.safetensors"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")
 
 
@@ -96,8 +99,9 @@ def starter_dir(cache_dir: Path | None = None) -> Path:
             return target
         with atomic_path(target) as tmp:
             tmp.mkdir()
-            for name in (weights, config_name, "manifest.json"):
-                shutil.copyfile(_shipped() / name, tmp / name)
+            for name in (weights, config_name, "manifest.json", REFERENCE):
+                if (_shipped() / name).is_file():  # the reference features are optional
+                    shutil.copyfile(_shipped() / name, tmp / name)
             for name in TOKENIZER_FILES:
                 if (base / name).is_file():
                     shutil.copyfile(base / name, tmp / name)
