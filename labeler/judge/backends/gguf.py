@@ -4,7 +4,8 @@ server to start.
 
 The prompt is rendered with the file's own chat template (the one llama.cpp's server uses), user text defused of
 the model's control tokens. llama-cpp-python decodes one sequence at a time, so "batching" here is reusing the KV
-cache of the longest prefix a prompt shares with the previous one (the system prompt, both orders' shared start).
+cache of the longest prefix a prompt shares with the previous one (the system prompt, both orders' shared start)
+where a verdict is read; a cot sample feeds its whole prompt, so its seed gives the same text whatever came before.
 
 - direct: the log-softmax of the verdict position's full logits, at the two letters' tokens (as the transformers
   backend reads them, so no top-k cut).
@@ -161,11 +162,13 @@ class GGUFBackend:
     def _decode(self, prompt: str, seed: int, params: SamplingParams, line_end: re.Pattern) -> str:
         """One sample: up to `max_new_tokens`, cut where a closed marker ends its line."""
         self.llm.set_seed(seed % 2**31)
+        # The whole prompt is fed again: logits computed after a reused prefix differ in the last bits, which is
+        # enough for a seeded sample to part from the same seed's sample on a fresh cache.
+        self.llm.reset()
         pieces: list[bytes] = []
         import llama_cpp
 
         vocab = self.llm._model.vocab
-        # generate() reuses the KV cache of the prefix the prompt shares with what was fed before
         for i, token in enumerate(self.llm.generate(self._tokens(prompt), temp=params.temperature, top_p=params.top_p,
                                                     top_k=0, min_p=0.0)):
             if llama_cpp.llama_vocab_is_eog(vocab, token) or i >= params.max_new_tokens:
