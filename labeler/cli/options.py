@@ -88,7 +88,7 @@ def server_options(base_url: str | None, tokenizer: str | None, concurrency: int
                    max_requests: int | None = None, yes: bool = True) -> dict:
     """The openai backend's options (other backends ignore them)."""
     return {"base_url": base_url, "tokenizer": tokenizer, "concurrency": concurrency, "api": api,
-            "max_requests": max_requests, "confirm": None if yes else confirm_cost}
+            "max_requests": max_requests, "confirm": None if yes or not base_url else confirm_cost}
 
 
 def confirm_cost(estimate) -> bool:
