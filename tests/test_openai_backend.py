@@ -4,6 +4,7 @@ limit, which a healthy local server never exercises, are checked on an httpx tra
 `--api chat` (the default without `--tokenizer`) is checked here against the same server, and against recorded
 bodies of hosted servers in test_openai_chat.py."""
 
+import json
 import re
 import sys
 import threading
@@ -175,7 +176,7 @@ def test_429_and_5xx_are_retried_with_backoff_and_auth_failure_is_not(monkeypatc
     monkeypatch.setattr("openai._base_client.time.sleep", waits.append)
     backend = played(lambda request: calls.append(request) or next(answers))
     assert backend.verdict_logprobs(["p"], CHOICES) == [(-1.8, -0.2)]
-    assert len(calls) == 4 and waits[0] == 0.25 and 0.375 <= waits[1] <= 0.5 and 0.75 <= waits[2] <= 1.0
+    assert len(calls) == 4 and waits[0] == 0.25 and 0.75 <= waits[1] <= 1.0 and 1.5 <= waits[2] <= 2.0
     backend = played(lambda request: httpx.Response(403))
     with pytest.raises(LabelerError, match="refused the API key \\(HTTP 403\\)"):
         backend.verdict_logprobs(["p"], CHOICES)
@@ -232,9 +233,10 @@ def test_completions_read_letter_spellings_and_abstain_without_a_letter(top, exp
     ({"top_logprobs": [{"A": float("nan"), "B": -1.0}]}, "token 'A' has log-prob nan"),
 ])
 def test_completions_with_malformed_logprobs_are_one_error(logprobs, said):
-    body = {"choices": [{"text": "A", "logprobs": logprobs}]}
+    body = json.dumps({"choices": [{"text": "A", "logprobs": logprobs}]})  # NaN too, as Python's json writes it
+    answer = httpx.Response(200, content=body.encode(), headers={"content-type": "application/json"})
     with pytest.raises(LabelerError, match=re.escape(said)):
-        played(lambda request: httpx.Response(200, json=body)).verdict_logprobs(["p"], CHOICES)
+        played(lambda request: answer).verdict_logprobs(["p"], CHOICES)
 
 
 # ---- --api chat against the real server -------------------------------------------------------------------------------
