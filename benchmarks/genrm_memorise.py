@@ -7,9 +7,10 @@ The pairs are the first `--pairs` of the seed-0 shuffle of ../shared/data/train 
 `--max-tokens` tokens (short ones keep the run cheap on a 2-core CPU). Training is `trainer/verdict.py` exactly as
 `labeler retrain --method genrm-sft` runs it (`--train-layers`, `--lr`, `--lora-r`, `--bf16` change its config).
 An "epoch" is one pass of `--pairs` rows (verdict.py shows each pair in one order per epoch, the other order the
-next). After each one, every pair is read in both orders (128 prompts for 64 pairs) with the model being
-trained: agreement per prompt (the gold letter gets more probability than the other) and per pair (P(A) averaged
-over the two orders, as the judge pools it), and the mean verdict-token loss. At the end the adapter is saved and
+next). Each epoch records how many of the rows it trained on the model already got right before their step
+(free: read from the training forward pass); every `--eval-every` epochs and at the end, every pair is read in both
+orders (128 prompts for 64 pairs) with the model being trained, in eval mode: agreement per prompt (the gold letter
+gets more probability than the other) and per pair (P(A) averaged over the two orders, as the judge pools it), and the mean verdict-token loss. At the end the adapter is saved and
 the same pairs are judged by the real judge (`Judge` on the transformers backend, direct mode), which must agree
 with the last in-training measurement: if it does not, training and judging read the model differently.
 Writes benchmarks/results/genrm-memorise-<UTC time>.json.
@@ -101,7 +102,10 @@ def judge_agreement(adapter: Path, golds, rows) -> dict:
     _, samples = judge.judge([g.pair for g in golds], run_id="memorise")
     by_key = {(s.pair_id, s.position): s for s in samples}
     ordered = [by_key[(r.pair_id, r.position)] for r in rows]
-    return summarise(rows, [s.logprob_a for s in ordered], [s.logprob_b for s in ordered])
+    # a Sample holds the log-probs of the original A and B; summarise wants them as shown in the row's order
+    shown = [(s.logprob_a, s.logprob_b) if r.position == "AB" else (s.logprob_b, s.logprob_a)
+             for r, s in zip(rows, ordered)]
+    return summarise(rows, [a for a, _ in shown], [b for _, b in shown])
 
 
 def main(argv=None) -> dict:
@@ -115,6 +119,7 @@ def main(argv=None) -> dict:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--warmup-steps", type=int, default=20)
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (slow on CPUs without avx512_bf16/AMX)")
+    p.add_argument("--eval-every", type=int, default=5, help="Read all pairs in both orders every N epochs (and at the end).")
     p.add_argument("--stop-at", type=float, default=1.0, help="Stop once per-prompt agreement reaches this.")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=Path("runs/memorise"))
@@ -144,25 +149,47 @@ def main(argv=None) -> dict:
     steps_per_epoch = math.ceil(args.pairs / args.batch_size)
     history: list[dict] = []
     started = time.perf_counter()
+    seen_right: list[bool] = []  # per row trained on this epoch: did the gold letter beat the other, before the step
+    letters: list[int] = []
+    plain_loss = verdict.verdict_loss
+
+    def recording_loss(model, inputs, return_outputs=False):
+        labels = inputs["labels"]
+        loss, outputs = plain_loss(model, inputs, return_outputs=True)
+        logits = outputs.logits[:, -1].detach().float()
+        other = torch.where(labels == letters[0], letters[1], letters[0])
+        seen_right.extend((logits.gather(1, labels[:, None]) > logits.gather(1, other[:, None]))[:, 0].tolist())
+        return (loss, outputs) if return_outputs else loss
+
+    verdict.verdict_loss = recording_loss  # the same loss; it also notes what the step saw
 
     class EveryEpoch(TrainerCallback):
         def on_step_end(self, targs, state, control, model=None, processing_class=None, **kwargs):
             if state.global_step % steps_per_epoch:
                 return
-            point = {"epoch": state.global_step // steps_per_epoch, "step": state.global_step,
-                     "seconds": round(time.perf_counter() - started, 1), **read_agreement(model, tokenizer, rows)}
+            epoch = state.global_step // steps_per_epoch
+            point = {"epoch": epoch, "step": state.global_step, "seconds": round(time.perf_counter() - started, 1),
+                     "rows_seen_right_before_step": sum(seen_right) / len(seen_right)}
+            seen_right.clear()
+            last = state.global_step >= state.max_steps
+            if epoch % args.eval_every == 0 or last or point["rows_seen_right_before_step"] >= args.stop_at:
+                point |= read_agreement(model, tokenizer, rows)
+                if point["prompt_agreement"] >= args.stop_at:
+                    control.should_training_stop = True
             history.append(point)
             print(json.dumps(point), flush=True)
-            if point["prompt_agreement"] >= args.stop_at:
-                control.should_training_stop = True
 
     args.out.mkdir(parents=True, exist_ok=True)
     trainer = verdict.make_trainer(StartPoint.of(base), rows, cfg, args.out / "checkpoints", quiet=True,
                                    callbacks=[EveryEpoch()])
     tokenizer = trainer.processing_class
+    letters += [tokenizer.encode(c, add_special_tokens=False)[0] for c in ("A", "B")]
     history.append({"epoch": 0, "step": 0, "seconds": 0.0, **read_agreement(trainer.model, tokenizer, rows)})
     print(json.dumps(history[-1]), flush=True)
     trainer.train()
+    if "prompt_agreement" not in history[-1]:
+        history[-1] |= read_agreement(trainer.model, tokenizer, rows)
+        print(json.dumps(history[-1]), flush=True)
     adapter = args.out / "adapter"
     trainer.model.save_pretrained(str(adapter))
     tokenizer.save_pretrained(str(adapter))

@@ -9,6 +9,8 @@ hidden state at the EOS after `--layer` blocks (final RMSNorm applied), bf16 aut
 
     python benchmarks/probe_judge.py features --split train --layers 8 --out runs/probe   # chunks of 700, resumable
     python benchmarks/probe_judge.py features --split prefs --layers 8 --out runs/probe
+    python benchmarks/probe_judge.py features --base larger --no-bf16 --split train --pairs 1500 --layers 4 8 12 16 20 \
+        --out runs/probe-0.5b          # the larger base (issue 28), one feature folder per base
     python benchmarks/probe_judge.py fit --layer 8 --out runs/probe [--safety-sources hh_harmless]
 
 `fit` picks the L2 strength by 5-fold cross-validation on the training pairs (folds by prompt; macro agreement over
@@ -52,7 +54,7 @@ def features(args) -> None:
     from labeler.judge.prompts import shorten
 
     torch.set_num_threads(args.threads)
-    path = default_model_dir()
+    path = default_model_dir() if args.base == "default" else larger_model_dir()
     tok = AutoTokenizer.from_pretrained(path)
     layers = sorted(args.layers)
     trunk = load_trunk(path, layers[-1])  # the blocks above never run
@@ -76,6 +78,22 @@ def features(args) -> None:
                         "chars": [(len(r["response_a"]), len(r["response_b"])) for r in part],
                         "tokens": tokens, "seconds": seconds, "layer": layer}, target)
         print(f"{targets[layers[-1]].name}: {len(texts)} texts, {tokens / seconds:.0f} tokens/s", flush=True)
+
+
+def larger_model_dir() -> Path:
+    """Qwen2.5-Coder-0.5B-Instruct (issue 28): its GGUF fetched and checked once, converted once, both cached."""
+    from labeler.judge.backends.larger_weights import MODEL_NAME, cached_dir, find_larger_gguf
+    from labeler.judge.backends.models import _convert, _is_complete
+    from labeler.paths import atomic_path
+
+    gguf = find_larger_gguf()
+    target = cached_dir().parent.parent / "models" / cached_dir().name
+    if not _is_complete(target):
+        print(f"converting {MODEL_NAME} to {target} (once)", file=sys.stderr, flush=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target) as tmp:
+            _convert(gguf, tmp)
+    return target
 
 
 def load(out: Path, split: str, layer: int) -> dict:
@@ -229,6 +247,8 @@ def main(argv=None) -> None:
     f.add_argument("--batch-size", type=int, default=8)
     f.add_argument("--max-tokens", type=int, default=320, help="Keep the last N tokens of each text.")
     f.add_argument("--threads", type=int, default=2)
+    f.add_argument("--base", choices=("default", "larger"), default="default",
+                   help="larger: Qwen2.5-Coder-0.5B-Instruct, fetched and checked on first use (issue 28).")
     f.add_argument("--no-bf16", dest="bf16", action="store_false",
                    help="float32 features (on a CPU without bf16 units, e.g. AVX2 only, bf16 autocast is the slower)")
     g = sub.add_parser("fit")

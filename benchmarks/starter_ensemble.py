@@ -117,6 +117,10 @@ def main(argv=None) -> None:
     parser.add_argument("--spread-weight", type=float, default=None, help="k (default: chosen by CV on train).")
     parser.add_argument("--heldout-fraction", type=float, default=0.05)
     parser.add_argument("--pairs", type=int, default=None, help="Train on the first N pairs of the seed-0 shuffle.")
+    parser.add_argument("--injected", type=Path, default=None,
+                        help="benchmarks/injection.py features' dir: add its injected copies of training pairs (the "
+                        "worse response with a sentence addressed to the judge; label unchanged) to the training rows.")
+    parser.add_argument("--injected-use", type=float, default=1.0, help="Use this share of the injected rows.")
     parser.add_argument("--ship", action="store_true")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -136,8 +140,19 @@ def main(argv=None) -> None:
     else:
         k, k_scores = args.spread_weight, {}
     cfg = ProbeTrainConfig(members=args.members, safety_sources=SAFETY, bf16=False, spread_weight=k)
-    head = fit_ensemble(train["better"][tr], train["worse"][tr], safety[tr], cfg)
-    one = fit_head(train["better"][tr], train["worse"][tr], safety[tr], cfg)
+    fit_b, fit_w, fit_s = train["better"][tr], train["worse"][tr], safety[tr]
+    if args.injected:
+        inj = torch.load(args.injected / "injected-train.pt")
+        row = {pid: i for i, pid in enumerate(train["ids"])}
+        kept = set(tr.tolist())
+        pick = [(j, row[pid]) for j, pid in enumerate(inj["ids"]) if row.get(pid) in kept]
+        pick = pick[: round(args.injected_use * len(pick))]
+        j_idx, t_idx = torch.tensor([j for j, _ in pick]), torch.tensor([i for _, i in pick])
+        fit_b, fit_w = torch.cat([fit_b, train["better"][t_idx]]), torch.cat([fit_w, inj["feats"][j_idx]])
+        fit_s = torch.cat([fit_s, safety[t_idx]])
+        print(f"{len(pick)} injected training rows added", flush=True)
+    head = fit_ensemble(fit_b, fit_w, fit_s, cfg)
+    one = fit_head(fit_b, fit_w, fit_s, cfg)
     from labeler.evaluation.calibration import fit_temperature
 
     mean, spread = head.strength(train["better"][ho], train["worse"][ho])
@@ -147,7 +162,7 @@ def main(argv=None) -> None:
     one_mean, _ = one.strength(train["better"][ho], train["worse"][ho])
     result = {
         "features": str(args.features), "layer": args.layer, "train_pairs": len(tr), "heldout_pairs": len(ho),
-        "members": args.members, "spread_weight": k, "spread_weight_cv_gain70": {str(a): b for a, b in k_scores.items()},
+        "members": args.members, "spread_weight": k, "injected": f"{args.injected} (share {args.injected_use})" if args.injected else None, "spread_weight_cv_gain70": {str(a): b for a, b in k_scores.items()},
         "heldout_agreement": heldout_agreement, "heldout_agreement_one_head": float((one_mean > 0).float().mean()),
         "temperature": temperature,
         "dev": dev_table(head, dev, temperature),
@@ -198,6 +213,8 @@ def ship(head, cfg, train: dict, tr, ho, result: dict, argv) -> None:
     save_file({"better": train["better"][rows].half().contiguous(), "worse": train["worse"][rows].half().contiguous(),
                "heldout": torch.cat([torch.zeros(len(rehearse)), torch.ones(len(ho))]).bool().contiguous()},
               str(SHIPPED / "reference_features.safetensors"))
+    for written in SHIPPED.glob("*.safetensors"):
+        written.chmod(0o644)  # package data: safetensors writes its files private
     base = default_model_dir()
     info = {"name": "starter", "kind": "probe",
             "base_model": {"name": "smollm2-135m-instruct", "fingerprint": model_fingerprint(base),
@@ -206,7 +223,8 @@ def ship(head, cfg, train: dict, tr, ho, result: dict, argv) -> None:
             "command": "python benchmarks/starter_ensemble.py " + " ".join(argv or sys.argv[1:]),
             "recipe": {"members": head.members, "spread_weight": cfg.spread_weight, "layers": cfg.layers,
                        "max_tokens": cfg.max_tokens, "bf16": False, "safety_sources": [SAFETY], "l2": cfg.l2,
-                       "gate_l2": cfg.gate_l2, "bootstrap_seed": cfg.seed},
+                       "gate_l2": cfg.gate_l2, "bootstrap_seed": cfg.seed,
+                       "injected_copies": result["injected"]},
             "train_pairs": result["train_pairs"], "heldout_pairs": result["heldout_pairs"],
             "reference_features": {"train_pairs": len(rehearse), "heldout_pairs": len(ho), "dtype": "float16"},
             "training": {k: result[k] for k in ("heldout_agreement", "heldout_agreement_one_head", "spread_weight",
@@ -221,8 +239,22 @@ def ship(head, cfg, train: dict, tr, ho, result: dict, argv) -> None:
         "prompts of ../shared/data/train, never trained on); no dev pair",
         fitted_at=datetime.now(timezone.utc).replace(tzinfo=None)).model_dump(mode="json")
     info["judge_id"] = judge_id
+    info["judge"] = starter_record(judge_id, base, result)
     (SHIPPED / "manifest.json").write_text(json.dumps(info, indent=2) + "\n")
     print(f"shipped {judge_id} to {SHIPPED}")
+
+
+def starter_record(judge_id: str, base: Path, result: dict) -> dict:
+    """The starter's row in `labeler judges list` (a `schemas.JudgeVersion`)."""
+    from labeler.judge.backends.models import model_fingerprint
+    from schemas import JudgeVersion
+
+    return JudgeVersion(
+        version="starter", method="bt-probe", parent=None, start_judge_id=f"{base.name}@{model_fingerprint(base)}",
+        base_model=base.name, path="labeler/judge/starter", weights="head", backend="reward", mode="direct",
+        samples=1, judge_id=judge_id, heldout_n=result["heldout_pairs"], heldout_agreement=result["heldout_agreement"],
+        parent_agreement=None, promoted=True, active=False,
+        created_at=datetime.now(timezone.utc).replace(tzinfo=None)).model_dump(mode="json")
 
 
 if __name__ == "__main__":

@@ -91,7 +91,8 @@ def _refuse_store_paths(db: Path, store: Store, out: Path | None, hf: Path | Non
 
     db = db.resolve()
     files = [db, db.with_name(db.name + ".wal"), db.with_name(db.name + ".tmp")]
-    folders = {judges_dir(db), *(Path(v.path).resolve().parent for v in store.judge_versions())}
+    # the judges dir of this store (--judges-dir's env or default), and every registered version's own folder
+    folders = {judges_dir(db), *(Path(path).resolve() for path in store.judge_paths())}
     for option, target in (("--out", out), ("--hf", hf)):
         if target is None:
             continue
@@ -101,7 +102,7 @@ def _refuse_store_paths(db: Path, store: Store, out: Path | None, hf: Path | Non
             raise LabelerError(f"{option} {target}: would overwrite the store ({hit}); choose another path")
         folder = next((d for d in folders if d == target or d in target.parents), None)
         if folder is not None:
-            raise LabelerError(f"{option} {target}: is inside the judges folder {folder}; choose another path")
+            raise LabelerError(f"{option} {target}: is inside the judge folder {folder}; choose another path")
 
 
 def _replaceable(folder: Path) -> bool:

@@ -55,6 +55,7 @@ class RetrainPlan:
     method_given: bool = True  # False: `retrain` picks the method by the start judge's kind (versions.default_method)
     sections: dict = field(default_factory=dict)  # the merged options, to build the configs again for that method
     prior: Path | None = None  # a bt-probe judge whose heads the run keeps and corrects (set by `retrain`)
+    smooth: dict[str, float] = field(default_factory=dict)  # --suspects smooth: pair id -> target (set by `retrain`)
 
 
 def make_plan(db: Path, flags: dict[str, dict], config_file: Path | None = None, judges_dir: Path | None = None,
@@ -92,16 +93,22 @@ def settle_method(store: Store, plan: RetrainPlan) -> RetrainPlan:
         plan = replace(plan, retrain=retrain_cfg, star=star_cfg, train=train_cfg, method_given=True)
     if plan.retrain.method == "bt-probe":
         plan = replace(plan, prior=probe_prior(store, plan.model, plan.start_judge))
+    elif plan.retrain.suspects == "smooth":
+        raise LabelerError(f"--suspects smooth needs --method bt-probe (soft targets); {plan.retrain.method} "
+                           "cannot train on them: use drop or flip")
     return plan
 
 
-def apply_suspects(train: list[GoldPair], suspects: set[str], how: str, log: Callable[[str], None]) -> list[GoldPair]:
+def apply_suspects(train: list[GoldPair], suspects: dict[str, float], how: str, log: Callable[[str], None]
+                   ) -> list[GoldPair]:
     """Keep, drop or flip the training pairs whose human label `labeler audit` flagged (held-out pairs stay as
-    they are: the promotion gate judges by the labels people gave)."""
+    they are: the promotion gate judges by the labels people gave); `smooth` is applied to the rows
+    (`_build_rows`)."""
     hit = [g for g in train if g.pair.pair_id in suspects]
-    if not hit or how == "keep":
+    if not hit or how in ("keep", "smooth"):
         if hit:
-            log(f"{len(hit)} training pairs have a suspect human label (labeler audit); kept (--suspects keep)")
+            log(f"{len(hit)} training pairs have a suspect human label (labeler audit): "
+                + ("kept (--suspects keep)" if how == "keep" else "their targets smoothed (--suspects smooth)"))
         return train
     log(f"{len(hit)} training pairs with a suspect human label: {'dropped' if how == 'drop' else 'flipped'}")
     if how == "drop":
@@ -134,7 +141,7 @@ def _run_key(start: StartPoint, plan: RetrainPlan, train: list[GoldPair], heldou
     for volatile in ("force", "batch_size"):
         configs["RetrainConfig"].pop(volatile)
     configs[type(plan.train).__name__].pop("device")  # a run killed on one device resumes on another
-    payload = {"start": str(start.judge_dir), "prior": str(plan.prior), "fingerprint": model_fingerprint(start.judge_dir), "configs": configs,
+    payload = {"start": str(start.judge_dir), "prior": str(plan.prior), "smooth": plan.smooth, "fingerprint": model_fingerprint(start.judge_dir), "configs": configs,
                "train": [(g.pair.pair_id, g.label) for g in train], "heldout": [g.pair.pair_id for g in heldout]}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
@@ -173,7 +180,9 @@ def _build_rows(store: Store, current: StartPoint, iteration: int, train: list[G
                 progress: Progress, log: Callable[[str], None]) -> tuple[list[TrainingRow], dict]:
     method = plan.retrain.method
     if method in REWARD_METHODS:
-        return star_data.bt_rows(train), {"pairs": len(train)}
+        rows = [row.model_copy(update={"target": plan.smooth[row.pair_id]}) if row.pair_id in plan.smooth else row
+                for row in star_data.bt_rows(train)]
+        return rows, {"pairs": len(train), "smoothed": sum(row.pair_id in plan.smooth for row in rows)}
     spec = JudgeSpec("transformers", str(current.judge_dir))
     if method == "genrm-sft":
         judge = _judge(spec, "direct", 1, plan)
@@ -275,7 +284,10 @@ def retrain(store: Store, plan: RetrainPlan, progress: Progress, log: Callable[[
     r = plan.retrain
     store.save_split(assign_split(store.gold_pairs(), r.heldout_fraction, r.split_seed), r.split_seed)
     gold = store.gold_pairs()
-    train = apply_suspects([g for g in gold if g.split == "train"][: r.limit], store.suspect_ids(), r.suspects, log)
+    suspects = store.suspects()
+    train = apply_suspects([g for g in gold if g.split == "train"][: r.limit], suspects, r.suspects, log)
+    if r.suspects == "smooth":
+        plan = replace(plan, smooth=suspects)
     heldout = [g for g in gold if g.split == "heldout"]
     if not train or not heldout:
         raise LabelerError(f"retrain needs gold labels on at least two different prompts (one to train on, one "

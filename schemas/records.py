@@ -253,6 +253,7 @@ class EvalRow(_Strict):
     prompt_hash: str = Field(..., description="md5 of the prompt: cross-validation folds never split a prompt.")
     chars_a: int | None = Field(None, description="Length of response_a in characters (the longer-wins baseline).")
     chars_b: int | None = None
+    margin: float | None = Field(None, description="A reward judge's mean reward difference A - B (judgments.margin).")
 
 
 class CalibrationRecord(_Strict):
@@ -351,6 +352,9 @@ class EvalMetrics(GroupMetrics):
     reliability: list[ReliabilityBin]
     reliability_calibrated: list[ReliabilityBin]
     coverage_curve: list[CoveragePoint] = Field(..., description="One point per distinct confidence, most confident first.")
+    coverage_curve_margin: list[CoveragePoint] | None = Field(None, description="A reward ensemble: the same curve "
+                                                             "ordered by |mean reward difference| alone, without the "
+                                                             "heads' spread (its confidence uses both).")
     coverage: CoverageChoice
     calibration: CalibrationSummary
     by_source: dict[str, GroupMetrics]
@@ -383,6 +387,9 @@ class TrainingRow(_Strict):
     rejected: str | None = Field(None, description="dpo: an incorrect chain; bt: the worse response.")
     origin: Literal["sample", "rationalization", "note", "gold"] = Field(
         ..., description="Where the chosen text came from.")
+    target: float = Field(1.0, ge=0.0, le=1.0, description="bt-probe: the probability that `chosen` is better (below "
+                                                          "1 for a suspect label smoothed by `retrain --suspects "
+                                                          "smooth`).")
     rejected_origin: Literal["sample", "gold"] | None = None
     source: str | None = Field(None, description="bt: the pair's source (bt-probe's safety expert reads it).")
 

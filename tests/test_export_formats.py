@@ -118,5 +118,5 @@ def test_hf_folder_is_what_load_from_disk_reads_and_is_replaced_on_export(conv_d
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "todo.txt").write_text("keep me")
     refused = run("export", "--db", conv_db, "--hf", tmp_path / "notes")
-    assert refused.exit_code == 1 and "exists and is not a `datasets` folder" in refused.stderr
+    assert refused.exit_code == 1 and "exists and is not a folder an export wrote" in refused.stderr
     assert (tmp_path / "notes" / "todo.txt").read_text() == "keep me"

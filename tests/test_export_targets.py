@@ -44,7 +44,7 @@ def test_export_refuses_the_wal_and_the_judges_folder(db, tmp_path):
     judges = tmp_path / "s.judges"
     (judges / "v001-bt").mkdir(parents=True)
     inside = run("export", "--db", db, "--out", judges / "v001-bt" / "adapter.jsonl")
-    assert inside.exit_code == 1 and f"is inside the judges folder {judges}" in inside.stderr
+    assert inside.exit_code == 1 and f"is inside the judge folder {judges}" in inside.stderr
     assert not list((judges / "v001-bt").iterdir())
 
 

@@ -76,10 +76,7 @@ def test_retrain_bt_probe_end_to_end_then_annotate_by_reward_difference(tmp_path
     train = json.loads((vdir / "metrics.json").read_text())["iterations"][0]["train"]
     assert train["gated"] and train["safety_rows"] > 0 and train["rows"] == result["train_pairs"]
 
-    new = tmp_path / "new.jsonl"
-    new.write_text("".join(json.dumps({"id": f"n{i}", "prompt": f"Q{i}?", "response_a": f"yes {i}",
-                                       "response_b": f"no, {i} times no"}) + "\n" for i in range(4)))
-    run("annotate", new, "--db", db, "-q")
+    annotate_new_pairs(db, tmp_path)
     import duckdb
 
     con = duckdb.connect(str(db), read_only=True)
@@ -101,6 +98,14 @@ def test_retrain_bt_probe_end_to_end_then_annotate_by_reward_difference(tmp_path
         assert float(mean) == pytest.approx(r_a - r_b, abs=1e-5)  # the members' mean difference
         evidence = float(mean) / math.sqrt(1 + head.spread_weight * float(spread) ** 2)
         assert p_a == pytest.approx(1 / (1 + math.exp(-evidence)), abs=1e-5)
+
+
+def annotate_new_pairs(db: Path, tmp_path: Path, n: int = 4) -> None:
+    """`n` unlabelled pairs n0.. annotated with the active judge."""
+    new = tmp_path / "new.jsonl"
+    new.write_text("".join(json.dumps({"id": f"n{i}", "prompt": f"Q{i}?", "response_a": f"yes {i}",
+                                       "response_b": f"no, {i} times no"}) + "\n" for i in range(n)))
+    run("annotate", new, "--db", db, "-q")
 
 
 class Killed(Exception):

@@ -12,7 +12,7 @@ from helpers import run as run_cli
 from labeler.judge.backends.probe import CONFIG, ProbeHead
 from labeler.review.routing import RoutingRules, route
 from schemas import RoutingCandidate
-from test_probe import gold_with_sources, planted
+from test_probe import annotate_new_pairs, gold_with_sources, planted
 from trainer.config import ProbeTrainConfig
 from trainer.probe import fit_ensemble, fit_head
 from trainer.probe_adapt import fit_correction
@@ -103,6 +103,11 @@ def test_reviews_without_signal_leave_the_prior_where_it_was():
     old_b, old_w, _ = planted(300, 8)
     assert chosen["prior_l2"] >= 1.0  # cross-validation finds nothing to learn and picks a strong pull
     assert abs(agreement(corrected, old_b, old_w) - agreement(prior, old_b, old_w)) <= 0.03
+    # with reference pairs, no correction predicts the held-out reviews better than the judge as it is: kept
+    kept, chosen = fit_correction(prior, noise_b, noise_w, [f"p{i}" for i in range(40)], ProbeTrainConfig(members=5),
+                                  reference=(better[:200], worse[:200]))
+    assert kept is prior and chosen["kept_prior"] and chosen["cv_loglik"]["keep"] > max(
+        v for k, v in chosen["cv_loglik"].items() if k != "keep")
 
 
 def candidate(pair_id: str, confidence: float, label="A", consistent=True) -> RoutingCandidate:
@@ -146,10 +151,7 @@ def test_a_reward_judges_label_carries_its_strength_and_a_rationale_that_agrees(
     gold = gold_with_sources(tmp_path / "gold.jsonl", 24)
     run("retrain", "--db", db, "--gold", gold, "--model", tiny_llama, "--method", "bt-probe", "--probe-layers", "1",
         "--force", "--quiet")
-    new = tmp_path / "new.jsonl"
-    new.write_text("".join(json.dumps({"id": f"n{i}", "prompt": f"Q{i}?", "response_a": f"yes {i}",
-                                       "response_b": f"no, {i} times no"}) + "\n" for i in range(4)))
-    run("annotate", new, "--db", db, "-q")
+    annotate_new_pairs(db, tmp_path)
     con = duckdb.connect(str(db), read_only=True)
     rows = con.execute("SELECT label, p_a, margin, margin_sd, rationale FROM judgments WHERE pair_id LIKE 'n%'"
                        ).fetchall()
@@ -191,7 +193,30 @@ def test_audit_flags_a_flipped_human_label_and_retrain_can_drop_or_flip_it(tmp_p
                              "1", "--suspects", "flip", "--force", "--json", "--quiet").stdout)
     kept = json.loads(run("retrain", "--db", db, "--model", tiny_llama, "--method", "bt-probe", "--probe-layers",
                           "1", "--force", "--json", "--quiet").stdout)
+    smoothed = json.loads(run("retrain", "--db", db, "--model", tiny_llama, "--method", "bt-probe", "--probe-layers",
+                              "1", "--suspects", "smooth", "--force", "--json", "--quiet").stdout)
     n_flagged_train = kept["train_pairs"] - dropped["train_pairs"]
-    assert n_flagged_train >= 1 and flipped["train_pairs"] == kept["train_pairs"]
+    assert n_flagged_train >= 1 and flipped["train_pairs"] == kept["train_pairs"] == smoothed["train_pairs"]
+    rows = [json.loads(line) for line in (Path(smoothed["path"]) / "train_data.jsonl").read_text().splitlines()]
+    soft = {r["pair_id"]: r["target"] for r in rows if r["target"] < 1}
+    assert len(soft) == n_flagged_train and set(soft) <= flagged and all(t < 0.4 for t in soft.values())
     bad = run_cli("retrain", "--db", db, "--method", "bt-probe", "--suspects", "burn")
-    assert bad.exit_code == 2 and "suspects must be keep, drop or flip" in bad.output
+    assert bad.exit_code == 2 and "suspects must be keep, drop, flip or smooth" in bad.output
+    star = run_cli("retrain", "--db", db, "--method", "star-dpo", "--suspects", "smooth")
+    assert star.exit_code == 1 and "--suspects smooth needs --method bt-probe" in star.output
+
+
+def test_eval_of_a_reward_ensemble_shows_the_baseline_and_both_coverage_curves(tmp_path, tiny_llama):
+    db = tmp_path / "l.duckdb"
+    gold = gold_with_sources(tmp_path / "gold.jsonl", 24)
+    run("retrain", "--db", db, "--gold", gold, "--model", tiny_llama, "--method", "bt-probe", "--probe-layers", "1",
+        "--force", "--quiet")
+    out = run("eval", gold, "--db", db, "--out", tmp_path / "report")
+    assert "the longer response wins" in out.stdout and "top 70%" in out.stdout
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert len(metrics["coverage_curve_margin"]) >= 2 and metrics["coverage_curve_margin"][-1]["coverage"] == 1.0
+    rows = [json.loads(line) for line in gold.read_text().splitlines()]
+    longer = sum((len(r["response_a"]) > len(r["response_b"])) == (r["label"] == "A") for r in rows) / len(rows)
+    assert metrics["longer_wins"] == pytest.approx(longer)
+    shorter = [r for r in rows if (len(r["response_a"]) > len(r["response_b"])) != (r["label"] == "A")]
+    assert metrics["human_shorter_n"] == len(shorter) and metrics["gain_at_70"] is not None

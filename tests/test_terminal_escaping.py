@@ -2,6 +2,7 @@
 bidi override, and Rich markup (links, blink, emoji codes) shown as written, through every table and error path."""
 
 import json
+import re
 
 import duckdb
 import pytest
@@ -18,8 +19,9 @@ IN_NAMES = ("[blink]", ":train:")  # what of HOSTILE survives in a file name, it
 def assert_inert(text: str, literals=LITERALS) -> None:
     assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
     assert "\U0001f686" not in text  # :train: as an emoji
+    joined = re.sub(r"\s*\n\s*", "", text)  # a table title wraps at the table's width
     for literal in literals:
-        assert literal in text, text
+        assert literal in joined, text
     assert "\\x1b[2J" in text  # the control character made visible
 
 
@@ -66,7 +68,7 @@ def test_judge_versions_and_error_lines_show_hostile_text_inert(tmp_path):
     db = tmp_path / "s.duckdb"
     run("ingest", _gold(tmp_path / "g.jsonl", "x"), "--db", db, ok=True)
     con = duckdb.connect(str(db))
-    con.execute("INSERT INTO judges VALUES (?, 'bt', NULL, 'base', 'base', '/x', 'lora', 'fake', 'direct', 1, "
+    con.execute("INSERT INTO judges VALUES (?, 'bt', NULL, 'base', 'base', '/x', 'lora', 'transformers', 'direct', 1, "
                 "'fake:default', 0, NULL, NULL, true, false, now(), NULL)", [HOSTILE])
     con.close()
     assert_inert(run("judges", "list", "--db", db, ok=True).output)

@@ -51,10 +51,12 @@ class RetrainConfig:
     limit: int | None = field(default=None, metadata={"help": "Train on at most this many gold pairs (in ingest order)."})
     batch_size: int = field(default=8, metadata={"help": "Pairs per judging batch (sampling and evaluation)."})
     suspects: str = field(default="keep", metadata={
-        "help": "Human labels `labeler audit` flagged: keep, drop or flip them in the training split."})
+        "help": "Human labels `labeler audit` flagged: keep, drop, flip them, or smooth them (bt-probe: the "
+        "target becomes the audit's probability of the human's choice) in the training split."})
 
     def __post_init__(self):
-        _check(self.suspects in ("keep", "drop", "flip"), f"suspects must be keep, drop or flip, got {self.suspects!r}")
+        _check(self.suspects in ("keep", "drop", "flip", "smooth"),
+               f"suspects must be keep, drop, flip or smooth, got {self.suspects!r}")
         _check(self.method in METHODS, f"method must be one of {METHODS}, got {self.method!r}")
         _check(self.iterations >= 1, f"iterations must be >= 1, got {self.iterations}")
         _check(self.iterations == 1 or self.method.startswith("star-"),

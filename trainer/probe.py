@@ -52,13 +52,15 @@ def fit_logistic(x, y, l2: float, intercept: bool = False, weights=None, offset=
     return w.detach()
 
 
-def fit_head(better, worse, safety, cfg: ProbeTrainConfig) -> ProbeHead:
-    """The reward head on features of the better and worse responses (`safety`: bool per row)."""
+def fit_head(better, worse, safety, cfg: ProbeTrainConfig, targets=None) -> ProbeHead:
+    """The reward head on features of the better and worse responses (`safety`: bool per row; `targets`: the
+    probability that `better` is better, per row, 1 unless smoothed)."""
     import torch
 
     diff = better - worse
     scale = diff.pow(2).mean(0).sqrt() + 1e-6  # the spread of h_A - h_B whichever response is A
-    x, y = diff / scale, torch.ones(len(diff))  # P(better wins) = sigmoid(w . x); no intercept, so P(worse) = 1 - P
+    x = diff / scale  # P(better wins) = sigmoid(w . x); no intercept, so P(worse) = 1 - P
+    y = torch.ones(len(diff)) if targets is None else targets.float()
     if not cfg.safety_sources or bool(safety.all()) or not bool(safety.any()):
         return ProbeHead({"scale": scale, "w_help": fit_logistic(x, y, cfg.l2)})
     both, is_safety = torch.cat([better, worse]), torch.cat([safety, safety])
@@ -71,19 +73,19 @@ def fit_head(better, worse, safety, cfg: ProbeTrainConfig) -> ProbeHead:
                       "u": gate[:-1].contiguous(), "c": gate[-1:].contiguous()})
 
 
-def fit_ensemble(better, worse, safety, cfg: ProbeTrainConfig) -> ProbeHead:
+def fit_ensemble(better, worse, safety, cfg: ProbeTrainConfig, targets=None) -> ProbeHead:
     """`cfg.members` heads, each on a bootstrap resample of the rows (seeded), stacked (ProbeHead.stack)."""
     import torch
 
     if cfg.members == 1:
-        return fit_head(better, worse, safety, cfg)
+        return fit_head(better, worse, safety, cfg, targets)
     generator = torch.Generator().manual_seed(cfg.seed)
     heads = []
     for _ in range(cfg.members):
         idx = torch.randint(len(better), (len(better),), generator=generator)
-        heads.append(fit_head(better[idx], worse[idx], safety[idx], cfg))
+        heads.append(fit_head(better[idx], worse[idx], safety[idx], cfg, None if targets is None else targets[idx]))
     if len({h.gated for h in heads}) > 1:  # a resample without one kind of pair: every member one reward
-        return fit_ensemble(better, worse, torch.zeros_like(safety), cfg)
+        return fit_ensemble(better, worse, torch.zeros_like(safety), cfg, targets)
     return ProbeHead.stack(heads, cfg.spread_weight)
 
 
@@ -143,19 +145,20 @@ def train(start: StartPoint, rows: list[TrainingRow], cfg: ProbeTrainConfig, itd
     resumed = (itdir / "features").is_dir() and any((itdir / "features").iterdir())
     better, worse = row_features(start, rows, cfg, itdir / "features", progress)
     feature_s = time.perf_counter() - started
+    targets = torch.tensor([r.target for r in rows]) if any(r.target != 1.0 for r in rows) else None
     extra = {}
     if prior is not None:
         old = ProbeHead.load(prior)
         reference = read_reference(prior)
         rehearse = None if reference is None else (reference["better"][~reference["heldout"]],
                                                     reference["worse"][~reference["heldout"]])
-        head, extra = fit_correction(old, better, worse, [r.prompt for r in rows], cfg, rehearse)
+        head, extra = fit_correction(old, better, worse, [r.prompt for r in rows], cfg, rehearse, targets)
         if reference is not None and bool(reference["heldout"].any()):
             held = (reference["better"][reference["heldout"]], reference["worse"][reference["heldout"]])
             extra["reference_agreement"] = agreement(head, *held)
             extra["reference_agreement_before"] = agreement(old, *held)
     else:
-        head = fit_ensemble(better, worse, safety, cfg)
+        head = fit_ensemble(better, worse, safety, cfg, targets)
     mean, _ = head.strength(better, worse)
     model_dir = itdir / "model"
     with atomic_path(model_dir) as tmp:

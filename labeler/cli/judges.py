@@ -59,8 +59,9 @@ def retrain(
     force: Annotated[bool, typer.Option("--force", help="Promote even if worse on the held-out split.",
                                         rich_help_panel=GATE)] = False,
     limit: Annotated[int | None, _opt("Train on at most N gold pairs.", GATE)] = None,
-    suspects: Annotated[str | None, _opt("Human labels `labeler audit` flagged: keep (default), drop or flip them.",
-                                         GATE)] = None,
+    suspects: Annotated[str | None, _opt("Human labels `labeler audit` flagged: keep (default), drop, flip or "
+                                         "smooth them (bt-probe: target = the audit's P(human's choice)).", GATE)]
+    = None,
     full: Annotated[bool, typer.Option("--full", help="Full fine-tuning instead of LoRA.", rich_help_panel=TRAIN)]
     = False,
     learning_rate: Annotated[float | None, _opt("Peak learning rate (default: by method, LoRA vs full).", TRAIN)]

@@ -265,7 +265,7 @@ def _reference(v: JudgeVersion) -> str | None:
 
 def audit_tables(report, show: int) -> list[Table | str]:
     """`labeler audit`: flagged shares per source, then the most confident suspects."""
-    table = Table(title=f"Audit of human labels: heads of {report.judge_id}, {report.folds} folds by prompt",
+    table = Table(title=f"Audit of human labels: heads of {safe(report.judge_id)}, {report.folds} folds by prompt",
                   box=box.SIMPLE_HEAD, caption=f"flagged: the heads give the other response >= "
                   f"{report.confidence:.0%} (calibrated, T = {report.temperature:.2f}); negative: mean reward "
                   "difference against the human's choice")

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from labeler.cli.options import DEFAULT_DB, Db, Quiet, open_store, require_db, usage_errors, user_errors
+from labeler.cli.text import visible
 from labeler.errors import LabelerError
 
 review_app = typer.Typer(
@@ -71,7 +72,7 @@ def serve(
     creds = result.credentials
     if result.reused and not result.url.endswith(f":{port}"):
         how += f" (it runs on {result.url}, not port {port}: `labeler review stop` first to move it)"
-    print(f"Argilla is running at {result.url} ({how}).")
+    print(f"Argilla is running at {visible(result.url)} ({visible(how)}).")
     print(f"Log in as {creds.username!r} with the password in {result.credentials_path} (field \"password\").")
     print(f"API key {creds.masked_key}; for scripts and the Argilla SDK: eval \"$(labeler review env"
           f"{'' if data_dir == review_server.default_data_dir() else f' --data-dir {data_dir}'})\"")
@@ -157,7 +158,7 @@ def push(
         if result.requeued:
             print(f"dataset {dataset!r} was missing on the server: {result.requeued} unanswered records sent again")
         print(f"pushed {result.pushed} records to {dataset!r} ({result.left} routed records not sent yet)")
-        print(f"review them at {result.ui_url}")
+        print(f"review them at {visible(result.ui_url)}")
 
 
 def _budget(text: str | None) -> dict:

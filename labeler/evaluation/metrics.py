@@ -224,6 +224,8 @@ def summarize(rows: Sequence[EvalRow], samples: Sequence[Sample], *, files: list
         bins=bins, reliability=reliability([rows[i].confidence for i in decided], [hits[i] for i in decided], bins),
         reliability_calibrated=reliability([calibrated[i] for i in decided], [hits[i] for i in decided], bins),
         coverage_curve=curve,
+        coverage_curve_margin=coverage_curve([abs(r.margin) for r in rows], hits)
+        if rows and all(r.margin is not None for r in rows) else None,
         coverage=CoverageChoice(**chosen.model_dump(), target=coverage_target,
                                 confidence="calibrated" if stored_temperature else "raw"),
         calibration=CalibrationSummary(

@@ -52,6 +52,9 @@ def coverage_plot(m: EvalMetrics, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6, 4.5))
     ax.plot([p.coverage for p in m.coverage_curve], [p.accuracy for p in m.coverage_curve], marker=".", markersize=4,
             label="one point per distinct confidence")
+    if m.coverage_curve_margin:
+        ax.plot([p.coverage for p in m.coverage_curve_margin], [p.accuracy for p in m.coverage_curve_margin],
+                linestyle="--", linewidth=1, label="ordered by |mean reward difference| alone (no spread)")
     c = m.coverage
     ax.scatter([c.coverage], [c.accuracy], color="red", zorder=3,
                label=f"threshold {c.threshold:.3f} ({c.confidence}): coverage {c.coverage:.0%}, accuracy {c.accuracy:.0%}")

@@ -11,6 +11,7 @@ from labeler.store import judgments as _judgments
 from labeler.store import leases as _leases
 from labeler.store import pairs as _pairs
 from labeler.store import reports as _reports
+from labeler.store import staging as _staging
 from labeler.store import review as _review
 from labeler.store.db import connect, transaction
 from labeler.store.pairs import FieldMap, IngestCounts
@@ -60,25 +61,25 @@ class Store:
     def stage(self, kind: str, source) -> None:
         """`source`: a path for kind jsonl / json-array / parquet / csv, a pyarrow Table for kind arrow."""
         if kind == "arrow":
-            _pairs.stage_arrow(self.con, source)
+            _staging.stage_arrow(self.con, source)
         else:
-            _pairs.STAGERS[kind](self.con, source)
+            _staging.STAGERS[kind](self.con, source)
 
     def staged_columns(self) -> list[str]:
-        return _pairs.staged_columns(self.con)
+        return _staging.staged_columns(self.con)
 
     def staged_has_lists(self) -> bool:
-        return _pairs.staged_has_lists(self.con)
+        return _staging.staged_has_lists(self.con)
 
     def convert_staged(self, convert) -> int:
-        return _pairs.convert_staged(self.con, convert)
+        return _staging.convert_staged(self.con, convert)
 
     def check_staged(self, fields: FieldMap, max_chars: int) -> None:
         _pairs.validate_staged(self.con, fields, max_chars)
         _pairs.resolve_staged(self.con)
 
     def file_column_types(self, kind: str, path: Path) -> dict[str, str]:
-        return _pairs.file_column_types(self.con, kind, path)
+        return _staging.file_column_types(self.con, kind, path)
 
     def staged_problems(self, id_field: str) -> list[tuple]:
         return _pairs.staged_problems(self.con, id_field)
@@ -171,9 +172,9 @@ class Store:
         with transaction(self.con):
             _audits.save(self.con, judge_id, rows)
 
-    def suspect_ids(self) -> set[str]:
-        """Pairs whose human label the latest audit flagged (and that label still stands)."""
-        return _audits.flagged_ids(self.con)
+    def suspects(self) -> dict[str, float]:
+        """Pairs whose human label the latest audit flagged (and that label still stands): P(human's choice)."""
+        return _audits.flagged(self.con)
 
     def review_records_to_push(self, dataset: str, limit: int | None = None) -> list[ReviewRecord]:
         return _review.records_to_push(self.con, dataset, limit)
@@ -237,6 +238,9 @@ class Store:
 
     def judge_versions(self):
         return _judges.versions(self.con)
+
+    def judge_paths(self) -> list[str]:
+        return _judges.paths(self.con)
 
     def judge_version(self, name: str):
         return _judges.version(self.con, name)

@@ -18,10 +18,11 @@ def save(con: duckdb.DuckDBPyConnection, judge_id: str, rows: list[AuditRow]) ->
         [[r.pair_id, judge_id, r.human, r.strength, r.spread, r.p_human, r.flagged, now] for r in rows])
 
 
-def flagged_ids(con: duckdb.DuckDBPyConnection) -> set[str]:
-    """Pairs whose latest audit flagged their human label, while that label is still the one audited."""
-    return {r[0] for r in con.execute(f"SELECT a.pair_id FROM audits a JOIN ({_HUMAN_NOW}) h USING (pair_id) "
-                                      "WHERE a.flagged AND h.label = a.human").fetchall()}
+def flagged(con: duckdb.DuckDBPyConnection) -> dict[str, float]:
+    """Pairs whose latest audit flagged their human label, while that label is still the one audited: the heads'
+    calibrated probability of the human's choice."""
+    return dict(con.execute(f"SELECT a.pair_id, a.p_human FROM audits a JOIN ({_HUMAN_NOW}) h USING (pair_id) "
+                            "WHERE a.flagged AND h.label = a.human").fetchall())
 
 
 def queue_suspects(con: duckdb.DuckDBPyConnection, dataset: str) -> int:

@@ -42,9 +42,10 @@ def connect(path: str | Path, wait_seconds: float | None = None, create: bool = 
         raise
     # DuckDB's default (80 % of RAM) let a 1M-row ingest reach 5.3 GB RSS; with a limit it spills to <db>.tmp
     con.execute("SET memory_limit = ?", [os.environ.get("LABELER_DUCKDB_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT)])
+    # spill files of a killed ingest: no writer holds the database now (its lock excludes ours), so nobody is
+    # writing them (on a read-only filesystem this does nothing)
+    shutil.rmtree(path.with_name(path.name + ".tmp"), ignore_errors=True)
     if not read_only:
-        # spill files of a killed ingest: this process holds the database alone, so nobody else is using them
-        shutil.rmtree(path.with_name(path.name + ".tmp"), ignore_errors=True)
         migrate(con)
     return con
 

@@ -16,7 +16,7 @@ _SELECT = """
            j.order_consistent, j.label_ab, j.label_ba, j.mode, j.samples, p.source, p.category,
            CASE WHEN json_type(p.extra, '$.subcategory') = 'VARCHAR'
                 THEN json_extract_string(p.extra, '$.subcategory') END AS subcategory,
-           md5(p.prompt) AS prompt_hash, length(p.response_a) AS chars_a, length(p.response_b) AS chars_b
+           md5(p.prompt) AS prompt_hash, length(p.response_a) AS chars_a, length(p.response_b) AS chars_b, j.margin
 """
 
 

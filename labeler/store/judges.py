@@ -78,6 +78,11 @@ def versions(con: duckdb.DuckDBPyConnection) -> list[JudgeVersion]:
     return [_version(row) for row in rows]
 
 
+def paths(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Where every registered version lives (read as stored, whatever else the row holds)."""
+    return [row[0] for row in con.execute("SELECT DISTINCT path FROM judges").fetchall()]
+
+
 def version(con: duckdb.DuckDBPyConnection, name: str) -> JudgeVersion | None:
     row = con.execute(
         f"SELECT {', '.join(VERSION_COLUMNS)}, metrics FROM judges WHERE version = ?", [name]
