@@ -52,3 +52,8 @@ class RowError(LabelerError):
 
 class UsageError(ValueError):
     """A bad option or combination of options (the CLI's `Invalid value`, exit 2), raised before any work."""
+
+
+class RequestLimitReached(LabelerError):
+    """A judge sent the requests `--max-requests` allows: the run stops cleanly, what was stored stays, a rerun
+    resumes."""

@@ -13,6 +13,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "plots": ("matplotlib",),
     "ray": ("ray",),
     "vllm": ("vllm",),
+    "gguf": ("llama_cpp",),
 }
 
 

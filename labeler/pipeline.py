@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from labeler.errors import LabelerError, StoreBusy
+from labeler.errors import LabelerError, RequestLimitReached, StoreBusy
 from labeler.ingestion import DEFAULT_MAX_CHARS, FileReport, ingest_files
 from labeler.judge.backends import make_backend
 from labeler.judge.judge import Judge, JudgeConfig
@@ -37,6 +37,7 @@ class AnnotateResult:
     stored: int = 0  # pairs in the store
     compared: int = 0  # relabel: pairs that had a label from another judge
     changed: int = 0  # ... and how many of them the new judge labels differently
+    stopped: str | None = None  # why the run stopped before judging every pending pair (--max-requests)
 
     @property
     def pairs_per_second(self) -> float:
@@ -147,6 +148,7 @@ def annotate(
     reports = ingest_files(store, files, fields, strict, max_chars)
     pending = store.pending_pairs(judge.judge_key, limit, skip_human=skip_human, pair_ids=pair_ids)
     result = AnnotateResult(reports, judge.judge_id, judge.judge_key, None, len(pending), stored=store.count("pairs"))
+    pending = _within_request_budget(judge, pending, result)
     calibration = store.calibration(judge.judge_id, judge.config.mode, judge.config.samples)
     result.temperature = calibration.temperature if calibration else None
     if not pending:
@@ -172,10 +174,32 @@ def annotate(
                 result.judged.extend(judgments)
                 bar.stored(len(judgments), judge.pairs_sampled(samples))
         status = "finished"
+    except RequestLimitReached as stop:  # the batch in flight is dropped whole; a rerun judges it
+        result.stopped = f"{stop}; rerun to judge the rest"
     finally:
         result.seconds = time.perf_counter() - started
         store.finish_run(run_id, status)
     return result
+
+
+def _within_request_budget(judge: Judge, pending: list[Pair], result: AnnotateResult) -> list[Pair]:
+    """The pending pairs a server judge may send requests for: as many as `--max-requests` allows (the rest wait
+    for a rerun), and, against a non-local address, only once the backend's `confirm` accepts the estimate."""
+    from labeler.judge.cost import estimate, per_pair_requests
+
+    backend, per_pair = judge.backend, per_pair_requests(judge)
+    if per_pair is None or not pending:
+        return pending
+    budget = getattr(backend, "max_requests", None)
+    if budget is not None and budget // per_pair < len(pending):
+        fits = budget // per_pair
+        result.stopped = (f"--max-requests {budget} covers {fits} of {len(pending)} pending pairs (up to {per_pair} "
+                          "requests each); rerun to judge the rest")
+        pending = pending[:fits]
+    confirm = getattr(backend, "confirm", None)
+    if pending and confirm is not None and not backend.is_local and not confirm(estimate(judge, pending)):
+        raise LabelerError(f"nothing sent to {backend.base_url}: not confirmed")
+    return pending
 
 
 class _Bar:

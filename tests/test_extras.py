@@ -84,8 +84,9 @@ def test_extras_match_pyproject():
     assert set(EXTRAS) <= set(declared)
     for extra, modules in EXTRAS.items():
         names = {_name(r) for r in declared[extra]}
-        for module in modules:
-            assert module.replace("_", "-") in names, f"[{extra}] does not declare {module}"
+        for module in modules:  # llama_cpp's distribution is llama-cpp-python
+            dist = module.replace("_", "-")
+            assert dist in names or f"{dist}-python" in names, f"[{extra}] does not declare {module}"
     core = {_name(r) for r in PROJECT["dependencies"]}
     extra_only = {m.replace("_", "-") for modules in EXTRAS.values() for m in modules}
     assert not core & extra_only, "an extra's package is in the core install"

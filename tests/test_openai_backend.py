@@ -1,14 +1,18 @@
 """`--backend openai` against a real OpenAI-compatible server on 127.0.0.1: llama-cpp-python's server (the
 `server-tests` extra, installed by .ci/setup) serving the default model's GGUF file. Retries and the concurrency
-limit, which a healthy local server never exercises, are checked on an httpx transport that plays the failures."""
+limit, which a healthy local server never exercises, are checked on an httpx transport that plays the failures.
+`--api chat` (the default without `--tokenizer`) is checked here against the same server, and against recorded
+bodies of hosted servers in test_openai_chat.py."""
 
+import json
+import re
 import sys
 import threading
 import time
 from pathlib import Path
 
 import duckdb
-import httpx
+import httpx2 as httpx  # the openai client's HTTP library
 import pytest
 
 from helpers import run
@@ -70,7 +74,6 @@ def test_eval_judges_through_the_server(server, tmp_path):
 def test_each_cot_sample_is_one_request_with_its_own_seed():
     """One request per sample (llama.cpp ignores `n`), seeded by the sample's seed; the last complete marker decides
     (the quoted "[[B]]" mid-sentence does not), its letters' log-probs read with one more 1-token request."""
-    backend = backend_for("http://127.0.0.1:9/v1", concurrency=2)
     bodies = []
 
     def answer(request):
@@ -80,7 +83,7 @@ def test_each_cot_sample_is_one_request_with_its_own_seed():
             return httpx.Response(200, json=completion())
         return httpx.Response(200, json={"choices": [{"text": "Looks fine. [[Assistant]] is vague; [[B]] wins. [[A]]"}]})
 
-    backend._client = httpx.Client(transport=httpx.MockTransport(answer))
+    backend = backend_for("http://127.0.0.1:9/v1", concurrency=2, transport=httpx.MockTransport(answer))
     out = backend.generate(["p1", "p2"], 2, SamplingParams(max_new_tokens=16, temperature=0.7, top_p=0.9), CHOICES,
                            MARKER, seeds=[[5, 2**40 + 3], [7, 9]])
     sampled = sorted((b["prompt"], b["seed"]) for b in bodies if b["max_tokens"] == 16)
@@ -151,7 +154,8 @@ def test_no_server_and_no_url_are_one_error_line_each(tmp_path):
     assert bad.stderr.endswith("is the server running?\n") and bad.stderr.count("\n") == 1
     bad = run("annotate", "--db", db, "--backend", "openai", "--model", MODEL_NAME, env={"LABELER_BASE_URL": ""})
     assert bad.exit_code == 1 and bad.stderr.startswith("Error: --backend openai needs --base-url")
-    bad = run("annotate", "--db", db, "--backend", "openai", "--model", "some-name", "--base-url", url)
+    bad = run("annotate", "--db", db, "--backend", "openai", "--model", "some-name", "--base-url", url, "--api",
+              "completions")
     assert bad.exit_code == 1 and "pass --tokenizer" in bad.stderr
 
 
@@ -160,19 +164,23 @@ def completion(text: str = "B") -> dict:
     return {"choices": [{"text": text, "logprobs": {"top_logprobs": [{"B": -0.2, "A": -1.8, "C": -4.0}]}}]}
 
 
+def played(answer, **kwargs):
+    return backend_for("http://127.0.0.1:9/v1", transport=httpx.MockTransport(answer), **kwargs)
+
+
 def test_429_and_5xx_are_retried_with_backoff_and_auth_failure_is_not(monkeypatch):
-    backend = backend_for("http://127.0.0.1:9/v1")
+    """The openai client's retries: Retry-After honoured, else 0.5 s doubling with up to 25% jitter."""
     answers = iter([httpx.Response(429, headers={"retry-after": "0.25"}), httpx.Response(503, json={"error": "busy"}),
                     httpx.Response(502), httpx.Response(200, json=completion())])
     calls, waits = [], []
-    backend._client = httpx.Client(transport=httpx.MockTransport(lambda request: calls.append(request) or next(answers)))
-    monkeypatch.setattr("labeler.judge.backends.openai_api.time.sleep", waits.append)
+    monkeypatch.setattr("openai._base_client.time.sleep", waits.append)
+    backend = played(lambda request: calls.append(request) or next(answers))
     assert backend.verdict_logprobs(["p"], CHOICES) == [(-1.8, -0.2)]
-    assert len(calls) == 4 and waits == [0.25, 1.0, 2.0]  # Retry-After, then 0.5 s doubling
-    backend._client = httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(403)))
+    assert len(calls) == 4 and waits[0] == 0.25 and 0.75 <= waits[1] <= 1.0 and 1.5 <= waits[2] <= 2.0
+    backend = played(lambda request: httpx.Response(403))
     with pytest.raises(LabelerError, match="refused the API key \\(HTTP 403\\)"):
         backend.verdict_logprobs(["p"], CHOICES)
-    backend._client = httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(500, json={"error": {"message": "boom"}})))
+    backend = played(lambda request: httpx.Response(500, json={"error": {"message": "boom"}}))
     waits.clear()
     with pytest.raises(LabelerError, match="HTTP 500: boom"):
         backend.verdict_logprobs(["p"], CHOICES)
@@ -180,7 +188,6 @@ def test_429_and_5xx_are_retried_with_backoff_and_auth_failure_is_not(monkeypatc
 
 
 def test_at_most_concurrency_requests_are_in_flight():
-    backend = backend_for("http://127.0.0.1:9/v1", concurrency=3)
     lock, state = threading.Lock(), {"now": 0, "most": 0}
 
     def slow(request):
@@ -192,21 +199,63 @@ def test_at_most_concurrency_requests_are_in_flight():
             state["now"] -= 1
         return httpx.Response(200, json=completion())
 
-    backend._client = httpx.Client(transport=httpx.MockTransport(slow))
+    backend = played(slow, concurrency=3)
     assert backend.verdict_logprobs(["p"] * 12, CHOICES) == [(-1.8, -0.2)] * 12
     assert state["most"] == 3
 
 
 def test_chat_style_logprobs_are_read_too_and_a_letter_outside_the_top_gets_the_lowest_shown():
-    backend = backend_for("http://127.0.0.1:9/v1")
     top = [{"token": "B", "logprob": -0.2}, {"token": "C", "logprob": -2.5}]
     body = {"choices": [{"text": "B", "logprobs": {"content": [{"token": "B", "logprob": -0.2, "top_logprobs": top}]}}]}
-    backend._client = httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(200, json=body)))
+    backend = played(lambda request: httpx.Response(200, json=body))
     assert backend.verdict_logprobs(["p"], CHOICES) == [(-2.5, -0.2)]
 
 
 def test_an_answer_that_is_no_completion_is_one_error():
-    backend = backend_for("http://127.0.0.1:9/v1")
-    backend._client = httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(200, text="<html>")))
-    with pytest.raises(LabelerError, match="the answer is no completion \\('<html>'\\)"):
+    backend = played(lambda request: httpx.Response(200, text="<html>"))
+    with pytest.raises(LabelerError, match="the answer is not JSON \\('<html>'\\)"):
         backend.verdict_logprobs(["p"], CHOICES)
+
+
+@pytest.mark.parametrize("top, expected", [
+    ({" a": -0.3, "\u2581B": -1.6, "x": -4.0}, (-0.3, -1.6)),  # 29.7: spellings of the letters count
+    ({"The": -0.1, "x": -4.0}, None),  # neither letter: the order abstains, never a B with P(A)=0.5
+])
+def test_completions_read_letter_spellings_and_abstain_without_a_letter(top, expected):
+    body = {"choices": [{"text": "x", "logprobs": {"top_logprobs": [top]}}]}
+    assert played(lambda request: httpx.Response(200, json=body)).verdict_logprobs(["p"], CHOICES) == [expected]
+
+
+@pytest.mark.parametrize("logprobs, said", [
+    ("garbage", "choices[0].logprobs is str"),
+    ({"top_logprobs": "A"}, "choices[0].logprobs.top_logprobs is str, not a list"),
+    ({"top_logprobs": [["A", "B"]]}, "choices[0].logprobs.top_logprobs[0] is list"),
+    ({"top_logprobs": [{"A": float("nan"), "B": -1.0}]}, "token 'A' has log-prob nan"),
+])
+def test_completions_with_malformed_logprobs_are_one_error(logprobs, said):
+    body = json.dumps({"choices": [{"text": "A", "logprobs": logprobs}]})  # NaN too, as Python's json writes it
+    answer = httpx.Response(200, content=body.encode(), headers={"content-type": "application/json"})
+    with pytest.raises(LabelerError, match=re.escape(said)):
+        played(lambda request: answer).verdict_logprobs(["p"], CHOICES)
+
+
+# ---- --api chat against the real server -------------------------------------------------------------------------------
+CHAT_ARGS = ["--backend", "openai", "--model", MODEL_NAME, "--api", "chat"]
+
+
+def test_chat_direct_and_cot_through_the_server(server, tmp_path):
+    """llama-cpp-python's /v1/chat/completions with logprobs: direct reads both letters from the first token's top
+    log-probs; cot votes (the server ignores `n`, measured here: one request per sample)."""
+    db = tmp_path / "l.duckdb"
+    run("annotate", PAIRS, "--db", db, "--base-url", server, *CHAT_ARGS, "--limit", "2", "-q", ok=True)
+    direct = samples(db, "direct")
+    assert len(direct) == 4 and all("/chat:" in r[8] for r in direct)
+    assert all(r[4] is not None and -30 < r[4] < 0 and -30 < r[5] < 0 for r in direct)
+    run("annotate", "--db", db, "--base-url", server, *CHAT_ARGS, "--limit", "2", "--mode", "cot", "-k", "2",
+        "--max-new-tokens", "24", "-q", ok=True)
+    cot = samples(db, "cot")
+    assert len(cot) == 8 and all(r[3] in ("A", "B") for r in cot)
+    backend = make_backend("openai", model=MODEL_NAME, base_url=server, api="chat")
+    backend.load()
+    backend.generate([backend.render_chat("s", "Say hi.", "")], 2, SamplingParams(max_new_tokens=4), CHOICES, MARKER)
+    assert backend.multi_n is False

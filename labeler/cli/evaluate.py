@@ -8,8 +8,9 @@ import typer
 
 from labeler.cli.options import (DEFAULT_DB, JUDGE, Actors, BaseUrl, BatchSize, Concurrency, Db, JudgeBackend,
                                  JudgeCriteria, JudgeDevice, JudgeDtype, JudgeMode, JudgeModel, JudgeSamples,
-                                 JudgeTemplate, JudgeVersion, Json, NumCpus, NumCpusPerActor, NumGpusPerActor, Quiet,
-                                 RayAddress, ServerTokenizer, api_errors, ray_runner, require_db, server_options,
+                                 JudgeTemplate, JudgeVersion, Json, MaxRequests, NumCpus, NumCpusPerActor,
+                                 NumGpusPerActor, Quiet, RayAddress, ServerApi, ServerTokenizer, Yes, api_errors,
+                                 ray_runner, require_db, server_options,
                                  usage_errors, user_errors)
 
 
@@ -29,6 +30,9 @@ def eval_(
     base_url: BaseUrl = None,
     tokenizer: ServerTokenizer = None,
     concurrency: Concurrency = 8,
+    server_api: ServerApi = None,
+    max_requests: MaxRequests = None,
+    yes: Yes = False,
     seed: Annotated[int, typer.Option(help="Sampling seed.", rich_help_panel=JUDGE)] = 0,
     max_new_tokens: Annotated[int, typer.Option(help="Rationale length limit (cot).", rich_help_panel=JUDGE)] = 256,
     temperature: Annotated[float, typer.Option(help="Sampling temperature (cot).", rich_help_panel=JUDGE)] = 1.0,
@@ -77,8 +81,9 @@ def eval_(
     with api_errors():
         result = api.evaluate(db, files, model=model, judge=judge, backend=backend, mode=mode, samples=samples,
                               dtype=dtype, device=device,
-                              backend_options=server_options(base_url, tokenizer, concurrency), batch_size=batch_size,
-                              limit=per_file, seed=seed, max_new_tokens=max_new_tokens,
+                              backend_options=server_options(base_url, tokenizer, concurrency, server_api,
+                                                             max_requests, yes),
+                              batch_size=batch_size, limit=per_file, seed=seed, max_new_tokens=max_new_tokens,
                               temperature=temperature, top_p=top_p, adaptive=adaptive, force_verdict=force_verdict,
                               template=template, criteria=criteria, out=out, coverage=coverage, bins=bins,
                               progress=not quiet, runner=runner)
@@ -115,6 +120,7 @@ def calibrate(
     backend: JudgeBackend = "transformers",
     base_url: BaseUrl = None,
     tokenizer: ServerTokenizer = None,
+    server_api: ServerApi = None,
     min_pairs: Annotated[int, typer.Option(help="Refuse to fit on fewer human-labelled pairs.")] = 20,
     clear: Annotated[bool, typer.Option("--clear", help="Remove the judge's calibration instead.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Store a fit that hit the bound of its search.")] = False,
@@ -129,7 +135,7 @@ def calibrate(
     from labeler.cli import render
 
     judge_options = dict(judge=judge, model=model, backend=backend, mode=mode, samples=samples,
-                         backend_options=server_options(base_url, tokenizer, 1))
+                         backend_options=server_options(base_url, tokenizer, 1, server_api))
     if min_pairs < 1:
         raise typer.BadParameter("--min-pairs must be >= 1")
     require_db(db, "run `labeler eval` or `labeler review pull` first: calibration needs human labels")

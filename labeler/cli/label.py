@@ -13,7 +13,7 @@ from labeler.cli.options import (DEFAULT_DB, Actors, AField, BaseUrl, BatchSize,
                                  JudgeBackend, JudgeModel,
                                  IdField, Json, JudgeCriteria, JudgeDevice, JudgeDtype, JudgeTemplate, LabelField,
                                  MaxChars, NumCpus, NumCpusPerActor, NumGpusPerActor, PromptField, Quiet, RayAddress,
-                                 ServerTokenizer, Strict, api_errors, fields, open_store, ray_runner, server_options,
+                                 MaxRequests, ServerApi, ServerTokenizer, Strict, Yes, api_errors, fields, open_store, ray_runner, server_options,
                                  user_errors)
 
 
@@ -64,6 +64,9 @@ def annotate(
     base_url: BaseUrl = None,
     tokenizer: ServerTokenizer = None,
     concurrency: Concurrency = 8,
+    server_api: ServerApi = None,
+    max_requests: MaxRequests = None,
+    yes: Yes = False,
     limit: Annotated[int | None, typer.Option(help="At most N pairs this run (the first pending ones).")] = None,
     batch_size: BatchSize = 8,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
@@ -112,13 +115,16 @@ def annotate(
     with api_errors():
         result = api.annotate(db, files or [], model=model, judge=judge, backend=backend, mode=mode, samples=samples,
                               dtype=dtype, device=device,
-                              backend_options=server_options(base_url, tokenizer, concurrency), batch_size=batch_size,
+                              backend_options=server_options(base_url, tokenizer, concurrency, server_api, max_requests, yes),
+                              batch_size=batch_size,
                               limit=limit, relabel=relabel, seed=seed,
                               max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, adaptive=adaptive,
                               force_verdict=force_verdict, template=template, criteria=criteria,
                               fields=fields(prompt_field, a_field, b_field, id_field, label_field), strict=strict,
                               max_chars=max_chars, progress=not quiet, on_ingested=show, on_resume=resuming,
                               runner=runner)
+    if result.stopped:
+        print(f"labeler: {result.stopped}", file=sys.stderr)
     if json:
         render.print_json(render.annotate_json(result))
     elif not quiet:

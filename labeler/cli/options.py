@@ -73,11 +73,33 @@ ServerTokenizer = Annotated[str | None, typer.Option(
     help="Tokenizer (local dir or cached Hub id) whose chat template renders the judge prompt (default: --model when "
          "it resolves locally, else the default model's).")]
 Concurrency = Annotated[int, typer.Option(help="Requests in flight at once.", rich_help_panel=SERVER)]
+ServerApi = Annotated[str | None, typer.Option(
+    "--api", show_default=False, rich_help_panel=SERVER,
+    help="chat: POST /chat/completions, the server applies its chat template (default without --tokenizer); "
+         "completions: the prompt rendered here with --tokenizer's chat template (default with one). Part of the "
+         "judge id.")]
+MaxRequests = Annotated[int | None, typer.Option(
+    "--max-requests", min=1, show_default=False, rich_help_panel=SERVER,
+    help="Send at most N requests, then stop cleanly; a rerun resumes.")]
+Yes = Annotated[bool, typer.Option(
+    "--yes", "-y", rich_help_panel=SERVER,
+    help="Send requests to a non-local address without asking (the estimate of requests and tokens is otherwise "
+         "shown for confirmation on a terminal).")]
 
 
-def server_options(base_url: str | None, tokenizer: str | None, concurrency: int) -> dict:
+def server_options(base_url: str | None, tokenizer: str | None, concurrency: int, api: str | None = None,
+                   max_requests: int | None = None, yes: bool = True) -> dict:
     """The openai backend's options (other backends ignore them)."""
-    return {"base_url": base_url, "tokenizer": tokenizer, "concurrency": concurrency}
+    return {"base_url": base_url, "tokenizer": tokenizer, "concurrency": concurrency, "api": api,
+            "max_requests": max_requests, "confirm": None if yes or not base_url else confirm_cost}
+
+
+def confirm_cost(estimate) -> bool:
+    """Show what a run against a non-local address will send and ask on the terminal; without one, refuse."""
+    if not sys.stdin.isatty():
+        raise LabelerError(f"would send to {estimate}; pass --yes to send them (no terminal to confirm on)")
+    print(f"labeler will send to {estimate}.", file=sys.stderr)
+    return typer.confirm("Send them?", err=True)
 
 RAY = "Ray (judging on many machines; needs the ray extra)"
 RayAddress = Annotated[str | None, typer.Option(

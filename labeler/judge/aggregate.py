@@ -42,14 +42,18 @@ def _majority(samples: list[Sample]) -> str | None:
 def pool_direct(samples: list[Sample]) -> Pooled:
     """Direct GenRM: average P(A) of the two orders (this cancels a constant letter preference)."""
     probs = [p for p in map(prob_a, samples) if p is not None]
-    p_a = sum(probs) / len(probs)
-    label = "A" if p_a > 0.5 else "B"
+    # An order whose letters were not read (a server's top log-probs showed neither) leaves the pair unlabelled:
+    # one order alone would carry the judge's letter preference that pooling both orders cancels.
+    p_a = sum(probs) / len(probs) if probs and len(probs) == len(samples) else None
+    label = None if p_a is None or p_a == 0.5 else "A" if p_a > 0.5 else "B"
     by_pos = {s.position: s for s in samples}
     label_ab, label_ba = (by_pos[p].verdict if p in by_pos else None for p in ("AB", "BA"))
-    shown = ", ".join(f"{s.position}: P(A)={prob_a(s):.3f}" for s in samples)
+    shown = ", ".join(f"{s.position}: " + ("no letter read" if prob_a(s) is None else f"P(A)={prob_a(s):.3f}")
+                      for s in samples)
+    pooled = "undecided" if p_a is None else f"pooled P(A)={p_a:.3f}"
     return Pooled(
         label=label,
-        confidence=max(p_a, 1.0 - p_a),
+        confidence=0.0 if p_a is None else max(p_a, 1.0 - p_a),
         p_a=p_a,
         votes_a=sum(s.verdict == "A" for s in samples),
         votes_b=sum(s.verdict == "B" for s in samples),
@@ -57,7 +61,7 @@ def pool_direct(samples: list[Sample]) -> Pooled:
         order_consistent=None if None in (label_ab, label_ba) else label_ab == label_ba,
         label_ab=label_ab,
         label_ba=label_ba,
-        rationale=f"Direct verdict from the verdict-token probabilities ({shown}); pooled P(A)={p_a:.3f}.",
+        rationale=f"Direct verdict from the verdict-token probabilities ({shown}); {pooled}.",
     )
 
 

@@ -126,8 +126,8 @@ class Judge:
         prompts = self._prompts(pairs)
         if self.config.mode == "direct":
             scores = self.backend.verdict_logprobs([text for _, _, text in prompts], CHOICES)
-            samples = [self._sample(pair, position, 0, "", "A" if la >= lb else "B", (la, lb))
-                       for (pair, position, _), (la, lb) in zip(prompts, scores)]
+            samples = [self._sample(pair, position, 0, "", _direct_verdict(score), score)
+                       for (pair, position, _), score in zip(prompts, scores)]
         else:
             k = self.config.samples
             samples = self._draw(prompts, {pair.pair_id: 0 for pair in pairs}, k, False, progress)
@@ -209,3 +209,11 @@ class Judge:
         return Judgment(pair_id=pair.pair_id, judge_key=self.judge_key, judge_id=self.judge_id,
                         mode=self.config.mode, samples=self.config.samples, seed=self.config.seed,
                         template_hash=self.template_hash, run_id=run_id, created_at=now, **vars(pooled))
+
+
+def _direct_verdict(score: tuple[float, float] | None) -> str | None:
+    """The letter the judge put more mass on; None where it saw neither letter (a server's top log-probs) or both
+    equally: an undecided order, as in cot."""
+    if score is None or score[0] == score[1]:
+        return None
+    return "A" if score[0] > score[1] else "B"

@@ -1,7 +1,8 @@
 """The judge against any OpenAI-compatible server (`--backend openai --base-url URL --model NAME`): `vllm serve`,
-llama.cpp's server, llama-cpp-python's server, Ollama, a hosted endpoint.
+llama.cpp's server, llama-cpp-python's server, Ollama, a hosted endpoint. `--api chat` (the default without
+`--tokenizer`) speaks the chat endpoint (openai_chat.py); `--api completions` (the default with one) is this module.
 
-The prompt is rendered here, with the chat template of a local Hugging Face tokenizer (`--tokenizer`, else `--model`
+With `--api completions` the prompt is rendered here, with the chat template of a local Hugging Face tokenizer (`--tokenizer`, else `--model`
 when it resolves locally), and sent as text to the completions endpoint (`POST {base_url}/completions`): a chat
 endpoint cannot continue an assistant turn, and direct mode needs the prompt to end in the prefix "Verdict: [[".
 
@@ -14,54 +15,65 @@ endpoint cannot continue an assistant turn, and direct mode needs the prompt to 
   sample ran out right after counts too); a marker quoted mid-sentence does not decide. Without one it is forced:
   "\\nVerdict: [[" is appended and the letter read greedily with its log-probs (`force_verdict=False`: abstains). The two letters' log-probs at the
   verdict are read with one more 1-token request; without server log-probs they stay empty (votes still count).
-- HTTP (httpx): at most `concurrency` requests in flight; 429, 5xx, timeouts and dropped connections are retried
-  with exponential backoff (honouring Retry-After); 401/403, connection refused and other 4xx are one LabelerError.
+- HTTP: the official `openai` client (openai_client.py) retries 429, 5xx, timeouts and dropped connections with
+  backoff (honouring Retry-After); at most `concurrency` requests are in flight; every other failure is one
+  LabelerError.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 from labeler.errors import LabelerError
 from labeler.judge.backends.base import Completion, SamplingParams, default_seeds, defuse_special_tokens
+from labeler.judge.backends.openai_client import (TOP_LOGPROBS, Client, NoLogprobs, endpoint, letter_logprobs,
+                                                  top_pairs)
 
 FORCE_SUFFIX = "\nVerdict: "
-TOP_LOGPROBS = 20
-KEY_ENVS = ("LABELER_API_KEY", "OPENAI_API_KEY")
-RETRIES = 5
-CONNECT_RETRIES = 2  # a refused connection is almost always "no server there": say so quickly
-BACKOFF_S = 0.5
 SEED_RANGE = 2**31  # every server takes a 31-bit seed
+APIS = ("chat", "completions")
 
 
-class NoLogprobs(LabelerError):
-    """The server returned no log-probs where they were asked for."""
+def make_openai(model: str | None = None, base_url: str | None = None, tokenizer: str | None = None,
+                api: str | None = None, **options):
+    """`--backend openai`: the chat endpoint unless `api` says completions; without `api`, completions exactly
+    when a `--tokenizer` is given to render the prompt with (never a guess from a server's error)."""
+    api = api or ("completions" if tokenizer else "chat")
+    if api not in APIS:
+        raise LabelerError(f"--api must be one of {', '.join(APIS)}, got {api!r}")
+    if api == "chat":
+        from labeler.judge.backends.openai_chat import ChatBackend
+
+        return ChatBackend(model=model, base_url=base_url, tokenizer=tokenizer, **options)
+    return OpenAIBackend(model=model, base_url=base_url, tokenizer=tokenizer, **options)
 
 
 class OpenAIBackend:
     def __init__(self, model: str | None = None, base_url: str | None = None, tokenizer: str | None = None,
-                 concurrency: int = 8, timeout_s: float = 600.0, **_: object):
-        if not base_url:
-            raise LabelerError("--backend openai needs --base-url (or LABELER_BASE_URL), e.g. http://127.0.0.1:8000/v1")
-        if not model:
-            raise LabelerError("--backend openai needs --model: the name the server serves the model under")
+                 concurrency: int = 8, timeout_s: float = 600.0, max_requests: int | None = None,
+                 confirm=None, transport=None,
+                 **_: object):
+        self.where = endpoint(base_url, model)
+        self.confirm = confirm  # shown the cost estimate before a run against a non-local address; False stops it
         if concurrency < 1:
             raise LabelerError(f"--concurrency must be >= 1, got {concurrency}")
-        self.model, self.base_url, self.tokenizer_name = str(model), base_url.rstrip("/"), tokenizer
-        self.concurrency, self.timeout_s = concurrency, timeout_s
+        self.model, self.base_url, self.tokenizer_name = self.where.model, self.where.base_url, tokenizer
+        self.concurrency, self.timeout_s, self.max_requests = concurrency, timeout_s, max_requests
+        self.transport = transport  # tests: an httpx transport that plays a server
         self.model_id = ""
         self.tokenizer = None
         self.logprobs = True  # until the server shows it has none
-        self._client = None
+        self.client: Client | None = None
+
+    @property
+    def is_local(self) -> bool:
+        return self.where.is_local
 
     def load(self) -> None:
         if self.tokenizer is not None:
             return
-        import httpx
         from transformers import AutoTokenizer
 
         path = self._tokenizer_dir()
@@ -69,11 +81,10 @@ class OpenAIBackend:
         if not self.tokenizer.chat_template:
             raise LabelerError(f"{path}: the tokenizer has no chat template to render the judge prompt with")
         template = hashlib.sha256(self.tokenizer.chat_template.encode()).hexdigest()[:12]
-        self.model_id = f"openai:{self.model}@{template}"  # the served name and the chat template the prompt used
-        key = next((os.environ[k] for k in KEY_ENVS if os.environ.get(k)), None)
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self._client = httpx.Client(headers=headers, timeout=httpx.Timeout(self.timeout_s, connect=10.0),
-                                    limits=httpx.Limits(max_connections=self.concurrency))
+        # the served name, the server, and the chat template the prompt was rendered with
+        self.model_id = f"openai:{self.model}@{self.where.host}/completions:{template}"
+        self.client = Client(self.where, self.timeout_s, self.concurrency, max_requests=self.max_requests,
+                             transport=self.transport)
 
     def _tokenizer_dir(self):
         from labeler.judge.backends.models import resolve_model
@@ -84,9 +95,9 @@ class OpenAIBackend:
         except LabelerError:
             path = None
         if path is None or not (path / "tokenizer_config.json").is_file():
-            raise LabelerError(f"--backend openai renders the judge prompt with the model's chat template: pass "
+            raise LabelerError(f"--api completions renders the judge prompt with the model's chat template: pass "
                                f"--tokenizer (a local model dir or a Hub id in the HF cache; `default` for the default "
-                               f"model's); {name!r} is neither")
+                               f"model's), or use --api chat; {name!r} is neither")
         return path
 
     def render_chat(self, system: str, user: str, assistant_prefix: str) -> str:
@@ -94,40 +105,18 @@ class OpenAIBackend:
                     {"role": "user", "content": defuse_special_tokens(self.tokenizer, user)}]
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + assistant_prefix
 
+    def prompt_tokens(self, prompt: str) -> int:
+        return len(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+
+    def requests_per_prompt(self, mode: str, samples: int) -> int:
+        """Requests one order of a pair takes: direct 1; cot one per sample and one per verdict read (an upper
+        bound without server log-probs)."""
+        return 1 if mode == "direct" else 2 * samples
+
     # ---- requests -------------------------------------------------------------------------------------------------
     def _post(self, body: dict) -> dict:
-        """The first choice of a completions request (`choices[0]`), after retries."""
-        import httpx
-
-        url = f"{self.base_url}/completions"
-        for attempt in range(RETRIES + 1):
-            last = attempt == RETRIES
-            try:
-                response = self._client.post(url, json={"model": self.model, **body})
-            except httpx.ConnectError as e:
-                if attempt >= CONNECT_RETRIES:
-                    raise LabelerError(f"cannot connect to {self.base_url} ({_reason(e)}): is the server running?") from None
-                _sleep(attempt, None)
-                continue
-            except (httpx.TimeoutException, httpx.RemoteProtocolError, httpx.ReadError) as e:
-                if last:
-                    raise LabelerError(f"{url}: no answer after {RETRIES + 1} tries ({_reason(e)})") from None
-                _sleep(attempt, None)
-                continue
-            status = response.status_code
-            if status in (401, 403):
-                raise LabelerError(f"{self.base_url} refused the API key (HTTP {status}): set LABELER_API_KEY or "
-                                   "OPENAI_API_KEY to a key it accepts")
-            if status < 400:
-                return _first_choice(url, response)
-            message = _message(response)
-            if "logprobs" in message.lower() and "logprobs" in body:
-                raise NoLogprobs(f"{self.base_url} returns no log-probs ({message})")
-            if (status == 429 or status >= 500) and not last:
-                _sleep(attempt, response.headers.get("retry-after"))
-                continue
-            raise LabelerError(f"{url}: HTTP {status}: {message}")
-        raise AssertionError("unreachable")
+        """The first choice of a completions request (`choices[0]`), after the client's retries."""
+        return self.client.completions(**body)["choices"][0]
 
     def _map(self, fn, items: list) -> list:
         if len(items) <= 1 or self.concurrency == 1:
@@ -135,30 +124,32 @@ class OpenAIBackend:
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(items))) as pool:
             return list(pool.map(fn, items))
 
-    def _next_token(self, prompt: str, choices: tuple[str, str]) -> tuple[str, tuple[float, float] | None]:
-        """The greedy next token after `prompt` and the two choices' log-probs there (None without server log-probs)."""
+    def _next_token(self, prompt: str, choices: tuple[str, str]) -> tuple[str, tuple[float, float] | None, bool]:
+        """The greedy next token after `prompt`, the two choices' log-probs there (None: neither letter among the
+        top log-probs, or no server log-probs) and whether the server gave log-probs."""
         body = {"prompt": prompt, "max_tokens": 1, "temperature": 0.0}
         if self.logprobs:
             try:
                 choice = self._post({**body, "logprobs": TOP_LOGPROBS})
-                top = _first_top_logprobs(choice.get("logprobs") or {})
-                if top:
-                    return choice.get("text") or "", _pick(top, choices)
+                top = _first_top_logprobs(self.client.where.base_url, choice)
+                if top is not None:
+                    return _text(choice), letter_logprobs(top, choices), True
             except NoLogprobs:
                 pass
             self.logprobs = False
-        return self._post(body).get("text") or "", None
+        return _text(self._post(body)), None, False
 
     # ---- the backend protocol -------------------------------------------------------------------------------------
-    def verdict_logprobs(self, prompts: list[str], choices: tuple[str, str]) -> list[tuple[float, float]]:
+    def verdict_logprobs(self, prompts: list[str], choices: tuple[str, str]) -> list[tuple[float, float] | None]:
+        """Per prompt the two letters' log-probs, or None where neither letter is among the top log-probs."""
         # the first prompt alone: a server without log-probs is found out by one request, not by a batch of them
-        out = [self._next_token(prompts[0], choices)[1]] if prompts else []
-        if out and out[0] is not None:
-            out += self._map(lambda p: self._next_token(p, choices)[1], prompts[1:])
-        if any(o is None for o in out):
+        out = [self._next_token(prompts[0], choices)] if prompts else []
+        if out and out[0][2]:
+            out += self._map(lambda p: self._next_token(p, choices), prompts[1:])
+        if not all(has for _, _, has in out):
             raise LabelerError(f"{self.base_url} returns no log-probs, which direct mode reads the verdict from: use "
                                "--mode cot, or a server that returns logprobs (vllm serve, llama.cpp's server)")
-        return out
+        return [logprobs for _, logprobs, _ in out]
 
     def generate(self, prompts: list[str], n: int, params: SamplingParams, choices: tuple[str, str], marker: str,
                  seeds: list[list[int]] | None = None) -> list[list[Completion]]:
@@ -173,7 +164,7 @@ class OpenAIBackend:
                 rules: tuple[re.Pattern, re.Pattern]) -> Completion:
         body = {"prompt": prompt, "max_tokens": params.max_new_tokens, "temperature": params.temperature,
                 "top_p": params.top_p, "seed": seed % SEED_RANGE}
-        text = self._post(body).get("text") or ""
+        text = _text(self._post(body))
         verdict, line_end = rules
         ended = line_end.search(text)
         if ended:  # where the local sampler would have stopped
@@ -181,13 +172,13 @@ class OpenAIBackend:
         found = list(verdict.finditer(text))
         if found:
             last = found[-1]
-            _, logprobs = self._next_token(prompt + text[: last.start(1)], choices)
+            _, logprobs, _ = self._next_token(prompt + text[: last.start(1)], choices)
             closed = text if last.group(2) == "]]" else text[: last.end(1)] + "]]"
             return Completion(text=closed, verdict_logprobs=logprobs)
         if not params.force_verdict:
             return Completion(text=text)
         forced = text + FORCE_SUFFIX + marker
-        token, logprobs = self._next_token(prompt + forced, choices)
+        token, logprobs, _ = self._next_token(prompt + forced, choices)
         if logprobs is not None:
             token = choices[0] if logprobs[0] >= logprobs[1] else choices[1]
         if token.strip() not in choices:  # no log-probs, and the greedy token is no letter: it abstains
@@ -195,51 +186,28 @@ class OpenAIBackend:
         return Completion(text=f"{forced}{token.strip()}]]", verdict_logprobs=logprobs, forced=True)
 
 
-def _first_choice(url: str, response) -> dict:
-    try:
-        choice = response.json()["choices"][0]
-    except (ValueError, KeyError, IndexError, TypeError):
-        raise LabelerError(f"{url}: the answer is no completion ({' '.join(response.text.split())[:200]!r})") from None
-    if not isinstance(choice, dict):
-        raise LabelerError(f"{url}: the answer is no completion ({choice!r:.200})")
-    return choice
+def _text(choice: dict) -> str:
+    text = choice.get("text")
+    return text if isinstance(text, str) else ""
 
 
-def _first_top_logprobs(logprobs: dict) -> dict[str, float] | None:
-    """The first token's top log-probs as {token: logprob}: the completions format (`top_logprobs`: a dict per
-    token; vLLM, llama-cpp-python) or the chat-style one some servers also use there (`content`: a list per token,
-    each with `top_logprobs` [{token, logprob}]; llama.cpp's own server)."""
-    if logprobs.get("top_logprobs"):
-        return logprobs["top_logprobs"][0] or None
-    content = logprobs.get("content") or []
-    if content and content[0].get("top_logprobs"):
-        return {t["token"]: t["logprob"] for t in content[0]["top_logprobs"]}
+def _first_top_logprobs(url: str, choice: dict) -> list[tuple[str, float]] | None:
+    """The first token's top log-probs: the completions format (`top_logprobs`: a dict per token; vLLM,
+    llama-cpp-python) or the chat-style one some servers also use there (`content`: a list per token, each with
+    `top_logprobs` [{token, logprob}]; llama.cpp's own server). None: the server sent none."""
+    logprobs = choice.get("logprobs")
+    if logprobs is None:
+        return None
+    if not isinstance(logprobs, dict):
+        raise LabelerError(f"{url}/completions: choices[0].logprobs is {type(logprobs).__name__} "
+                           f"{str(logprobs)[:60]!r}, not an object")
+    if logprobs.get("top_logprobs") is not None:
+        per_token = logprobs["top_logprobs"]
+        if not isinstance(per_token, list):
+            raise LabelerError(f"{url}/completions: choices[0].logprobs.top_logprobs is "
+                               f"{type(per_token).__name__}, not a list (one entry per token)")
+        return top_pairs(f"{url}/completions: choices[0].logprobs.top_logprobs[0]", per_token[0]) if per_token else None
+    content = logprobs.get("content")
+    if isinstance(content, list) and content and isinstance(content[0], dict) and "top_logprobs" in content[0]:
+        return top_pairs(f"{url}/completions: choices[0].logprobs.content[0].top_logprobs", content[0]["top_logprobs"])
     return None
-
-
-def _pick(top: dict[str, float], choices: tuple[str, str]) -> tuple[float, float]:
-    """The choices' log-probs from one position's top log-probs; a choice not among them gets the lowest shown."""
-    floor = min(top.values())
-    return tuple(float(top.get(c, floor)) for c in choices)
-
-
-def _message(response) -> str:
-    try:
-        error = response.json().get("error") or response.json().get("detail") or response.json()
-        text = error.get("message", str(error)) if isinstance(error, dict) else str(error)
-    except ValueError:
-        text = response.text
-    return " ".join(str(text).split())[:300]
-
-
-def _reason(e: Exception) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
-
-
-def _sleep(attempt: int, retry_after: str | None) -> None:
-    try:
-        wait = float(retry_after) if retry_after else BACKOFF_S * 2**attempt
-    except ValueError:
-        wait = BACKOFF_S * 2**attempt
-    time.sleep(min(max(wait, 0.0), 30.0))
-
