@@ -142,7 +142,9 @@ def test_a_wrong_choice_is_the_same_usage_error_everywhere(args, tmp_path):
 
 def test_the_help_lists_each_choice():
     help_text = run("annotate", "--help").output
-    for listed in ("<direct|cot>", "<float32|bfloat16>", "transformers|openai|vllm|fake|reward"):
+    from labeler.judge.backends import BACKENDS
+
+    for listed in ("<direct|cot>", "<float32|bfloat16>", "|".join(BACKENDS)):
         assert listed in help_text
     assert "star-dpo|star-sft|genrm-sft|bt|bt-probe" in run("retrain", "--help").output
     assert "<jsonl|parquet>" in run("export", "--help").output

@@ -52,9 +52,11 @@ def test_ingest_and_quarantine_tables_show_hostile_rows_and_file_names_inert(tmp
     data.write_text(json.dumps({"prompt": HOSTILE, "response_a": "x"}) + "\n" + HOSTILE + "\n")
     db = tmp_path / "s.duckdb"
     ingested = run("ingest", data, "--db", db, ok=True)
-    assert_inert(ingested.output, IN_NAMES + ("[bold]",))
+    assert_inert(ingested.output, IN_NAMES)  # the folder's "[bold]" is cut from the left (paths at 80 columns)
     listed = run("quarantine", "--db", db, ok=True)
-    assert_inert(listed.output)
+    assert_inert(listed.output, IN_NAMES)  # the table shows file and reason; the raw rows are in --json
+    raw = run("quarantine", "--db", db, "--json", ok=True).output
+    assert "\x1b" not in raw and "[link=http://evil.example]" in raw  # JSON escapes control characters
 
 
 def test_eval_groups_and_status_show_hostile_sources_inert(tmp_path):
