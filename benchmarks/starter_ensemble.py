@@ -21,7 +21,6 @@ The features are `probe_judge.py features`' (each response read once after 8 blo
 import argparse
 import hashlib
 import json
-import math
 import sys
 import time
 from datetime import datetime, timezone
