@@ -32,7 +32,7 @@ if [ "$which" = core ] || [ "$which" = both ]; then
     echo "core: set-up $(seconds "$t0" "$t1") s, first annotate $(seconds "$t1" "$t2") s," \
          "in all $(seconds "$t0" "$t2") s; .venv $(du -sh .venv | cut -f1);" \
          "labeler cache $(du -sh "$LABELER_CACHE_DIR" | cut -f1)"
-    .venv/bin/labeler retrain --db "$work/core.duckdb" 2>&1 | tail -1 || true  # the one line a missing extra gives
+    .venv/bin/labeler retrain --db "$work/core.duckdb" --method star-dpo 2>&1 | tail -1 || true  # a missing extra: one line
 fi
 if [ "$which" = test ] || [ "$which" = both ]; then
     fresh_clone test
