@@ -44,3 +44,19 @@ def tiny_starter(tmp_path, tiny_llama, monkeypatch):
 
     return ship_tiny_starter(tmp_path, tiny_llama, monkeypatch)
 # ---- end the starter judge ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def reward_dir(tiny_llama, tmp_path_factory):
+    """A tiny random Bradley-Terry model (sequence classification, one label) on the tiny Llama: a `bt` judge."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    out = tmp_path_factory.mktemp("bt")
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_llama, num_labels=1,
+                                                               pad_token_id=tokenizer.pad_token_id)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out

@@ -11,20 +11,6 @@ from test_rank import samples
 from test_export_trl import ARGS, changed
 
 
-@pytest.fixture(scope="module")
-def reward_dir(tiny_llama, tmp_path_factory):
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    out = tmp_path_factory.mktemp("bt")
-    torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
-    model = AutoModelForSequenceClassification.from_pretrained(tiny_llama, num_labels=1,
-                                                               pad_token_id=tokenizer.pad_token_id)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
-
-
 def test_a_reward_judge_reads_each_response_once_and_ranks_by_reward(tmp_path, reward_dir, monkeypatch):
     from labeler import api
     from labeler.judge.backends.reward import RewardBackend, bt_text

@@ -1,26 +1,10 @@
 """The reward (Bradley-Terry) backend on a tiny random Llama with a scalar head."""
 
-import pytest
-import torch
 
 from labeler.judge.backends import make_backend
 from labeler.judge.judge import JudgeConfig
 from labeler.judge.reward import RewardJudge
 from schemas import Pair
-
-
-@pytest.fixture(scope="module")
-def reward_dir(tiny_llama, tmp_path_factory):
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    out = tmp_path_factory.mktemp("bt")
-    torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
-    model = AutoModelForSequenceClassification.from_pretrained(tiny_llama, num_labels=1,
-                                                               pad_token_id=tokenizer.pad_token_id)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
 
 
 def test_each_response_is_scored_once_for_both_orders(reward_dir):
