@@ -1,6 +1,5 @@
 """The reward (Bradley-Terry) backend on a tiny random Llama with a scalar head."""
 
-
 from labeler.judge.backends import make_backend
 from labeler.judge.judge import JudgeConfig
 from labeler.judge.reward import RewardJudge
