@@ -170,10 +170,15 @@ def test_exports_rankings_and_dpo_pairs_of_each_kind(tmp_path, oracle):
         assert all(int(r["chosen"][-1]) > int(r["rejected"][-1]) for r in found)
         counts[mode] = len(found)
     assert counts == {"best-worst": 3, "best-rest": 9, "all": 18, "adjacent": 9}
-    margins = sorted(r["margin"] for r in rows)
-    run("export", "--db", db, "--dpo", "--pairs", "best-worst", "--min-margin", (margins[0] + margins[1]) / 2,
+    # the oracle orders every group alike, so their margins are equal: a group of 3 responses adds a smaller one
+    run("rank", samples(tmp_path / "s3.jsonl", groups=1, n=3, start=3), "--db", db, "--backend", "fake", "-q", ok=True)
+    run("export", "--db", db, "--rankings", "--out", tmp_path / "ranked4.jsonl", ok=True)
+    margins = sorted({r["margin"] for r in map(json.loads, (tmp_path / "ranked4.jsonl").read_text().splitlines())})
+    assert len(rows) == 3 and margins[0] < margins[-1] - 1e-6
+    run("export", "--db", db, "--dpo", "--pairs", "best-worst", "--min-margin", (margins[0] + margins[-1]) / 2,
         "--out", tmp_path / "margin.jsonl", ok=True)
-    assert len((tmp_path / "margin.jsonl").read_text().splitlines()) == 2
+    kept = [json.loads(x) for x in (tmp_path / "margin.jsonl").read_text().splitlines()]
+    assert len(kept) == 3 and "Question 3?" not in {r["prompt"] for r in kept}
     bad = run("export", "--db", db, "--pairs", "all", "--out", tmp_path / "x.jsonl")
     assert bad.exit_code == 2 and "--dpo --pairs" in bad.output
     assert run("export", "--db", db, "--dpo", "--pairs", "some", "--out", tmp_path / "x.jsonl").exit_code == 2
