@@ -223,21 +223,12 @@ def pull(
 
     Example: labeler review pull --dataset labeler-review
     """
-    from labeler.review import argilla, rank_argilla
+    from labeler.review import argilla
 
     require_db(db)
     client = _client(url, api_key)
     if rankings:
-        with open_store(db) as store:
-            ranked = rank_argilla.pull(store, client, dataset, workspace)
-        if not quiet:
-            c = ranked.counts
-            print(f"{c.records_seen} ranking records in {', '.join(map(repr, ranked.datasets))}: "
-                  f"{c.submitted} submitted orders, {c.discarded} discarded")
-            print(f"human pair labels: {c.new_labels} new, {c.changed_labels} changed, {c.withdrawn_labels} withdrawn")
-            if c.unknown_pairs:
-                print(f"{c.unknown_pairs} records name prompts this database does not have (ignored)")
-        return
+        return _pull_rankings(db, client, dataset, workspace, quiet)
     with open_store(db) as store:
         result = argilla.pull(store, client, dataset, workspace)
     if quiet:
@@ -249,6 +240,21 @@ def pull(
         print(f"{c.unknown_pairs} records name pairs this database does not have (ignored)")
     print(f"judge agreed with the reviewers on {_share(a.agreed, a.decided)}; "
           f"on the audit sample {_share(a.audit_agreed, a.audit_decided)}")
+
+
+def _pull_rankings(db: Path, client, dataset: str, workspace: str, quiet: bool) -> None:
+    from labeler.review import rank_argilla
+
+    with open_store(db) as store:
+        result = rank_argilla.pull(store, client, dataset, workspace)
+    if quiet:
+        return
+    c = result.counts
+    print(f"{c.records_seen} ranking records in {', '.join(map(repr, result.datasets))}: "
+          f"{c.submitted} submitted orders, {c.discarded} discarded")
+    print(f"human pair labels: {c.new_labels} new, {c.changed_labels} changed, {c.withdrawn_labels} withdrawn")
+    if c.unknown_pairs:
+        print(f"{c.unknown_pairs} records name prompts this database does not have (ignored)")
 
 
 def _share(agreed: int, total: int) -> str:
