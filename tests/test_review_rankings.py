@@ -91,6 +91,8 @@ def test_an_order_becomes_a_human_label_on_every_pair_and_the_export_follows_it(
         counts = store.save_ranking_answers("rev", 4, answers, [gid, "g-not-here"])
         assert (counts.records_seen, counts.submitted, counts.discarded, counts.new_labels, counts.unknown_pairs) == \
             (2, 1, 1, 6, 1)
+        (judge_best,) = [row[0] for row in store.con.execute("SELECT judge_order[1] FROM rank_review_items").fetchall()]
+        assert (counts.top_decided, counts.top_agreed) == (1, judge_best == 2)
         links = store.group_pairs([gid])[gid]
         assert len(links) == 6  # every pair now stored and linked to its group
         assert store.rank_review_candidates("rev") == {}  # a human-ranked group is never routed again
@@ -191,6 +193,9 @@ def test_ranking_round_trip_through_argilla(server, tmp_path):
     assert "4 ranking records in 'ranks-rankings-3', 'ranks-rankings-4': 2 submitted orders, 1 discarded" \
         in pulled.stdout
     assert "human pair labels: 9 new, 0 changed, 0 withdrawn" in pulled.stdout  # 3 + 6 pairs
+    judge_best = {g: s[0].idx for g, s in judged.items()}
+    agreed = (judge_best[first] == 2) + (judge_best[big] == 3)
+    assert f"judge's best response was among the reviewer's best in {agreed}/2" in pulled.stdout
     gold = query(db, "SELECT r.group_id, r.idx_a, r.idx_b, g.label, g.annotator FROM gold_labels g "
                      "JOIN rank_pairs r USING (pair_id) ORDER BY ALL")
     rank = {2: 1, 0: 2, 1: 3}  # [3, 1, 2]: response 3 (idx 2) best

@@ -255,6 +255,8 @@ def _pull_rankings(db: Path, client, dataset: str, workspace: str, quiet: bool) 
     print(f"human pair labels: {c.new_labels} new, {c.changed_labels} changed, {c.withdrawn_labels} withdrawn")
     if c.unknown_pairs:
         print(f"{c.unknown_pairs} records name prompts this database does not have (ignored)")
+    print(f"the judge's best response was among the reviewer's best in {_share(c.top_agreed, c.top_decided)} "
+          "of the orders")
 
 
 def _share(agreed: int, total: int) -> str:

@@ -17,8 +17,8 @@ from labeler.errors import LabelerError
 from labeler.progress import silent
 from labeler.review import routing
 from labeler.review.argilla import _argilla_errors, _one_line, _quiet, _raw_records, _usernames, agent_name
-from labeler.store import AnswerCounts, Store
-from labeler.store.rank_review import dataset_name
+from labeler.store import Store
+from labeler.store.rank_review import RankAnswerCounts, dataset_name
 from schemas.rankings import RankAnswer, RankReviewRecord
 
 RANKING = "ranking"
@@ -47,7 +47,7 @@ class RankPushResult:
 @dataclass
 class RankPullResult:
     datasets: list[str]
-    counts: AnswerCounts
+    counts: RankAnswerCounts
 
 
 def push(store: Store, client, dataset: str, workspace: str, rules: routing.RoutingRules, limit: int | None = None,
@@ -111,7 +111,7 @@ def pull(store: Store, client, dataset: str, workspace: str) -> RankPullResult:
                     answers.extend(a for a in (_answer(record["external_id"], n, r, usernames)
                                                for r in record.get("responses") or []) if a)
             found.append((n, answers, seen))
-    total = AnswerCounts()
+    total = RankAnswerCounts()
     for n, answers, seen in found:
         counts = store.save_ranking_answers(dataset, n, answers, seen)
         for name in vars(total):

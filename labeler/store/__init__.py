@@ -281,8 +281,9 @@ class Store:
     def rank_review_sizes(self, dataset: str) -> list[int]:
         return _rank_review.pushed_sizes(self.con, dataset)
 
-    def save_ranking_answers(self, dataset: str, n: int, answers, seen_group_ids: list[str]) -> AnswerCounts:
-        """`answers`: schemas.rankings.RankAnswer of the records of `n` responses seen on the server."""
+    def save_ranking_answers(self, dataset: str, n: int, answers, seen_group_ids: list[str]):
+        """`answers`: schemas.rankings.RankAnswer of the records of `n` responses seen on the server; returns
+        labeler.store.rank_review.RankAnswerCounts."""
         with transaction(self.con):
             return _rank_review.save_answers(self.con, dataset, n, answers, seen_group_ids)
 

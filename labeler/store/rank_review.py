@@ -8,6 +8,7 @@ the sparse design never compared them. So the human labels outrank model labels,
 them as they read any reviewed pair.
 """
 
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import duckdb
@@ -19,6 +20,15 @@ from schemas import ReviewAnswer
 from schemas.rankings import RankAnswer, RankReviewRecord, RankRoute, ResponseScore
 
 ROUTE_COLUMNS = list(RankRoute.model_fields)
+
+
+@dataclass
+class RankAnswerCounts(AnswerCounts):
+    """AnswerCounts of ranking records (the label counts are of pairs), and how often the judge's best response was
+    among the reviewer's best (`top_agreed` of `top_decided` submitted orders)."""
+
+    top_decided: int = 0
+    top_agreed: int = 0
 
 
 def dataset_name(dataset: str, n: int) -> str:
@@ -100,7 +110,7 @@ def pushed_sizes(con: duckdb.DuckDBPyConnection, dataset: str) -> list[int]:
 
 
 def save_answers(con: duckdb.DuckDBPyConnection, dataset: str, n: int, answers: list[RankAnswer],
-                 seen_group_ids: list[str]) -> AnswerCounts:
+                 seen_group_ids: list[str]) -> RankAnswerCounts:
     """Make the human labels implied by the rankings of `dataset`'s `n`-response records match the server, for every
     record seen (call inside a transaction). Counts are of records and answers; the label counts are of pairs."""
     known = {row[0] for row in con.execute(
@@ -127,10 +137,15 @@ def save_answers(con: duckdb.DuckDBPyConnection, dataset: str, n: int, answers: 
         """,
         {"now": _now(), "answered": answered, "discarded": discarded, "dataset": dataset, "seen": sorted(known)},
     )
-    return AnswerCounts(records_seen=len(seen_group_ids), submitted=len(submitted),
-                        discarded=sum(a.status == "discarded" for a in answers), new_labels=pairs.new_labels,
-                        changed_labels=pairs.changed_labels, withdrawn_labels=pairs.withdrawn_labels,
-                        unknown_pairs=len(set(seen_group_ids) - known))
+    best = dict(con.execute("SELECT group_id, judge_order[1] FROM rank_review_items WHERE dataset = ? "
+                            "AND list_contains(?, group_id)", [dataset, answered]).fetchall())
+    return RankAnswerCounts(records_seen=len(seen_group_ids), submitted=len(submitted),
+                            discarded=sum(a.status == "discarded" for a in answers), new_labels=pairs.new_labels,
+                            changed_labels=pairs.changed_labels, withdrawn_labels=pairs.withdrawn_labels,
+                            unknown_pairs=len(set(seen_group_ids) - known),
+                            top_decided=sum(a.group_id in best for a in submitted),
+                            top_agreed=sum(a.group_id in best and a.ranks[best[a.group_id]] == min(a.ranks.values())
+                                           for a in submitted))
 
 
 def _verdicts(ranks: dict[int, int], by_pair: dict[tuple[int, int], str],
