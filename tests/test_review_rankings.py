@@ -151,6 +151,9 @@ def answer(server, reviewer, dataset, group_id, order, status="submitted"):
 def test_ranking_round_trip_through_argilla(server, tmp_path):
     db = ranked_db(tmp_path, budget=3)
     ds = ["--dataset", "ranks", *server.cli_args()]
+    early = run("review", "pull", "--db", db, "--rankings", *ds)
+    assert early.exit_code == 1 and early.stderr == ("Error: no rankings were pushed to review under 'ranks' from "
+                                                     "this database (run `labeler review push --rankings` first)\n")
     pushed = run("review", "push", "--db", db, "--rankings", "--audit-rate", "0", *ds)
     assert pushed.exit_code == 0, pushed.output
     assert "newly routed rankings: 3 top_two_overlap" in pushed.stdout
