@@ -1,6 +1,7 @@
 """Records of N responses per prompt (`labeler rank`): a group, its responses' scores, the rankings export."""
 
 import json
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -68,7 +69,8 @@ class RankingRow(_Strict):
     prompt: str
     prompt_messages: list[Message] | None
     responses: list[RankedResponse]
-    ranked_by: Literal["human", "model"] = Field(..., description="human: every response had a rating (gold).")
+    ranked_by: Literal["human", "model"] = Field(..., description="human: every response had a rating (gold), or "
+                                                 "people ranked them (scores: responses each beats, a tie half).")
     margin: float | None = Field(..., description="Best score minus worst score.")
     near_tie: bool = Field(..., description="The best and the worst are within the judge's uncertainty (95 %).")
     judge_id: str | None
@@ -102,3 +104,33 @@ class RankEvalMetrics(_Strict):
     top1: float | None = Field(..., description="Share of them where the judge's best is the human best.")
     top1_ci95: tuple[float, float] | None
     top1_chance: float | None = Field(..., description="What picking at random would score: mean of 1 / N.")
+
+
+class RankRoute(_Strict):
+    """A ranking sent to review (`labeler review push --rankings`): the judge's order, best first, as suggested."""
+
+    group_id: str
+    n: int
+    route_reason: str
+    judge_key: str
+    judge_id: str
+    judge_order: list[int] = Field(..., description="Response indexes, best first.")
+    margin: float = Field(..., description="Score of the best minus score of the second.")
+    z: float | None = Field(None, description="margin over its standard error; None where the judge gives none.")
+
+
+class RankReviewRecord(RankRoute):
+    """A routed ranking with the text the reviewer sees."""
+
+    prompt: str
+    responses: list[str]
+
+
+class RankAnswer(_Strict):
+    """One reviewer's response to one ranking record: the rank of each response (1 = best; equal ranks are ties)."""
+
+    group_id: str
+    reviewer: str
+    status: Literal["submitted", "discarded"]
+    ranks: dict[int, int] | None = Field(None, description="Response index -> rank; None for a discarded record.")
+    answered_at: datetime

@@ -131,6 +131,10 @@ def push(
     suspects: Annotated[bool, typer.Option(
         "--suspects", help="Send the human labels `labeler audit` flagged for a second look (instead of model "
         "labels).")] = False,
+    rankings: Annotated[bool, typer.Option(
+        "--rankings", help="Send the prompts whose ranking (`labeler rank`) is in doubt, as orders to drag (instead "
+        "of pairs), to DATASET-rankings-N (N responses). In doubt: the best two are within the judge's uncertainty; "
+        "--most-doubtful and --audit-rate count prompts.")] = False,
     limit: Annotated[int | None, typer.Option(help="At most N pairs this run (sent as N records).")] = None,
     batch_size: Annotated[int, typer.Option(help="Records per request; each is recorded as sent.")] = 100,
     min_submitted: Annotated[int, typer.Option(help="Reviewers per record (new datasets only).")] = 1,
@@ -149,10 +153,14 @@ def push(
 
     if batch_size < 1 or min_submitted < 1 or (limit is not None and limit < 0):
         raise typer.BadParameter("--batch-size and --min-submitted must be >= 1, --limit >= 0")
+    if rankings and suspects:
+        raise typer.BadParameter("--rankings and --suspects send different records: choose one")
     with usage_errors():
         rules = RoutingRules(threshold=threshold, audit_rate=audit_rate, seed=seed, **_budget(most_doubtful))
     require_db(db, "run `labeler annotate` first")
     client = _client(url, api_key)
+    if rankings:
+        return _push_rankings(db, client, dataset, workspace, rules, limit, batch_size, min_submitted, quiet)
     with open_store(db) as store:
         result = argilla.push(store, client, dataset, workspace, rules, limit, batch_size, min_submitted,
                              progress=lambda total: progress_bar(total, "pushing", "records", quiet=quiet),
@@ -164,6 +172,26 @@ def push(
             print(f"dataset {dataset!r} was missing on the server: {result.requeued} unanswered records sent again")
         print(f"pushed {result.pushed} records to {dataset!r} ({result.left} routed records not sent yet)")
         print(f"review them at {visible(result.ui_url)}")
+
+
+def _push_rankings(db: Path, client, dataset: str, workspace: str, rules, limit: int | None, batch_size: int,
+                   min_submitted: int, quiet: bool) -> None:
+    from labeler.progress import progress_bar
+    from labeler.review import rank_argilla
+
+    with open_store(db) as store:
+        result = rank_argilla.push(store, client, dataset, workspace, rules, limit, batch_size, min_submitted,
+                                   progress=lambda total: progress_bar(total, "pushing", "rankings", quiet=quiet))
+    if quiet:
+        return
+    routed = ", ".join(f"{n} {reason}" for reason, n in sorted(result.newly_routed.items())) or "none"
+    print(f"newly routed rankings: {routed}")
+    if result.requeued:
+        print(f"ranking datasets were missing on the server: {result.requeued} unanswered records sent again")
+    sent = ", ".join(f"{n} to {name!r}" for name, n in result.datasets.items()) or "0 records"
+    print(f"pushed {sent} ({result.left} routed rankings not sent yet)")
+    for url in result.ui_urls.values():
+        print(f"review them at {visible(url)}")
 
 
 def _budget(text: str | None) -> dict:
@@ -183,6 +211,9 @@ def _budget(text: str | None) -> dict:
 def pull(
     db: Db = DEFAULT_DB,
     dataset: DatasetName = DEFAULT_DATASET,
+    rankings: Annotated[bool, typer.Option(
+        "--rankings", help="Pull the orders given to the rankings pushed with --rankings: each becomes a human "
+        "label on every pair of the prompt's responses (equal ranks: tie).")] = False,
     workspace: Workspace = "reviewers",
     url: Url = None,
     api_key: ApiKey = None,
@@ -196,6 +227,8 @@ def pull(
 
     require_db(db)
     client = _client(url, api_key)
+    if rankings:
+        return _pull_rankings(db, client, dataset, workspace, quiet)
     with open_store(db) as store:
         result = argilla.pull(store, client, dataset, workspace)
     if quiet:
@@ -207,6 +240,23 @@ def pull(
         print(f"{c.unknown_pairs} records name pairs this database does not have (ignored)")
     print(f"judge agreed with the reviewers on {_share(a.agreed, a.decided)}; "
           f"on the audit sample {_share(a.audit_agreed, a.audit_decided)}")
+
+
+def _pull_rankings(db: Path, client, dataset: str, workspace: str, quiet: bool) -> None:
+    from labeler.review import rank_argilla
+
+    with open_store(db) as store:
+        result = rank_argilla.pull(store, client, dataset, workspace)
+    if quiet:
+        return
+    c = result.counts
+    print(f"{c.records_seen} ranking records in {', '.join(map(repr, result.datasets))}: "
+          f"{c.submitted} submitted orders, {c.discarded} discarded")
+    print(f"human pair labels: {c.new_labels} new, {c.changed_labels} changed, {c.withdrawn_labels} withdrawn")
+    if c.unknown_pairs:
+        print(f"{c.unknown_pairs} records name prompts this database does not have (ignored)")
+    print(f"the judge's best response was among the reviewer's best in {_share(c.top_agreed, c.top_decided)} "
+          "of the orders")
 
 
 def _share(agreed: int, total: int) -> str:

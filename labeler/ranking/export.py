@@ -1,6 +1,8 @@
 """`labeler export --rankings` (one row per prompt: its responses with score, rank and uncertainty) and
 `labeler export --dpo --pairs MODE` (DPO pairs taken from each prompt's ranking). A group whose responses all carry
-a human rating is ranked by the ratings (gold), else by its latest ranking from a judge."""
+a human rating is ranked by the ratings (gold); else a group with a human verdict on every pair of its responses (a
+reviewer's order, `labeler review pull --rankings`) by those verdicts, each response scored by the responses it beats
+(a tie counts half); else by its latest ranking from a judge."""
 
 import math
 from pathlib import Path
@@ -16,20 +18,46 @@ PAIRS = ("best-worst", "best-rest", "all", "adjacent")
 def ranking_rows(store: Store) -> list[RankingRow]:
     """Every group with a ranking, in ingest order."""
     scores = store.rank_scores()
+    groups = store.groups()
+    verdicts: dict[str, list[tuple[int, int, str]]] = {}
+    for gid, a, b, label in store.human_group_pairs([g.group_id for g in groups], ties=True):
+        verdicts.setdefault(gid, []).append((a, b, label))
     rows = []
-    for group in store.groups():
-        row = _row(group, scores.get(group.group_id))
+    for group in groups:
+        row = _row(group, scores.get(group.group_id), _human_wins(len(group.responses), verdicts.get(group.group_id)))
         if row is not None:
             rows.append(row)
     return rows
 
 
-def _row(group: Group, scores: list[ResponseScore] | None) -> RankingRow | None:
-    human = all(r.rating is not None for r in group.responses)
+def _human_wins(n: int, verdicts: list[tuple[int, int, str]] | None) -> list[float] | None:
+    """Per response, the responses people preferred it to (a tie counts half), when every pair has a verdict."""
+    if not verdicts or len({(min(a, b), max(a, b)) for a, b, _ in verdicts}) < n * (n - 1) // 2:
+        return None
+    wins, seen = [0.0] * n, set()
+    for a, b, label in verdicts:
+        if (min(a, b), max(a, b)) in seen:  # a pair linked in both orders: count it once
+            continue
+        seen.add((min(a, b), max(a, b)))
+        if label == "tie":
+            wins[a] += 0.5
+            wins[b] += 0.5
+        else:
+            wins[a if label == "A" else b] += 1.0
+    return wins
+
+
+def _row(group: Group, scores: list[ResponseScore] | None, human_wins: list[float] | None = None) -> RankingRow | None:
+    rated = all(r.rating is not None for r in group.responses)
+    human = rated or human_wins is not None
     if not human and not scores:
         return None
-    values = ([(r.rating, None) for r in group.responses] if human
-              else [(s.score, s.uncertainty) for s in sorted(scores, key=lambda s: s.idx)])
+    if rated:
+        values = [(r.rating, None) for r in group.responses]
+    elif human_wins is not None:
+        values = [(w, None) for w in human_wins]
+    else:
+        values = [(s.score, s.uncertainty) for s in sorted(scores, key=lambda s: s.idx)]
     order = sorted(range(len(values)), key=lambda i: (-values[i][0], i))
     ranked = [RankedResponse(idx=i, text=group.responses[i].text, rank=k + 1, score=values[i][0],
                              uncertainty=values[i][1], rating=group.responses[i].rating, model=group.responses[i].model)

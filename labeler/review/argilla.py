@@ -174,7 +174,7 @@ def _dataset(client, name: str, workspace: str, create: bool, min_submitted: int
 def _to_argilla(r: ReviewRecord, declared: set[str]):
     import argilla as rg
 
-    agent = re.sub(r"[^a-zA-Z0-9\-_:./ ]", "_", f"{r.judge_id}/{r.judge_key}")  # Argilla's agent pattern
+    agent = agent_name(r.judge_id, r.judge_key)
     fields = {"prompt": r.prompt, "response_a": r.response_a, "response_b": r.response_b}
     if r.judge_rationale.strip():
         fields["judge_rationale"] = r.judge_rationale
@@ -184,6 +184,11 @@ def _to_argilla(r: ReviewRecord, declared: set[str]):
         metadata |= {"strength": abs(float(r.margin)), "spread": float(r.margin_sd or 0.0)}
     return rg.Record(id=r.pair_id, fields=fields, suggestions=suggestions,
                      metadata={k: v for k, v in metadata.items() if k in declared})
+
+
+def agent_name(judge_id: str, judge_key: str) -> str:
+    """The judge as a suggestion's agent (Argilla allows only some characters there)."""
+    return re.sub(r"[^a-zA-Z0-9\-_:./ ]", "_", f"{judge_id}/{judge_key}")
 
 
 def _raw_records(client, dataset_id) -> Iterator[dict]:

@@ -6,17 +6,25 @@ pairs instead, whatever their confidence (for a probe ensemble the confidence al
 disagree). Of the confident rest, a seeded random share is audited, so the accuracy
 of the labels nobody reviews can be estimated. The audit draw is a hash of (seed, pair id): the same pair
 gets the same draw on every run, and adding pairs never changes the draw of the old ones.
+
+A ranking (N responses per prompt, `review push --rankings`) is doubtful when its best two responses are within
+the judge's uncertainty; the budget and the audit draw work as for pairs, per prompt.
 """
 
 import hashlib
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from labeler.judge.bradley_terry import Z95
 from schemas import RoutingCandidate
+from schemas.rankings import RankRoute, ResponseScore
 
 # In priority order: a pair is routed for the first reason that applies.
 DOUBT_REASONS = ("undecided", "order_inconsistent", "split_votes", "low_confidence")
 AUDIT = "audit"
+TOP_TWO_OVERLAP = "top_two_overlap"  # a ranking whose best two are within the judge's uncertainty (95 %)
+MOST_DOUBTFUL = "most_doubtful"  # a ranking in the budget that is not in doubt by the rule above
 
 
 @dataclass(frozen=True)
@@ -84,3 +92,36 @@ def route(candidates: list[RoutingCandidate], rules: RoutingRules) -> list[Route
         rest = [c for c in candidates if c.pair_id not in chosen]
     audited = [Route(c, AUDIT) for c in rest if audit_draw(c.pair_id, rules.seed) < rules.audit_rate]
     return doubtful + audited
+
+
+def ranking_doubt(group_id: str, scores: list[ResponseScore]) -> RankRoute:
+    """The judge's order (best first) and how sure it is of its best response: the margin of the best over the second
+    and that margin in standard errors (`z`; None where the judge gives no uncertainty)."""
+    ordered = sorted(scores, key=lambda s: (-s.score, s.idx))
+    best, second = ordered[0], ordered[1]
+    margin = best.score - second.score
+    z = None
+    if best.uncertainty is not None and second.uncertainty is not None:
+        sd = math.hypot(best.uncertainty, second.uncertainty)
+        z = margin / sd if sd > 0 else (math.inf if margin > 0 else 0.0)
+    return RankRoute(group_id=group_id, n=len(scores), route_reason=TOP_TWO_OVERLAP, judge_key=best.judge_key,
+                     judge_id=best.judge_id, judge_order=[s.idx for s in ordered], margin=margin, z=z)
+
+
+def route_rankings(candidates: dict[str, list[ResponseScore]], rules: RoutingRules) -> list[RankRoute]:
+    """Rankings whose best two overlap (z below 1.96, or an exact tie where the judge gives no uncertainty); with a
+    budget, the N least sure instead (by z, then margin), whatever they are; then the audit sample of the rest."""
+    found = [ranking_doubt(g, s) for g, s in candidates.items()]
+    in_doubt = [r.z < Z95 if r.z is not None else r.margin <= 0 for r in found]
+    if rules.most is not None or rules.most_share is not None:
+        n = rules.most if rules.most is not None else round(rules.most_share * len(found))
+        ranked = sorted(zip(found, in_doubt), key=lambda x: (x[0].z if x[0].z is not None else math.inf, x[0].margin))
+        chosen = [r.model_copy(update={"route_reason": TOP_TWO_OVERLAP if doubt else MOST_DOUBTFUL})
+                  for r, doubt in ranked[:n]]
+        rest = [r for r, _ in ranked[n:]]
+    else:
+        chosen = [r for r, doubt in zip(found, in_doubt) if doubt]
+        rest = [r for r, doubt in zip(found, in_doubt) if not doubt]
+    audited = [r.model_copy(update={"route_reason": AUDIT}) for r in rest
+               if audit_draw(r.group_id, rules.seed) < rules.audit_rate]
+    return chosen + audited

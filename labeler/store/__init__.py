@@ -10,6 +10,7 @@ from labeler.store import judges as _judges
 from labeler.store import judgments as _judgments
 from labeler.store import leases as _leases
 from labeler.store import pairs as _pairs
+from labeler.store import rank_review as _rank_review
 from labeler.store import rankings as _rankings
 from labeler.store import reports as _reports
 from labeler.store import staging as _staging
@@ -135,8 +136,8 @@ class Store:
         """group id -> its latest ranking's scores (list of schemas.rankings.ResponseScore)."""
         return _rankings.scores(self.con, judge_key)
 
-    def human_group_pairs(self, group_ids: list[str]) -> list[tuple[str, int, int, str]]:
-        return _rankings.human_pairs(self.con, group_ids)
+    def human_group_pairs(self, group_ids: list[str], ties: bool = False) -> list[tuple[str, int, int, str]]:
+        return _rankings.human_pairs(self.con, group_ids, ties)
 
     # judging
     def pending_pairs(self, judge_key: str, limit: int | None = None, skip_human: bool = False,
@@ -254,6 +255,37 @@ class Store:
 
     def review_queue(self) -> ReviewQueue:
         return _review.queue(self.con)
+
+    # ranking review (labeler review push / pull --rankings)
+    def rank_review_candidates(self, dataset: str):
+        """group id -> latest judge scores (schemas.rankings.ResponseScore) of groups not queued nor human-ranked."""
+        return _rank_review.candidates(self.con, dataset)
+
+    def queue_rankings_for_review(self, dataset: str, routes) -> int:
+        """`routes`: schemas.rankings.RankRoute; returns how many were newly queued."""
+        with transaction(self.con):
+            return _rank_review.add_routes(self.con, dataset, routes)
+
+    def rank_review_records_to_push(self, dataset: str, limit: int | None = None):
+        return _rank_review.records_to_push(self.con, dataset, limit)
+
+    def mark_rankings_pushed(self, dataset: str, group_ids: list[str]) -> None:
+        _rank_review.mark_pushed(self.con, dataset, group_ids)
+
+    def forget_ranking_pushes(self, dataset: str, n: int) -> int:
+        return _rank_review.forget_pushes(self.con, dataset, n)
+
+    def rank_review_unpushed(self, dataset: str) -> int:
+        return _rank_review.unpushed_count(self.con, dataset)
+
+    def rank_review_sizes(self, dataset: str) -> list[int]:
+        return _rank_review.pushed_sizes(self.con, dataset)
+
+    def save_ranking_answers(self, dataset: str, n: int, answers, seen_group_ids: list[str]):
+        """`answers`: schemas.rankings.RankAnswer of the records of `n` responses seen on the server; returns
+        labeler.store.rank_review.RankAnswerCounts."""
+        with transaction(self.con):
+            return _rank_review.save_answers(self.con, dataset, n, answers, seen_group_ids)
 
     # evaluation and calibration (labeler eval / labeler calibrate)
     def staged_pair_ids(self, labelled_only: bool = True) -> list[str]:

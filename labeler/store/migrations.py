@@ -272,4 +272,28 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "create_rank_review_items",
+        # uncertain rankings sent to Argilla (`labeler review push --rankings`): one record per group, in the dataset
+        # `<dataset>-rankings-<n>` (Argilla fixes a dataset's fields and ranking values, so one dataset per N)
+        """
+        CREATE TABLE rank_review_items (
+            dataset VARCHAR NOT NULL,
+            group_id VARCHAR NOT NULL,
+            n INTEGER NOT NULL,
+            route_reason VARCHAR NOT NULL,
+            judge_key VARCHAR NOT NULL,
+            judge_id VARCHAR NOT NULL,
+            judge_order INTEGER[] NOT NULL,
+            margin DOUBLE NOT NULL,
+            z DOUBLE,
+            status VARCHAR NOT NULL DEFAULT 'routed'
+                CHECK (status IN ('routed', 'pushed', 'answered', 'discarded')),
+            routed_at TIMESTAMP NOT NULL DEFAULT now(),
+            pushed_at TIMESTAMP,
+            pulled_at TIMESTAMP,
+            PRIMARY KEY (dataset, group_id)
+        );
+        """,
+    ),
 ]

@@ -173,13 +173,14 @@ def scores(con: duckdb.DuckDBPyConnection, judge_key: str | None = None) -> dict
     return out
 
 
-def human_pairs(con: duckdb.DuckDBPyConnection, group_ids: list[str]) -> list[tuple[str, int, int, str]]:
-    """(group, idx_a, idx_b, human verdict A or B) of the groups' linked pairs with a human A/B verdict."""
+def human_pairs(con: duckdb.DuckDBPyConnection, group_ids: list[str],
+                ties: bool = False) -> list[tuple[str, int, int, str]]:
+    """(group, idx_a, idx_b, human verdict A or B, or tie with `ties`) of the groups' linked pairs with one."""
     return con.execute(
         f"""
         SELECT r.group_id, r.idx_a, r.idx_b, h.label FROM rank_pairs r JOIN ({HUMAN}) h USING (pair_id)
-        WHERE h.label IN ('A', 'B') AND r.group_id IN (SELECT unnest(?))
+        WHERE (h.label IN ('A', 'B') OR (? AND h.label = 'tie')) AND r.group_id IN (SELECT unnest(?))
         ORDER BY r.group_id, r.idx_a, r.idx_b
         """,
-        [group_ids],
+        [ties, group_ids],
     ).fetchall()
