@@ -215,3 +215,6 @@ def test_eval_rank_against_a_known_truth_from_ratings_and_from_pair_votes(tmp_pa
     metrics = json.loads((tmp_path / "ev2" / "rank_metrics.json").read_text())
     assert (metrics["groups"], metrics["pairs"], metrics["pairwise_agreement"], metrics["top1"]) == (2, 4, 1.0, 1.0)
     assert metrics["kendall_tau"] == 1.0
+    printed = run("eval", votes, "--rank", "--db", tmp_path / "v.duckdb", "--backend", "fake", "--json", ok=True)
+    again = json.loads(printed.stdout)  # --json prints the metrics, and nothing else
+    assert again.pop("judge_calls") == 0 and again == {k: v for k, v in metrics.items() if k != "judge_calls"}

@@ -75,7 +75,7 @@ def eval_(
         per_file = limit if per_file is None else per_file
     if rank:
         _eval_rankings(files, db, mode, samples, model, judge, backend, dtype, device,
-                       server_options(base_url, tokenizer, concurrency), batch_size, per_file, seed, out, quiet)
+                       server_options(base_url, tokenizer, concurrency), batch_size, per_file, seed, out, quiet, json)
         return
     runner = ray_runner(ray, actors, num_cpus, num_cpus_per_actor, num_gpus_per_actor)
     with api_errors():
@@ -94,7 +94,7 @@ def eval_(
 
 
 def _eval_rankings(files, db, mode, samples, model, judge, backend, dtype, device, backend_options, batch_size, limit,
-                   seed, out, quiet) -> None:
+                   seed, out, quiet, json) -> None:
     from labeler import api
     from labeler.cli import render
     from labeler.paths import atomic_write
@@ -102,11 +102,13 @@ def _eval_rankings(files, db, mode, samples, model, judge, backend, dtype, devic
     with api_errors():
         found, _ = api.evaluate_rankings(db, files, model=model, judge=judge, backend=backend, mode=mode,
                                          samples=samples, dtype=dtype, device=device, backend_options=backend_options,
-                                         batch_size=batch_size, limit=limit, seed=seed, progress=not quiet)
+                                         batch_size=batch_size, limit=limit, seed=seed, progress=not quiet and not json)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write(out / "rank_metrics.json", found.model_dump_json(indent=2))
-    if not quiet:
+    if json:
+        print(found.model_dump_json(indent=2))
+    elif not quiet:
         render.console.print(render.rank_eval_table(found))
 
 
