@@ -2,21 +2,22 @@
 than the default model (SmolLM2-135M-Instruct)? Same 1,500 training pairs, same dev pairs, same heads.
 
 Features come from `probe_judge.py features` (one folder per base; the training sample is the first 1,500 pairs of
-the seed-0 shuffle of ../shared/data/train, all sources), float32, several depths per base in one pass:
+the seed-0 shuffle of ../shared/data/train, all sources), bf16 autocast for both bases (this box has avx512_bf16:
+2.0x the float32 rate on the larger base; float32 would not fit the session), several depths per base in one pass:
 
-    python benchmarks/probe_judge.py features --base default --no-bf16 --split train --pairs 1500 \
-        --layers 4 8 12 16 20 24 --out runs/base-default
-    python benchmarks/probe_judge.py features --base larger --no-bf16 --split train --pairs 1500 \
-        --layers 4 8 12 16 20 --out runs/base-larger
+    python benchmarks/probe_judge.py features --base default --split train --pairs 1500 --layers 4 8 12 16 20 24 \
+        --threads 1 --out runs/base-default
+    python benchmarks/probe_judge.py features --base larger --split train --pairs 1500 --layers 4 8 12 16 \
+        --threads 1 --out runs/base-larger
     python benchmarks/larger_base.py layers runs/base-default runs/base-larger      # CV picks each base's depth
-    python benchmarks/probe_judge.py features --base default --no-bf16 --split prefs --layers L --out runs/base-default
-    python benchmarks/probe_judge.py features --base larger --no-bf16 --split prefs --layers L --out runs/base-larger
+    python benchmarks/probe_judge.py features --base default --split prefs --layers L --out runs/base-default
+    python benchmarks/probe_judge.py features --base larger --split prefs --layers L --out runs/base-larger
     python benchmarks/larger_base.py table runs/base-default runs/base-larger        # dev table and the decision
     python benchmarks/larger_base.py speed --layers 8 12                            # tokens/s, both bases alternated
 
 `layers`: for each base, each depth and each head (gated: a separate hh_harmless reward mixed by a learnt gate, as
-the starter; one-reward), 5-fold cross-validation by prompt on the training sample, the L2 strength chosen per fold
-set from --l2s; the depth with the best CV macro (over the training sources) is chosen per base and head, before
+the starter; one-reward), 5-fold cross-validation by prompt on the training sample at each L2 strength of --l2s (the
+best one kept); the depth with the best CV macro (over the training sources) is chosen per base and head, before
 any dev pair is read. `table`: a head fitted on all 1,500 pairs at that depth, its agreement per dev source with a
 Wilson 95 % interval, macro and pooled, beside the CV macro; then the issue's decision rule: go on only if the
 larger base is >= 2 points better in CV macro AND in dev macro (compared head for head). Writes
@@ -162,20 +163,25 @@ def speed_step(args) -> dict:
                  for k in ("response_a", "response_b")]
         tokens = sum(min(len(tok(t, add_special_tokens=False).input_ids), 320) for t in texts)
         readers[base] = (load_trunk(path, layer), tok, texts, tokens, layer)
-    rates: dict[str, list[float]] = {b: [] for b in readers}
+    runs = [(base, bf16) for base in readers for bf16 in (True, False)]
+    rates: dict[tuple, list[float]] = {run: [] for run in runs}
     for _ in range(args.rounds):
-        for base, (trunk, tok, texts, tokens, layer) in readers.items():
+        for base, bf16 in runs:
+            trunk, tok, texts, tokens, layer = readers[base]
             start = time.perf_counter()
-            features(trunk, tok, texts, 320, 8, bf16=False)
-            rates[base].append(tokens / (time.perf_counter() - start))
-    out = {b: {"layer": readers[b][4], "tokens": readers[b][3], "texts": len(readers[b][2]),
-               "tokens_per_s": sorted(r)[len(r) // 2], "rounds": r,
-               "pairs_per_s": sorted(r)[len(r) // 2] * len(readers[b][2]) / readers[b][3] / 2}
-           for b, r in rates.items()}
-    for b, v in out.items():
-        print(f"{b} (features after {v['layer']} blocks, {args.threads} threads): {v['tokens_per_s']:.0f} tokens/s "
-              f"median of {args.rounds}, {v['pairs_per_s']:.2f} pairs/s", flush=True)
-    print(f"larger / default: {out['larger']['tokens_per_s'] / out['default']['tokens_per_s']:.2f}x tokens/s")
+            features(trunk, tok, texts, 320, 8, bf16=bf16)
+            rates[base, bf16].append(tokens / (time.perf_counter() - start))
+    out = {}
+    for (base, bf16), r in rates.items():
+        trunk, tok, texts, tokens, layer = readers[base]
+        median = sorted(r)[len(r) // 2]
+        out[f"{base}-{'bf16' if bf16 else 'fp32'}"] = v = {
+            "layer": layer, "tokens": tokens, "texts": len(texts), "tokens_per_s": median, "rounds": r,
+            "pairs_per_s": median * len(texts) / tokens / 2}
+        print(f"{base}, {'bf16 autocast' if bf16 else 'float32'} (features after {layer} blocks, {args.threads} "
+              f"threads): {median:.0f} tokens/s median of {args.rounds}, {v['pairs_per_s']:.2f} pairs/s", flush=True)
+    for p in ("bf16", "fp32"):
+        print(f"larger / default, {p}: {out[f'larger-{p}']['tokens_per_s'] / out[f'default-{p}']['tokens_per_s']:.2f}x")
     if RESULT.exists():
         result = json.loads(RESULT.read_text())
         result["speed"] = out | {"threads": args.threads}
@@ -188,7 +194,8 @@ def main(argv=None) -> None:
     sub = p.add_subparsers(dest="step", required=True)
     for name in ("layers", "table"):
         q = sub.add_parser(name)
-        q.add_argument("folders", nargs=2, type=Path, help="Feature folders: the default base's, the larger's.")
+        q.add_argument("folders", nargs="+" if name == "layers" else 2, type=Path,
+                       help="Feature folders (a name with 'larger' in it is the larger base's).")
         q.add_argument("--l2s", type=float, nargs="+", default=[0.1, 0.3, 1.0, 3.0])
     s = sub.add_parser("speed")
     s.add_argument("--layers", type=int, nargs=2, required=True, help="Depth read for the default and larger base.")
