@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT))
-PAIRS = ROOT.parent.parent / "shared" / "data" / "prefs" / "hh_helpful.jsonl"
+PAIRS = ROOT.parent / "shared" / "data" / "prefs" / "hh_helpful.jsonl"
 
 
 def synthetic(path: Path, source: Path, n: int, prompts: int, max_chars: int, seed: int = 0) -> Path:
