@@ -87,3 +87,29 @@ def test_full_fine_tuning_of_the_top_blocks_freezes_everything_below(tiny_llama,
                                    tmp_path / "ck", quiet=True)
     trained = set(trainable_parameters(trainer.model))
     assert trained and all(n.startswith(("model.layers.1.", "model.norm")) for n in trained)
+
+
+def test_a_batch_holds_different_pairs_and_an_epoch_every_pair_once(tiny_llama, tmp_path):
+    """Many epochs of few pairs (a pair's rows share one length): the batches the Trainer really draws hold
+    different pairs, and each epoch's batches cover every pair once, one order each (issue 28: transformers'
+    length grouping over the whole dataset put copies of two or three pairs in each batch)."""
+    judge = Judge(make_backend("transformers", model=str(tiny_llama)), JudgeConfig())
+    golds = [GoldPair(pair=Pair(pair_id=f"p{i}", prompt="Count: " + "one " * i, response_a="yes " * (i + 1),
+                                response_b="no " * (i + 1)), label="AB"[i % 2], prompt_hash=f"h{i}") for i in range(8)]
+    rows = star_data.genrm_rows(judge, golds)
+    cfg = VerdictTrainConfig(num_train_epochs=12, per_device_train_batch_size=4, bf16=False, warmup_steps=0)
+    trainer = verdict.make_trainer(StartPoint.of(tiny_llama), rows, cfg, tmp_path / "ck", quiet=True)
+    tok = trainer.processing_class
+    which = {tuple(tok.encode(r.prompt, add_special_tokens=False)): (r.pair_id, r.position) for r in rows}
+    seen = []
+    for batch in trainer.get_train_dataloader():
+        found = [which[tuple(x for x, m in zip(ids.tolist(), mask.tolist()) if m)]
+                 for ids, mask in zip(batch["input_ids"], batch["attention_mask"])]
+        assert len({pid for pid, _ in found}) == len(found)
+        seen += found
+    assert len(seen) == 12 * 8
+    epochs = [seen[e * 8:(e + 1) * 8] for e in range(12)]
+    assert all(sorted(pid for pid, _ in block) == [f"p{i}" for i in range(8)] for block in epochs)
+    for pid in (f"p{i}" for i in range(8)):
+        orders = [dict(block)[pid] for block in epochs]
+        assert all(a != b for a, b in zip(orders, orders[1:]))  # the other order the next epoch

@@ -191,7 +191,8 @@ class VerdictTrainConfig(SftTrainConfig):
         "help": "Train only the top N transformer blocks (LoRA, or full weights with full=True); 0 = all blocks."})
     bf16: bool = field(default=True, metadata={
         "help": "bf16 autocast (CPU: needs avx512_bf16 or AMX to pay; weights and adapter stay fp32)."})
-    group_by_length: bool = field(default=True, metadata={"help": "Batch rows of similar length together."})
+    group_by_length: bool = field(default=True, metadata={
+        "help": "Batch rows of similar length together (within an epoch: every pair once an epoch)."})
     lr_scheduler_type: str = field(default="constant_with_warmup", metadata={
         "help": "Learning-rate schedule (transformers name); constant keeps a checkpoint after n pairs equal to a "
         "run on those n pairs."})
@@ -349,7 +350,7 @@ def to_verdict_args(cfg: VerdictTrainConfig, output_dir: Path, quiet: bool, epoc
 
     common = _trl_common(cfg, output_dir, quiet)
     common.update(num_train_epochs=cfg.num_train_epochs / epochs, bf16=cfg.bf16,
-                  train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
+                  train_sampling_strategy="sequential",  # verdict.schedule ordered the rows, epoch by epoch
                   lr_scheduler_type=cfg.lr_scheduler_type, remove_unused_columns=False)
     return TrainingArguments(**common)
 

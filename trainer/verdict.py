@@ -11,6 +11,9 @@ prefix "Verdict: [[") and the gold letter as seen in that order. What makes it f
 - length-grouped batches (`group_by_length`), so padding wastes little;
 - one presentation order per pair and epoch, drawn with the seed and balanced (half the pairs shown AB), the
   other order in the next epoch: over two epochs every pair is seen both ways, and position carries no signal.
+  The dataset holds every epoch, in order, and the Trainer reads it sequentially (`schedule`): its own length
+  grouping sorts rows of all epochs together, and since a pair's rows all have one length, a batch of 16 then held
+  copies of two or three pairs and 64 pairs were never memorised (benchmarks/genrm_memorise.py, issue 28).
 
 TRL's SFTTrainer computes the logits of every position for its completion loss, which is what this avoids; the
 rest (checkpoints, resume, progress bar with ETA) is the Trainer's.
@@ -43,6 +46,23 @@ def epoch_rows(rows: list[TrainingRow], epochs: int, seed: int) -> list[Training
             orders = by_pair[pid]
             wanted = ("AB", "BA")[(first[pid] + epoch) % 2]
             out.append(orders.get(wanted) or next(iter(orders.values())))
+    return out
+
+
+def schedule(epochs: list[list[dict]], batch_size: int, by_length: bool, seed: int, megabatch: int = 50) -> list[dict]:
+    """The encoded rows in the order training takes them: epoch after epoch, each epoch's rows shuffled with the
+    seed and, `by_length`, each run of `megabatch` batches sorted longest first (as transformers'
+    LengthGroupedSampler does, but never across epochs): a batch holds different pairs, every pair once an epoch."""
+    rng = random.Random(seed)
+    out = []
+    for block in epochs:
+        block = block[:]
+        rng.shuffle(block)
+        if by_length:
+            size = batch_size * megabatch
+            block = [r for lo in range(0, len(block), size)
+                     for r in sorted(block[lo:lo + size], key=lambda r: r["length"], reverse=True)]
+        out += block
     return out
 
 
@@ -121,7 +141,10 @@ def make_trainer(start: StartPoint, rows: list[TrainingRow], cfg: VerdictTrainCo
     elif cfg.full and cfg.train_layers:
         freeze_below(model, model.config.num_hidden_layers - cfg.train_layers)
     epochs = max(1, math.ceil(cfg.num_train_epochs))
-    data = Dataset.from_list(encode_rows(epoch_rows(rows, epochs, cfg.seed), tokenizer, cfg.max_length))
+    per_epoch = len({r.pair_id for r in rows})
+    ordered = epoch_rows(rows, epochs, cfg.seed)
+    blocks = [encode_rows(ordered[e * per_epoch:(e + 1) * per_epoch], tokenizer, cfg.max_length) for e in range(epochs)]
+    data = Dataset.from_list(schedule(blocks, cfg.per_device_train_batch_size, cfg.group_by_length, cfg.seed))
 
     class VerdictTrainer(Trainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
