@@ -27,3 +27,14 @@ def write_pairs(path: Path, n: int, labeled: bool = False, start: int = 0) -> Pa
                 row["label"] = "A"
             f.write(json.dumps(row) + "\n")
     return path
+
+
+def query(db, sql, params=()):
+    """Rows of `sql` on the store `db`, read-only."""
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql, list(params)).fetchall()
+    finally:
+        con.close()

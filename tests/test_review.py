@@ -12,11 +12,10 @@ import sys
 import time
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from argilla_session import free_port, session_server
-from helpers import run, write_pairs
+from helpers import query, run, write_pairs
 from labeler.cli.review import review_app
 from labeler.review.server import Paths
 from schemas import ExportRow, StatusReport
@@ -32,14 +31,6 @@ def annotated_db(tmp_path, n=16, start=0, mode="cot", db=None):
                  "--batch-size", "64", "-q")
     assert result.exit_code == 0, result.output
     return db
-
-
-def query(db, sql, params=()):
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql, list(params)).fetchall()
-    finally:
-        con.close()
 
 
 @pytest.fixture(scope="session")

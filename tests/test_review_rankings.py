@@ -6,12 +6,11 @@ import json
 import math
 from datetime import datetime
 
-import duckdb
 import httpx
 import pytest
 
 from argilla_session import session_server
-from helpers import run, write_pairs
+from helpers import query, run, write_pairs
 from labeler.review.routing import MOST_DOUBTFUL, TOP_TWO_OVERLAP, RoutingRules, route_rankings
 from labeler.store import Store
 from schemas.rankings import RankAnswer, ResponseScore
@@ -31,14 +30,6 @@ def ranked_db(tmp_path, sizes=(3, 3, 4), start=0, db=None, budget=()):
     run("rank", write_groups(tmp_path / f"g{start}.jsonl", sizes, start), "--db", db, "--backend", "fake", "-q",
         *(("--budget", budget) if budget else ()), ok=True)
     return db
-
-
-def query(db, sql, params=()):
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql, list(params)).fetchall()
-    finally:
-        con.close()
 
 
 def scores(group, values, uncertainty=None):

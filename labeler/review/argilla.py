@@ -134,22 +134,31 @@ def pull(store: Store, client, dataset: str, workspace: str) -> PullResult:
     return PullResult(dataset, counts, store.review_agreement(dataset))
 
 
-def _dataset(client, name: str, workspace: str, create: bool, min_submitted: int = 1):
-    """(dataset, created): the dataset `name` in `workspace`, made with labeler's settings if asked to."""
-    import argilla as rg
-
+def find_dataset(client, name: str, workspace: str, question: str, create: bool):
+    """labeler's dataset `name` in `workspace` (it must ask `question`), or None where there is none yet and
+    `create` is set; one clear error for a missing workspace or dataset, or a dataset labeler did not make."""
     with _quiet():
         if client.workspaces(workspace) is None:
             raise LabelerError(f"workspace {workspace!r} not found on {client.api_url} (pass --workspace)")
         remote = client.datasets(name, workspace=workspace)
     if remote is not None:
-        if PREFERENCE not in {q.name for q in remote.questions}:
+        if question not in {q.name for q in remote.questions}:
             raise LabelerError(f"dataset {name!r} in workspace {workspace!r} was not made by labeler "
-                               f"(no {PREFERENCE!r} question); choose another --dataset")
-        return remote, False
+                               f"(no {question!r} question); choose another --dataset")
+        return remote
     if not create:
         raise LabelerError(f"dataset {name!r} not found in workspace {workspace!r} on {client.api_url} "
                            "(push to it first)")
+    return None
+
+
+def _dataset(client, name: str, workspace: str, create: bool, min_submitted: int = 1):
+    """(dataset, created): the dataset `name` in `workspace`, made with labeler's settings if asked to."""
+    import argilla as rg
+
+    remote = find_dataset(client, name, workspace, PREFERENCE, create)
+    if remote is not None:
+        return remote, False
     settings = rg.Settings(
         guidelines=GUIDELINES,
         fields=[rg.TextField("prompt", title="Prompt", use_markdown=True),

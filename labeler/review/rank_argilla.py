@@ -16,7 +16,8 @@ import httpx
 from labeler.errors import LabelerError
 from labeler.progress import silent
 from labeler.review import routing
-from labeler.review.argilla import _argilla_errors, _one_line, _quiet, _raw_records, _usernames, agent_name
+from labeler.review.argilla import (_argilla_errors, _one_line, _quiet, _raw_records, _usernames, agent_name,
+                                    find_dataset)
 from labeler.store import Store
 from labeler.store.rank_review import RankAnswerCounts, dataset_name
 from schemas.rankings import RankAnswer, RankReviewRecord
@@ -123,18 +124,9 @@ def _dataset(client, name: str, workspace: str, n: int, create: bool, min_submit
     """(dataset, created): the ranking dataset of `n` responses, made with labeler's settings if asked to."""
     import argilla as rg
 
-    with _quiet():
-        if client.workspaces(workspace) is None:
-            raise LabelerError(f"workspace {workspace!r} not found on {client.api_url} (pass --workspace)")
-        remote = client.datasets(name, workspace=workspace)
+    remote = find_dataset(client, name, workspace, RANKING, create)
     if remote is not None:
-        if RANKING not in {q.name for q in remote.questions}:
-            raise LabelerError(f"dataset {name!r} in workspace {workspace!r} was not made by labeler "
-                               f"(no {RANKING!r} question); choose another --dataset")
         return remote, False
-    if not create:
-        raise LabelerError(f"dataset {name!r} not found in workspace {workspace!r} on {client.api_url} "
-                           "(push to it first)")
     settings = rg.Settings(
         guidelines=GUIDELINES,
         fields=[rg.TextField("prompt", title="Prompt", use_markdown=True),
