@@ -147,6 +147,17 @@ def test_safety_sources_that_match_no_pair_are_an_error_naming_the_sources(tmp_p
     assert out.exit_code == 1 and "no training pair has that source (sources: harm, math)" in out.output
 
 
+def test_gold_takes_every_file_a_shell_glob_gives_it(tmp_path, tiny_llama):
+    db = tmp_path / "l.duckdb"
+    rows = gold_with_sources(tmp_path / "gold.jsonl", 12).read_text().splitlines()
+    harm, math = tmp_path / "harm.jsonl", tmp_path / "math.jsonl"
+    harm.write_text("\n".join(r for r in rows if '"harm"' in r) + "\n")
+    math.write_text("\n".join(r for r in rows if '"harm"' not in r) + "\n")
+    out = run_cli("retrain", "--db", db, "--gold", harm, math, "--model", tiny_llama, "--method", "bt-probe",
+                  "--probe-layers", "1", "--safety-sources", "harmless", "--quiet")
+    assert out.exit_code == 1 and "no training pair has that source (sources: harm, math)" in out.output
+
+
 def test_features_after_several_blocks_in_one_pass_match_a_trunk_cut_there(tiny_llama):
     from transformers import AutoTokenizer
 

@@ -31,6 +31,9 @@ def _opt(help: str, panel: str | None = None, *names: str):
 
 @user_errors
 def retrain(
+    files: Annotated[list[Path] | None, typer.Argument(
+        help="Labelled file(s) to ingest first, as --gold (so `--gold train/*.jsonl` takes every file).",
+        show_default=False)] = None,
     gold: Annotated[list[Path] | None, typer.Option("--gold", help="Labelled file(s) to ingest first (repeatable).",
                                                     show_default=False)] = None,
     db: Db = DEFAULT_DB,
@@ -112,7 +115,7 @@ def retrain(
             print(f"retrain: {message}", file=sys.stderr)
 
     with api_errors():
-        result = api.retrain(db, gold=gold or [], method=method, config=config, model=model, judge=judge,
+        result = api.retrain(db, gold=[*(gold or []), *(files or [])], method=method, config=config, model=model, judge=judge,
                              judges_dir=judges_dir, options=options, progress=not quiet, log=log)
     if json:
         print(result.model_dump_json(indent=2))
