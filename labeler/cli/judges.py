@@ -115,8 +115,8 @@ def retrain(
             print(f"retrain: {message}", file=sys.stderr)
 
     with api_errors():
-        result = api.retrain(db, gold=[*(gold or []), *(files or [])], method=method, config=config, model=model, judge=judge,
-                             judges_dir=judges_dir, options=options, progress=not quiet, log=log)
+        result = api.retrain(db, gold=[*(gold or []), *(files or [])], method=method, config=config, model=model,
+                             judge=judge, judges_dir=judges_dir, options=options, progress=not quiet, log=log)
     if json:
         print(result.model_dump_json(indent=2))
     elif not quiet:
